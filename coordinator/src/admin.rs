@@ -1,0 +1,98 @@
+//! The `Admin` gRPC service: data scientists queue rounds; data scientists
+//! and auditors read status. Callers are known by their certificates and
+//! must be on the roster under the role their certificate names.
+
+use std::sync::Arc;
+
+use fedsoc_pki::Role;
+use fedsoc_proto::v1::admin_server::Admin;
+use fedsoc_proto::v1::{
+    RoundSummary, StartRoundsReply, StartRoundsRequest, StatusReply, StatusRequest,
+};
+use tonic::{Request, Response, Status};
+
+use crate::config::Roster;
+use crate::server::Shared;
+use crate::session::peer_identity;
+
+/// Most rounds one request may queue: a typo should not commit a
+/// federation to a year of training.
+pub const MAX_QUEUED_ROUNDS: u32 = 10_000;
+
+pub struct AdminService {
+    pub shared: Arc<Shared>,
+    pub roster: Arc<Roster>,
+}
+
+impl AdminService {
+    fn authorize<T>(&self, request: &Request<T>, allowed: &[Role]) -> Result<(), Status> {
+        let identity = peer_identity(request)?;
+        let listed = match identity.role {
+            Role::DataScientist => &self.roster.data_scientists,
+            Role::Auditor => &self.roster.auditors,
+            _ => {
+                return Err(Status::permission_denied(format!(
+                    "a {} certificate cannot use the admin service",
+                    identity.role
+                )));
+            }
+        };
+        if !allowed.contains(&identity.role) {
+            return Err(Status::permission_denied(format!(
+                "{} may not do this; it needs one of: {}",
+                identity,
+                allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if !listed.contains(&identity.id) {
+            return Err(Status::permission_denied(format!(
+                "{identity} is not on the federation's roster"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn start_rounds(
+        &self,
+        request: Request<StartRoundsRequest>,
+    ) -> Result<Response<StartRoundsReply>, Status> {
+        self.authorize(&request, &[Role::DataScientist])?;
+        let rounds = request.into_inner().rounds;
+        if rounds == 0 || rounds > MAX_QUEUED_ROUNDS {
+            return Err(Status::invalid_argument(format!(
+                "rounds must be between 1 and {MAX_QUEUED_ROUNDS}, got {rounds}"
+            )));
+        }
+        let queued = self.shared.queue_rounds(rounds);
+        Ok(Response::new(StartRoundsReply { queued }))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        self.authorize(&request, &[Role::DataScientist, Role::Auditor])?;
+        let status = self.shared.status();
+        Ok(Response::new(StatusReply {
+            federation: self.shared.spec.federation.clone(),
+            completed_rounds: status.completed_round,
+            queued_rounds: status.queued,
+            connected: self.shared.registry.connected(),
+            recent: status
+                .recent
+                .iter()
+                .map(|r| RoundSummary {
+                    round: r.round,
+                    included: r.included.clone(),
+                    dropped: r.dropped.iter().map(|(p, why)| format!("{p}: {why}")).collect(),
+                    mean_loss: r.mean_loss,
+                    samples: r.samples,
+                    model_sha256: r.model_sha256.clone(),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,224 @@
+//! `coordinator.toml`: who may join, what is trained, how rounds run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fedsoc_conf::{ConfError, invalid};
+use fedsoc_pki::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+/// The coordinator's whole configuration. Paths are relative to the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Name of the federation, shown to participants and in logs.
+    pub federation: String,
+    /// Address to listen on, e.g. "0.0.0.0:7443".
+    pub listen: SocketAddr,
+    pub tls: TlsSection,
+    pub roster: Roster,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub features: FeaturesSection,
+    #[serde(default)]
+    pub training: TrainingSection,
+    #[serde(default)]
+    pub rounds: RoundsSection,
+    pub storage: StorageSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The federation CA certificate: clients must present a certificate it signed.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Who may connect, by the id in their certificate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roster {
+    pub participants: Vec<String>,
+    #[serde(default)]
+    pub data_scientists: Vec<String>,
+    #[serde(default)]
+    pub auditors: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Encoder widths of the autoencoder; the decoder mirrors them.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Seed of the initial global model and of every training task.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            hidden: default_hidden(),
+            seed: 0,
+        }
+    }
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![64, 32, 8]
+}
+
+/// The federation-wide feature encoding.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesSection {
+    #[serde(default)]
+    pub preset: FeaturePreset,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeaturePreset {
+    /// The flow features of the built-in synthetic telemetry.
+    #[default]
+    Synthetic,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        TrainingSection {
+            epochs: 1,
+            batch_size: 64,
+            learning_rate: 1e-3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundsSection {
+    /// Rounds to run once enough participants are connected; 0 waits for
+    /// a data scientist's `StartRounds`.
+    pub count: u32,
+    /// A round starts, and completes, only with at least this many.
+    pub min_participants: usize,
+    /// Seconds a participant has to return its update.
+    pub round_timeout_s: u64,
+}
+
+impl Default for RoundsSection {
+    fn default() -> Self {
+        RoundsSection {
+            count: 10,
+            min_participants: 2,
+            round_timeout_s: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Folder for the global model of every round and the round history.
+    pub dir: PathBuf,
+}
+
+impl CoordinatorConfig {
+    /// Loads, resolves relative paths, and checks the values.
+    pub fn load(path: &Path) -> Result<Self, ConfError> {
+        let mut config: CoordinatorConfig = fedsoc_conf::load(path)?;
+        for p in [
+            &mut config.tls.ca,
+            &mut config.tls.cert,
+            &mut config.tls.key,
+            &mut config.storage.dir,
+        ] {
+            *p = fedsoc_conf::resolve(path, p);
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges and consistency.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
+        if self.roster.participants.is_empty() {
+            return Err(invalid(
+                path,
+                "roster.participants",
+                "the roster is empty; list the participant ids of the federation",
+            ));
+        }
+        for (field, ids) in [
+            ("roster.participants", &self.roster.participants),
+            ("roster.data_scientists", &self.roster.data_scientists),
+            ("roster.auditors", &self.roster.auditors),
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            for id in ids {
+                if !seen.insert(id) {
+                    return Err(invalid(path, field, format!("{id:?} is listed twice")));
+                }
+                fedsoc_pki::Identity::participant(id.clone())
+                    .map_err(|e| invalid(path, field, e.to_string()))?;
+            }
+        }
+        if self.rounds.min_participants == 0 {
+            return Err(invalid(path, "rounds.min_participants", "must be at least 1"));
+        }
+        if self.rounds.min_participants > self.roster.participants.len() {
+            return Err(invalid(
+                path,
+                "rounds.min_participants",
+                format!(
+                    "{} exceeds the {} participants on the roster",
+                    self.rounds.min_participants,
+                    self.roster.participants.len()
+                ),
+            ));
+        }
+        if self.rounds.round_timeout_s == 0 {
+            return Err(invalid(path, "rounds.round_timeout_s", "must be at least 1 second"));
+        }
+        if self.training.epochs == 0 {
+            return Err(invalid(path, "training.epochs", "must be at least 1"));
+        }
+        if self.training.batch_size == 0 {
+            return Err(invalid(path, "training.batch_size", "must be at least 1"));
+        }
+        if !(self.training.learning_rate.is_finite() && self.training.learning_rate > 0.0) {
+            return Err(invalid(
+                path,
+                "training.learning_rate",
+                "must be a positive number, e.g. 0.001",
+            ));
+        }
+        if self.model.hidden.is_empty() || self.model.hidden.contains(&0) {
+            return Err(invalid(
+                path,
+                "model.hidden",
+                "needs at least one layer width, each at least 1, e.g. [64, 32, 8]",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.tls.ca.clone(),
+            cert: self.tls.cert.clone(),
+            key: self.tls.key.clone(),
+        }
+    }
+}

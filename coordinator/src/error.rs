@@ -1,0 +1,34 @@
+use std::path::PathBuf;
+
+/// Why the coordinator could not start or could not finish a round.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Config(#[from] fedsoc_conf::ConfError),
+    #[error(transparent)]
+    Pki(#[from] fedsoc_pki::PkiError),
+    #[error("model: {0}")]
+    Model(#[from] fedsoc_models::ModelError),
+    #[error("cannot listen on {addr}: {source}; is another coordinator running there?")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("round {round}: only {got} participants connected, the round needs {need}")]
+    NotEnoughParticipants { round: u64, got: usize, need: usize },
+    #[error(
+        "round {round}: only {survivors} updates arrived, the round needs {need}; dropped: {dropped}"
+    )]
+    TooManyDropouts {
+        round: u64,
+        survivors: usize,
+        need: usize,
+        dropped: String,
+    },
+    #[error("storage {path}: {reason}")]
+    Storage { path: PathBuf, reason: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}

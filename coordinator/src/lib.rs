@@ -1,0 +1,36 @@
+//! The fedsoc coordinator: admits participants over mutual TLS, runs
+//! training rounds, combines their updates and keeps the global model.
+//!
+//! # Layout
+//!
+//! - [`config`]: `coordinator.toml`, loaded and checked.
+//! - [`federation`]: what all participants share (model, features,
+//!   training settings) and the per-task training seed.
+//! - [`registry`]: the participants connected now and their stream halves.
+//! - [`session`]: the `Federation` gRPC service: admission and streams.
+//! - [`admin`]: the `Admin` gRPC service for data scientists and auditors.
+//! - [`round`]: one round: tasks out, updates in, dropouts recorded.
+//! - [`aggregate`]: the "sum of updates" seam that secure aggregation fills.
+//! - [`strategy`]: FedAvg on the aggregate.
+//! - [`store`]: durable models and round history.
+//! - [`server`]: the running [`Coordinator`] and its round loop.
+//! - [`error`]: [`CoordinatorError`].
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod aggregate;
+pub mod config;
+pub mod error;
+pub mod federation;
+pub mod registry;
+pub mod round;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod strategy;
+
+pub use config::CoordinatorConfig;
+pub use error::CoordinatorError;
+pub use federation::{FederationSpec, training_seed};
+pub use round::{RoundReport, model_sha256};
+pub use server::Coordinator;

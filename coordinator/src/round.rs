@@ -1,0 +1,267 @@
+//! One training round: hand out tasks, collect updates, aggregate, step.
+//!
+//! Every participant is served by its own task with its own deadline, so a
+//! slow or vanished participant costs the round only its update: it is a
+//! dropout, and the round completes if enough updates arrived.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fedsoc_proto::chunk::{self, Assembler};
+use fedsoc_proto::v1::{
+    CoordinatorMessage, RoundClosed, TrainTask, coordinator_message, participant_message,
+};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::aggregate::PlaintextSum;
+use crate::error::CoordinatorError;
+use crate::federation::FederationSpec;
+use crate::registry::{Link, Registry};
+use crate::strategy;
+
+/// How rounds are run.
+#[derive(Clone, Debug)]
+pub struct RoundPolicy {
+    pub min_participants: usize,
+    pub timeout: Duration,
+}
+
+/// A participant that did not contribute to a round, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Dropout {
+    pub participant: String,
+    pub reason: String,
+}
+
+/// What a completed round produced.
+#[derive(Clone, Debug)]
+pub struct RoundReport {
+    pub round: u64,
+    pub included: Vec<String>,
+    pub dropped: Vec<Dropout>,
+    pub samples: u64,
+    pub mean_loss: f32,
+    pub model: Arc<Vec<f32>>,
+    pub model_sha256: String,
+}
+
+/// A participant's update as it arrived.
+struct Update {
+    samples: u64,
+    mean_loss: f32,
+    delta: Vec<f32>,
+}
+
+/// Task ids start at a random point so that ids from before a restart are
+/// never mistaken for current ones.
+fn next_task_id() -> u64 {
+    static NEXT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    NEXT.get_or_init(|| AtomicU64::new(rand::random::<u64>() >> 2))
+        .fetch_add(1, Ordering::Relaxed)
+}
+
+/// SHA-256 of a model's little-endian f32 bytes, hex.
+pub fn model_sha256(model: &[f32]) -> String {
+    let mut h = Sha256::new();
+    for v in model {
+        h.update(v.to_le_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Runs round `round` from `global` with the participants connected now.
+pub async fn run_round(
+    spec: &FederationSpec,
+    registry: &Registry,
+    policy: &RoundPolicy,
+    round: u64,
+    global: Arc<Vec<f32>>,
+) -> Result<RoundReport, CoordinatorError> {
+    let links = registry.take_idle();
+    if links.len() < policy.min_participants {
+        let got = links.len();
+        links.into_iter().for_each(|l| registry.restore(l));
+        return Err(CoordinatorError::NotEnoughParticipants {
+            round,
+            got,
+            need: policy.min_participants,
+        });
+    }
+    let span = tracing::info_span!("round", round);
+    let _guard = span.enter();
+    tracing::info!(participants = links.len(), "round started");
+
+    let deadline = Instant::now() + policy.timeout;
+    let mut tasks = JoinSet::new();
+    for link in links {
+        let train = spec.train_config(round, &link.id);
+        let task = TrainTask {
+            round,
+            task_id: next_task_id(),
+            epochs: train.epochs as u32,
+            batch_size: train.batch_size as u32,
+            learning_rate: train.learning_rate,
+            seed: train.seed,
+            num_params: global.len() as u64,
+            deadline_ms: policy.timeout.as_millis() as u64,
+        };
+        tasks.spawn(collect_update(link, task, global.clone(), deadline));
+    }
+
+    let mut sum = PlaintextSum::new(global.len());
+    let mut included = Vec::new();
+    let mut dropped = Vec::new();
+    let mut finished = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (link, task_id, result) =
+            joined.map_err(|e| CoordinatorError::Internal(format!("round task: {e}")))?;
+        let outcome = result.and_then(|u| {
+            sum.add(u.samples, u.mean_loss, &u.delta)
+                .map_err(|e| format!("update refused: {e}"))
+        });
+        match outcome {
+            Ok(()) => included.push(link.id.clone()),
+            Err(reason) => {
+                tracing::warn!(participant = %link.id, %reason, "dropout");
+                dropped.push(Dropout {
+                    participant: link.id.clone(),
+                    reason,
+                });
+            }
+        }
+        finished.push((link, task_id));
+    }
+    included.sort();
+    dropped.sort_by(|a, b| a.participant.cmp(&b.participant));
+
+    let enough = included.len() >= policy.min_participants;
+    for (link, task_id) in finished {
+        let was_included = enough && included.contains(&link.id);
+        let reason = match dropped.iter().find(|d| d.participant == link.id) {
+            Some(d) => d.reason.clone(),
+            None if !enough => "round aborted: too many dropouts".to_string(),
+            None => String::new(),
+        };
+        let closed = CoordinatorMessage {
+            body: Some(coordinator_message::Body::RoundClosed(RoundClosed {
+                round,
+                task_id,
+                included: was_included,
+                reason,
+            })),
+        };
+        // A participant that already left is a dropout already recorded.
+        let _ = link.outbox.try_send(Ok(closed));
+        registry.restore(link);
+    }
+    if !enough {
+        return Err(CoordinatorError::TooManyDropouts {
+            round,
+            survivors: included.len(),
+            need: policy.min_participants,
+            dropped: dropped
+                .iter()
+                .map(|d| format!("{} ({})", d.participant, d.reason))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+
+    let sum = sum.finish();
+    let model = strategy::fedavg(&global, &sum);
+    let report = RoundReport {
+        round,
+        samples: sum.total_samples,
+        mean_loss: strategy::mean_loss(&sum),
+        model_sha256: model_sha256(&model),
+        model: Arc::new(model),
+        included,
+        dropped,
+    };
+    tracing::info!(
+        included = report.included.len(),
+        dropped = report.dropped.len(),
+        mean_loss = report.mean_loss,
+        "round complete"
+    );
+    Ok(report)
+}
+
+/// Sends one participant its task and the global model, and waits for its
+/// update until the round deadline.
+async fn collect_update(
+    mut link: Link,
+    task: TrainTask,
+    global: Arc<Vec<f32>>,
+    deadline: Instant,
+) -> (Link, u64, Result<Update, String>) {
+    let task_id = task.task_id;
+    let result = tokio::time::timeout_at(deadline, exchange(&mut link, task, &global))
+        .await
+        .unwrap_or_else(|_| Err("missed the round deadline".to_string()));
+    (link, task_id, result)
+}
+
+async fn exchange(link: &mut Link, task: TrainTask, global: &[f32]) -> Result<Update, String> {
+    let task_id = task.task_id;
+    let gone = |_| "disconnected".to_string();
+    let send = |body| CoordinatorMessage { body: Some(body) };
+    link.outbox
+        .send(Ok(send(coordinator_message::Body::TrainTask(task))))
+        .await
+        .map_err(gone)?;
+    for piece in chunk::split(task_id, global) {
+        link.outbox
+            .send(Ok(send(coordinator_message::Body::ModelChunk(piece))))
+            .await
+            .map_err(gone)?;
+    }
+
+    let mut header = None;
+    let mut assembler = Assembler::new(task_id, global.len() as u64);
+    loop {
+        let message = link.inbox.recv().await.ok_or("disconnected")?;
+        match message.body {
+            Some(participant_message::Body::UpdateHeader(h)) if h.task_id == task_id => {
+                if h.num_params != global.len() as u64 {
+                    return Err(format!(
+                        "update announces {} values, the model has {}",
+                        h.num_params,
+                        global.len()
+                    ));
+                }
+                header = Some(h);
+            }
+            Some(participant_message::Body::UpdateChunk(piece)) if piece.task_id == task_id => {
+                let h = header.as_ref().ok_or("update chunk before its header")?;
+                if let Some(delta) = assembler.push(piece).map_err(|e| e.to_string())? {
+                    return Ok(Update {
+                        samples: h.samples,
+                        mean_loss: h.mean_loss,
+                        delta,
+                    });
+                }
+            }
+            Some(participant_message::Body::TaskFailed(f)) if f.task_id == task_id => {
+                return Err(format!("training failed: {}", f.reason));
+            }
+            other => {
+                // Stale answers to an earlier task, or a second Hello: never
+                // mixed into this round.
+                tracing::warn!(participant = %link.id, message = ?other.map(|b| kind(&b)), "ignored message not for this task");
+            }
+        }
+    }
+}
+
+fn kind(body: &participant_message::Body) -> &'static str {
+    match body {
+        participant_message::Body::Hello(_) => "hello",
+        participant_message::Body::UpdateHeader(_) => "update_header",
+        participant_message::Body::UpdateChunk(_) => "update_chunk",
+        participant_message::Body::TaskFailed(_) => "task_failed",
+    }
+}

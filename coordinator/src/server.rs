@@ -1,0 +1,264 @@
+//! The running coordinator: the gRPC server over mutual TLS, the state it
+//! shares with its services, and the loop that runs queued rounds.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use fedsoc_proto::MAX_MESSAGE_BYTES;
+use fedsoc_proto::v1::admin_server::AdminServer;
+use fedsoc_proto::v1::federation_server::FederationServer;
+use tokio::sync::{Notify, oneshot};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::admin::AdminService;
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::federation::FederationSpec;
+use crate::registry::Registry;
+use crate::round::{RoundPolicy, RoundReport, run_round};
+use crate::session::FederationService;
+use crate::store::{RoundRecord, Store};
+
+/// Rounds kept in memory for `Status`.
+const RECENT_ROUNDS: usize = 20;
+
+/// State the services and the round loop share.
+pub struct Shared {
+    pub spec: Arc<FederationSpec>,
+    pub registry: Registry,
+    progress: Mutex<Progress>,
+    queue_changed: Notify,
+}
+
+/// Where the federation stands.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub completed_round: u64,
+    pub global: Arc<Vec<f32>>,
+    pub queued: u32,
+    pub recent: Vec<RoundRecord>,
+}
+
+impl Shared {
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        // Every update of Progress is a plain assignment: poison is moot.
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `n` more rounds; returns how many are queued now.
+    pub fn queue_rounds(&self, n: u32) -> u32 {
+        let queued = {
+            let mut p = self.progress();
+            p.queued = p.queued.saturating_add(n);
+            p.queued
+        };
+        self.queue_changed.notify_waiters();
+        queued
+    }
+
+    pub fn status(&self) -> Progress {
+        self.progress().clone()
+    }
+}
+
+/// A coordinator serving on a socket.
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    policy: RoundPolicy,
+    store: Store,
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Coordinator {
+    /// Loads (or creates) the stored state and starts serving on
+    /// `config.listen` (port 0 picks a free port: see [`Self::local_addr`]).
+    pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
+        let spec = Arc::new(FederationSpec::from_config(config)?);
+        let store = Store::open(&config.storage.dir)?;
+        let (completed_round, global) = match store.load_head()? {
+            Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
+            Some((_, model)) => {
+                return Err(CoordinatorError::Storage {
+                    path: config.storage.dir.clone(),
+                    reason: format!(
+                        "the stored model has {} parameters but the configured model has {}; \
+                         use a new storage folder for a changed model",
+                        model.len(),
+                        spec.model.num_params()
+                    ),
+                });
+            }
+            None => {
+                let initial = spec.initial_model()?;
+                store.save_initial(&initial)?;
+                (0, initial)
+            }
+        };
+        let recent = store.history()?;
+        let recent = recent[recent.len().saturating_sub(RECENT_ROUNDS)..].to_vec();
+        let registry = Registry::default();
+        let shared = Arc::new(Shared {
+            spec: spec.clone(),
+            registry: registry.clone(),
+            progress: Mutex::new(Progress {
+                completed_round,
+                global: Arc::new(global),
+                queued: config.rounds.count,
+                recent,
+            }),
+            queue_changed: Notify::new(),
+        });
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| CoordinatorError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| CoordinatorError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let federation = FederationService::new(
+            spec.clone(),
+            Arc::new(config.roster.participants.clone()),
+            registry,
+        );
+        let admin = AdminService {
+            shared: shared.clone(),
+            roster: Arc::new(config.roster.clone()),
+        };
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .tls_config(config.tls_files().server_config()?)?
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .add_service(
+                FederationServer::new(federation)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(AdminServer::new(admin));
+        let server = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async {
+                let _ = stop.await;
+            },
+        ));
+        tracing::info!(%local_addr, federation = %spec.federation, completed_round, "coordinator listening");
+        Ok(Coordinator {
+            shared,
+            policy: RoundPolicy {
+                min_participants: config.rounds.min_participants,
+                timeout: Duration::from_secs(config.rounds.round_timeout_s),
+            },
+            store,
+            local_addr,
+            shutdown: Some(shutdown),
+            server,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn spec(&self) -> &FederationSpec {
+        &self.shared.spec
+    }
+
+    /// The current global model.
+    pub fn global_model(&self) -> Arc<Vec<f32>> {
+        self.shared.progress().global.clone()
+    }
+
+    /// Waits until `n` participants are connected; false on timeout.
+    pub async fn wait_for_participants(&self, n: usize, timeout: Duration) -> bool {
+        self.shared.registry.wait_for(n, timeout).await
+    }
+
+    /// Runs the next round now with whoever is connected, stores its model
+    /// and makes it the global one.
+    pub async fn run_next_round(&self) -> Result<RoundReport, CoordinatorError> {
+        let (round, global) = {
+            let p = self.shared.progress();
+            (p.completed_round + 1, p.global.clone())
+        };
+        let report = run_round(
+            &self.shared.spec,
+            &self.shared.registry,
+            &self.policy,
+            round,
+            global,
+        )
+        .await?;
+        self.store.save_round(&report)?;
+        let mut p = self.shared.progress();
+        p.completed_round = report.round;
+        p.global = report.model.clone();
+        p.recent.push(RoundRecord::from(&report));
+        if p.recent.len() > RECENT_ROUNDS {
+            p.recent.remove(0);
+        }
+        Ok(report)
+    }
+
+    /// Runs queued rounds as participants allow, until `stop` resolves.
+    /// A round that fails (too few participants, too many dropouts) is
+    /// logged and retried after a pause; it stays queued.
+    pub async fn run_queued(&self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let queued = self.shared.progress().queued;
+            if queued == 0 {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = self.shared.queue_changed.notified() => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            let ready = tokio::select! {
+                _ = &mut stop => return,
+                ready = self.wait_for_participants(self.policy.min_participants, Duration::from_secs(5)) => ready,
+            };
+            if !ready {
+                continue;
+            }
+            let outcome = tokio::select! {
+                _ = &mut stop => return,
+                outcome = self.run_next_round() => outcome,
+            };
+            match outcome {
+                Ok(report) => {
+                    let mut p = self.shared.progress();
+                    p.queued = p.queued.saturating_sub(1);
+                    tracing::info!(round = report.round, mean_loss = report.mean_loss, queued = p.queued, model = %report.model_sha256, "round stored");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "round failed; retrying with fresh tasks");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops serving and waits for the server to wind down.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Open participant streams would keep a graceful shutdown waiting.
+        self.server.abort();
+        let _ = self.server.await;
+    }
+}

@@ -1,0 +1,177 @@
+//! The `Federation` gRPC service: admits a participant's stream.
+//!
+//! Admission checks, in order: the TLS layer has verified the client
+//! certificate against the federation CA; the certificate names a
+//! participant; that participant is on the roster; its first message is a
+//! `Hello` with our protocol version and its own id. Only then does the
+//! stream join the [`Registry`]. Each refusal says why and what to do.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fedsoc_pki::{Identity, Role};
+use fedsoc_proto::PROTOCOL_VERSION;
+use fedsoc_proto::v1::federation_server::Federation;
+use fedsoc_proto::v1::{
+    CoordinatorMessage, ParticipantMessage, Welcome, coordinator_message, participant_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::federation::FederationSpec;
+use crate::registry::{Link, Registry};
+
+/// How long a new stream may take to say Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages buffered towards one participant.
+const OUTBOX_DEPTH: usize = 16;
+
+pub struct FederationService {
+    pub spec: Arc<FederationSpec>,
+    pub roster: Arc<Vec<String>>,
+    pub registry: Registry,
+    next_session: AtomicU64,
+}
+
+impl FederationService {
+    pub fn new(spec: Arc<FederationSpec>, roster: Arc<Vec<String>>, registry: Registry) -> Self {
+        FederationService {
+            spec,
+            roster,
+            registry,
+            next_session: AtomicU64::new(1),
+        }
+    }
+}
+
+/// The verified identity behind a request's client certificate.
+pub fn peer_identity<T>(request: &Request<T>) -> Result<Identity, Status> {
+    let certs = request.peer_certs().ok_or_else(|| {
+        Status::unauthenticated("no client certificate: connect with mutual TLS")
+    })?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
+    fedsoc_pki::identity_from_der(leaf).map_err(|e| Status::unauthenticated(e.to_string()))
+}
+
+/// Checks the Hello against the certificate and protocol version.
+fn check_hello(
+    first: Option<ParticipantMessage>,
+    identity: &Identity,
+) -> Result<(), Status> {
+    let hello = match first.and_then(|m| m.body) {
+        Some(participant_message::Body::Hello(hello)) => hello,
+        _ => {
+            return Err(Status::invalid_argument(
+                "the first message of a session must be Hello",
+            ));
+        }
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "protocol version {} is not supported: this coordinator speaks version {}; \
+             install a participant of the same fedsoc release",
+            hello.protocol_version, PROTOCOL_VERSION
+        )));
+    }
+    if hello.participant_id != identity.id {
+        return Err(Status::permission_denied(format!(
+            "Hello names participant {:?} but the certificate is for {:?}; \
+             set the participant id to the one in its certificate",
+            hello.participant_id, identity.id
+        )));
+    }
+    Ok(())
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<ParticipantMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let identity = peer_identity(&request)?;
+        if identity.role != Role::Participant {
+            return Err(Status::permission_denied(format!(
+                "a {} certificate cannot join rounds; participants need a participant certificate",
+                identity.role
+            )));
+        }
+        if !self.roster.contains(&identity.id) {
+            tracing::warn!(participant = %identity.id, "refused: not on the roster");
+            return Err(Status::permission_denied(format!(
+                "participant {:?} is not on the roster of federation {:?}; \
+                 ask the coordinator operator to add it",
+                identity.id, self.spec.federation
+            )));
+        }
+        let mut inbound = request.into_inner();
+        let first = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(first)) => first,
+            Ok(Err(status)) => return Err(status),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(
+                    "no Hello within 10 seconds of opening the session",
+                ));
+            }
+        };
+        check_hello(first, &identity)?;
+
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_DEPTH);
+        let welcome = CoordinatorMessage {
+            body: Some(coordinator_message::Body::Welcome(Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                federation: self.spec.federation.clone(),
+                model: Some(self.spec.model_spec()),
+                encoder_spec_json: self.spec.encoder_json.clone(),
+            })),
+        };
+        outbox
+            .send(Ok(welcome))
+            .await
+            .map_err(|_| Status::cancelled("participant left during the handshake"))?;
+
+        let (inbox_tx, inbox) = mpsc::channel(OUTBOX_DEPTH);
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.registry.insert(Link {
+            id: identity.id.clone(),
+            session,
+            outbox,
+            inbox,
+        });
+        tracing::info!(participant = %identity.id, session, "joined");
+
+        // Moves inbound messages to the link until the stream ends; the
+        // round that holds the link then sees its inbox close.
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        if inbox_tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::info!(participant = %identity.id, %status, "stream error");
+                        break;
+                    }
+                }
+            }
+            tracing::info!(participant = %identity.id, session, "left");
+            registry.disconnected(&identity.id, session);
+        });
+
+        Ok(Response::new(Box::pin(ReceiverStream::new(outbox_rx))))
+    }
+}

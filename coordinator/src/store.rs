@@ -1,0 +1,228 @@
+//! Durable coordinator state: the global model after every round and the
+//! round history, written so that a crash at any moment leaves either the
+//! old or the new state on disk, never a torn one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoordinatorError;
+use crate::round::{Dropout, RoundReport, model_sha256};
+
+/// One line of `history.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoundRecord {
+    pub round: u64,
+    pub included: Vec<String>,
+    pub dropped: Vec<(String, String)>,
+    pub samples: u64,
+    pub mean_loss: f32,
+    pub model_sha256: String,
+}
+
+impl From<&RoundReport> for RoundRecord {
+    fn from(r: &RoundReport) -> Self {
+        RoundRecord {
+            round: r.round,
+            included: r.included.clone(),
+            dropped: r
+                .dropped
+                .iter()
+                .map(|Dropout { participant, reason }| (participant.clone(), reason.clone()))
+                .collect(),
+            samples: r.samples,
+            mean_loss: r.mean_loss,
+            model_sha256: r.model_sha256.clone(),
+        }
+    }
+}
+
+/// `state.json`: which round is the latest complete one.
+#[derive(Debug, Serialize, Deserialize)]
+struct Head {
+    round: u64,
+    model_sha256: String,
+    num_params: usize,
+}
+
+/// The coordinator's storage folder.
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, CoordinatorError> {
+        std::fs::create_dir_all(dir.join("models")).map_err(|e| storage(dir, e))?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// File of the global model after `round` (round 0: the initial model).
+    pub fn model_path(&self, round: u64) -> PathBuf {
+        self.dir.join("models").join(format!("round-{round:06}.f32"))
+    }
+
+    /// Records a completed round: model first, history second, head last,
+    /// so the head never points at a model that is not fully on disk.
+    pub fn save_round(&self, report: &RoundReport) -> Result<(), CoordinatorError> {
+        self.save_model(report.round, &report.model)?;
+        let line = serde_json::to_string(&RoundRecord::from(report))
+            .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let history = self.dir.join("history.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&history)
+            .map_err(|e| storage(&history, e))?;
+        writeln!(file, "{line}").map_err(|e| storage(&history, e))?;
+        file.sync_all().map_err(|e| storage(&history, e))?;
+        self.write_head(report.round, &report.model)
+    }
+
+    /// Saves the model of `round` (atomically) and makes it the head.
+    pub fn save_initial(&self, model: &[f32]) -> Result<(), CoordinatorError> {
+        self.save_model(0, model)?;
+        self.write_head(0, model)
+    }
+
+    fn save_model(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
+        let bytes: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
+        write_atomic(&self.model_path(round), &bytes)
+    }
+
+    fn write_head(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
+        let head = Head {
+            round,
+            model_sha256: model_sha256(model),
+            num_params: model.len(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&head).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        write_atomic(&self.dir.join("state.json"), &json)
+    }
+
+    /// The latest complete round and its model, checked against its hash;
+    /// `None` for a fresh folder.
+    pub fn load_head(&self) -> Result<Option<(u64, Vec<f32>)>, CoordinatorError> {
+        let path = self.dir.join("state.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(storage(&path, e)),
+        };
+        let head: Head = serde_json::from_slice(&bytes).map_err(|e| CoordinatorError::Storage {
+            path: path.clone(),
+            reason: format!("unreadable ({e}); restore it from a backup or start a new storage folder"),
+        })?;
+        let model_path = self.model_path(head.round);
+        let raw = std::fs::read(&model_path).map_err(|e| storage(&model_path, e))?;
+        if raw.len() != head.num_params * 4 {
+            return Err(CoordinatorError::Storage {
+                path: model_path,
+                reason: format!("holds {} bytes, expected {}", raw.len(), head.num_params * 4),
+            });
+        }
+        let model: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if model_sha256(&model) != head.model_sha256 {
+            return Err(CoordinatorError::Storage {
+                path: model_path,
+                reason: "does not match the hash recorded in state.json".into(),
+            });
+        }
+        Ok(Some((head.round, model)))
+    }
+
+    /// Every recorded round, oldest first.
+    pub fn history(&self) -> Result<Vec<RoundRecord>, CoordinatorError> {
+        let path = self.dir.join("history.jsonl");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(storage(&path, e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).map_err(|e| CoordinatorError::Storage {
+                    path: path.clone(),
+                    reason: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect()
+    }
+}
+
+fn storage(path: &Path, e: std::io::Error) -> CoordinatorError {
+    CoordinatorError::Storage {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Write to a temporary file, fsync, rename over the target, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| storage(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| storage(&tmp, e))?;
+    file.sync_all().map_err(|e| storage(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| storage(path, e))?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        // Best effort: not every platform can fsync a directory.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn report(round: u64, model: Vec<f32>) -> RoundReport {
+        RoundReport {
+            round,
+            included: vec!["a".into()],
+            dropped: vec![Dropout {
+                participant: "b".into(),
+                reason: "disconnected".into(),
+            }],
+            samples: 10,
+            mean_loss: 0.5,
+            model_sha256: model_sha256(&model),
+            model: Arc::new(model),
+        }
+    }
+
+    #[test]
+    fn saves_and_reloads_head_and_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.load_head().unwrap().is_none());
+        store.save_initial(&[0.0, 1.0]).unwrap();
+        store.save_round(&report(1, vec![0.5, 1.5])).unwrap();
+        let (round, model) = store.load_head().unwrap().unwrap();
+        assert_eq!((round, model), (1, vec![0.5, 1.5]));
+        let history = store.history().unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].dropped, vec![("b".into(), "disconnected".into())]);
+    }
+
+    #[test]
+    fn corrupted_model_is_reported_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save_round(&report(1, vec![0.5, 1.5])).unwrap();
+        std::fs::write(store.model_path(1), 7.0f32.to_le_bytes().repeat(2)).unwrap();
+        let err = store.load_head().unwrap_err().to_string();
+        assert!(err.contains("round-000001.f32") && err.contains("hash"), "{err}");
+    }
+}

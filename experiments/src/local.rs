@@ -1,0 +1,255 @@
+//! A whole federation on one machine: a throwaway CA, a coordinator on
+//! 127.0.0.1 and N participant agents, every link real mutual TLS. The
+//! configuration files it writes are the same ones a real deployment uses,
+//! loaded by the same loaders.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedsoc_coordinator::{Coordinator, CoordinatorConfig};
+use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError};
+use fedsoc_pki::{CertificateAuthority, Identity, Role};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::ExperimentError;
+
+/// What to set up.
+#[derive(Clone, Debug)]
+pub struct LocalFederationSpec {
+    /// Folder for PKI, configuration files and coordinator storage.
+    pub dir: PathBuf,
+    pub participants: usize,
+    /// Synthetic telemetry rows per participant.
+    pub rows: usize,
+    /// Seed of the data and of the model.
+    pub seed: u64,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    pub hidden: Vec<usize>,
+    pub min_participants: usize,
+    pub round_timeout: Duration,
+}
+
+impl LocalFederationSpec {
+    pub fn new(dir: &Path, participants: usize) -> Self {
+        LocalFederationSpec {
+            dir: dir.to_path_buf(),
+            participants,
+            rows: 4000,
+            seed: 7,
+            epochs: 1,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            hidden: vec![64, 32, 8],
+            min_participants: participants.div_ceil(2).max(1),
+            round_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The participant id of synthetic site `i`: "soc-" and its country code.
+pub fn participant_id(site: usize) -> String {
+    let countries = fedsoc_datasets::synthetic::countries();
+    let country = &countries[site % countries.len()];
+    if site < countries.len() {
+        format!("soc-{}", country.code)
+    } else {
+        format!("soc-{}-{}", country.code, site / countries.len())
+    }
+}
+
+struct RunningAgent {
+    id: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ParticipantError>>,
+}
+
+/// A running local federation.
+pub struct LocalFederation {
+    pub coordinator: Coordinator,
+    pub dir: PathBuf,
+    pub ca: CertificateAuthority,
+    participant_configs: Vec<ParticipantConfig>,
+    agents: Vec<RunningAgent>,
+}
+
+impl LocalFederation {
+    /// Provisions certificates, writes configs, starts the coordinator and
+    /// every participant, and waits until all participants have joined.
+    pub async fn start(spec: &LocalFederationSpec) -> Result<Self, ExperimentError> {
+        let pki = spec.dir.join("pki");
+        std::fs::create_dir_all(&pki).map_err(|e| ExperimentError::io(&pki, e))?;
+        let ca = CertificateAuthority::generate("local")?;
+        ca.save(&pki)?;
+        let hostnames = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        ca.issue(&Identity::new(Role::Coordinator, "coordinator")?, &hostnames)?
+            .save(&pki, "coordinator")?;
+        let ids: Vec<String> = (0..spec.participants).map(participant_id).collect();
+        for id in &ids {
+            ca.issue(&Identity::participant(id.clone())?, &[])?
+                .save(&pki, id)?;
+        }
+        ca.issue(&Identity::new(Role::DataScientist, "analyst")?, &[])?
+            .save(&pki, "analyst")?;
+
+        let coordinator_toml = spec.dir.join("coordinator.toml");
+        write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;
+        let config = CoordinatorConfig::load(&coordinator_toml)?;
+        let coordinator = Coordinator::start(&config).await?;
+        let port = coordinator.local_addr().port();
+
+        let mut participant_configs = Vec::new();
+        for (site, id) in ids.iter().enumerate() {
+            let path = spec.dir.join(format!("participant-{id}.toml"));
+            write(&path, &participant_config_text(spec, id, site, port))?;
+            participant_configs.push(ParticipantConfig::load(&path)?);
+        }
+        let mut federation = LocalFederation {
+            coordinator,
+            dir: spec.dir.clone(),
+            ca,
+            participant_configs,
+            agents: Vec::new(),
+        };
+        for i in 0..spec.participants {
+            federation.start_participant(i)?;
+        }
+        if !federation
+            .coordinator
+            .wait_for_participants(spec.participants, Duration::from_secs(60))
+            .await
+        {
+            return Err(ExperimentError::Setup(format!(
+                "only {:?} of {} participants joined within 60 s",
+                federation.coordinator.shared().registry.connected(),
+                spec.participants
+            )));
+        }
+        Ok(federation)
+    }
+
+    pub fn participant_ids(&self) -> Vec<String> {
+        self.participant_configs.iter().map(|c| c.id.clone()).collect()
+    }
+
+    pub fn participant_config(&self, index: usize) -> &ParticipantConfig {
+        &self.participant_configs[index]
+    }
+
+    /// Starts (or restarts) participant `index` as an in-process agent.
+    pub fn start_participant(&mut self, index: usize) -> Result<(), ExperimentError> {
+        let config = self.participant_configs[index].clone();
+        let id = config.id.clone();
+        let agent = Agent::new(config)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            agent
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        self.agents.push(RunningAgent {
+            id,
+            stop: Some(stop),
+            task,
+        });
+        Ok(())
+    }
+
+    /// Kills a participant abruptly, as a crashed machine would vanish.
+    pub fn kill(&mut self, id: &str) {
+        for agent in self.agents.iter_mut().filter(|a| a.id == id) {
+            agent.task.abort();
+        }
+        self.agents.retain(|a| a.id != id);
+    }
+
+    /// Stops every participant, then the coordinator.
+    pub async fn shutdown(mut self) {
+        for agent in &mut self.agents {
+            if let Some(stop) = agent.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for agent in self.agents.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), agent.task).await;
+        }
+        self.coordinator.shutdown().await;
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ExperimentError> {
+    std::fs::write(path, text).map_err(|e| ExperimentError::io(path, e))
+}
+
+fn coordinator_config_text(spec: &LocalFederationSpec, ids: &[String]) -> String {
+    format!(
+        r#"# Written by fedsoc for a federation on this machine.
+federation = "local"
+listen = "127.0.0.1:0"
+
+[tls]
+ca = "pki/ca.pem"
+cert = "pki/coordinator.pem"
+key = "pki/coordinator.key"
+
+[roster]
+participants = {participants:?}
+data_scientists = ["analyst"]
+
+[model]
+hidden = {hidden:?}
+seed = {seed}
+
+[training]
+epochs = {epochs}
+batch_size = {batch}
+learning_rate = {lr:?}
+
+[rounds]
+count = 0
+min_participants = {min}
+round_timeout_s = {timeout}
+
+[storage]
+dir = "."
+"#,
+        participants = ids,
+        hidden = spec.hidden,
+        seed = spec.seed,
+        epochs = spec.epochs,
+        batch = spec.batch_size,
+        lr = spec.learning_rate,
+        min = spec.min_participants,
+        timeout = spec.round_timeout.as_secs().max(1),
+    )
+}
+
+fn participant_config_text(spec: &LocalFederationSpec, id: &str, site: usize, port: u16) -> String {
+    format!(
+        r#"# Written by fedsoc for a federation on this machine.
+id = "{id}"
+coordinator = "https://localhost:{port}"
+
+[tls]
+ca = "pki/ca.pem"
+cert = "pki/{id}.pem"
+key = "pki/{id}.key"
+
+[data]
+source = "synthetic"
+site = {site}
+seed = {seed}
+rows = {rows}
+
+[reconnect]
+initial_backoff_ms = 200
+max_backoff_ms = 5000
+"#,
+        seed = spec.seed,
+        rows = spec.rows,
+    )
+}

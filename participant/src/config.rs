@@ -1,0 +1,242 @@
+//! `participant.toml`: where the coordinator is, who we are, where our
+//! telemetry is.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedsoc_conf::{ConfError, invalid};
+use fedsoc_pki::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantConfig {
+    /// Our id: must be the id in our certificate.
+    pub id: String,
+    /// The coordinator's URL, e.g. "https://coordinator.example.eu:7443".
+    pub coordinator: String,
+    /// Name in the coordinator's certificate; defaults to the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    pub tls: TlsSection,
+    pub data: DataSource,
+    #[serde(default)]
+    pub reconnect: ReconnectSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where the participant's telemetry comes from. It never leaves the
+/// participant: only model updates do.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The built-in synthetic SOC telemetry of one country profile.
+    Synthetic {
+        /// Country profile index (0 = de, 1 = fr, …; wraps around).
+        site: usize,
+        #[serde(default)]
+        seed: u64,
+        #[serde(default = "default_rows")]
+        rows: usize,
+        /// Share of attack flows mixed into the training telemetry, as a
+        /// real SOC's traffic is never perfectly clean.
+        #[serde(default = "default_contamination")]
+        contamination: f64,
+    },
+}
+
+fn default_rows() -> usize {
+    4000
+}
+
+fn default_contamination() -> f64 {
+    0.01
+}
+
+/// Reconnection with jittered exponential backoff.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectSection {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReconnectSection {
+    fn default() -> Self {
+        ReconnectSection {
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+impl ReconnectSection {
+    /// The pause before attempt `attempt` (0-based): doubling up to the
+    /// cap, with ±50 % jitter so participants do not reconnect in lockstep.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let base = self
+            .initial_backoff_ms
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(self.max_backoff_ms);
+        Duration::from_millis((base as f64 * (0.5 + jitter.clamp(0.0, 1.0))) as u64)
+    }
+}
+
+impl ParticipantConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfError> {
+        let mut config: ParticipantConfig = fedsoc_conf::load(path)?;
+        for p in [&mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key] {
+            *p = fedsoc_conf::resolve(path, p);
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
+        fedsoc_pki::Identity::participant(self.id.clone())
+            .map_err(|e| invalid(path, "id", e.to_string()))?;
+        if !self.coordinator.starts_with("https://") {
+            return Err(invalid(
+                path,
+                "coordinator",
+                format!(
+                    "{:?} must be an https:// URL: every connection is mutual TLS",
+                    self.coordinator
+                ),
+            ));
+        }
+        if self.server_name().is_empty() {
+            return Err(invalid(path, "coordinator", "the URL has no host name"));
+        }
+        match &self.data {
+            DataSource::Synthetic {
+                rows,
+                contamination,
+                ..
+            } => {
+                if *rows == 0 {
+                    return Err(invalid(path, "data.rows", "must be at least 1"));
+                }
+                if !(0.0..=0.5).contains(contamination) {
+                    return Err(invalid(
+                        path,
+                        "data.contamination",
+                        "must be between 0.0 and 0.5",
+                    ));
+                }
+            }
+        }
+        if self.reconnect.initial_backoff_ms == 0
+            || self.reconnect.max_backoff_ms < self.reconnect.initial_backoff_ms
+        {
+            return Err(invalid(
+                path,
+                "reconnect",
+                "initial_backoff_ms must be at least 1 and at most max_backoff_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TLS name to expect on the coordinator's certificate.
+    pub fn server_name(&self) -> String {
+        if let Some(name) = &self.server_name {
+            return name.clone();
+        }
+        let rest = self
+            .coordinator
+            .strip_prefix("https://")
+            .unwrap_or(&self.coordinator);
+        let authority = rest.split('/').next().unwrap_or_default();
+        match authority.strip_prefix('[') {
+            // [::1]:7443
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => authority.split(':').next().unwrap_or_default().to_string(),
+        }
+    }
+
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.tls.ca.clone(),
+            cert: self.tls.cert.clone(),
+            key: self.tls.key.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_name_from_url() {
+        let mut c = ParticipantConfig {
+            id: "a".into(),
+            coordinator: "https://coord.example.eu:7443".into(),
+            server_name: None,
+            tls: TlsSection {
+                ca: "ca".into(),
+                cert: "c".into(),
+                key: "k".into(),
+            },
+            data: DataSource::Synthetic {
+                site: 0,
+                seed: 0,
+                rows: 1,
+                contamination: 0.0,
+            },
+            reconnect: ReconnectSection::default(),
+        };
+        assert_eq!(c.server_name(), "coord.example.eu");
+        c.coordinator = "https://[::1]:7443/".into();
+        assert_eq!(c.server_name(), "::1");
+        c.server_name = Some("localhost".into());
+        assert_eq!(c.server_name(), "localhost");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = ReconnectSection {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1000,
+        };
+        assert_eq!(r.backoff(0, 0.5), Duration::from_millis(100));
+        assert_eq!(r.backoff(3, 0.5), Duration::from_millis(800));
+        assert_eq!(r.backoff(10, 0.5), Duration::from_millis(1000));
+        assert_eq!(r.backoff(10, 0.0), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn malformed_file_names_file_field_and_problem() {
+        let dir = std::env::temp_dir().join(format!("fedsoc-pcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("participant.toml");
+        std::fs::write(
+            &path,
+            "id = \"soc-de\"\ncoordinator = \"https://localhost:7443\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n\
+             [data]\nsource = \"synthetic\"\nsite = \"first\"\n",
+        )
+        .unwrap();
+        let err = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("participant.toml"), "{err}");
+        assert!(err.contains("data") && err.contains("invalid type"), "{err}");
+        std::fs::write(
+            &path,
+            "id = \"soc-de\"\ncoordinator = \"http://localhost:7443\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n\
+             [data]\nsource = \"synthetic\"\nsite = 1\n",
+        )
+        .unwrap();
+        let err = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("field `coordinator`") && err.contains("https://"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

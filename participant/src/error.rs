@@ -1,0 +1,50 @@
+/// Why a participant stopped or could not take part.
+#[derive(Debug, thiserror::Error)]
+pub enum ParticipantError {
+    #[error(transparent)]
+    Config(#[from] fedsoc_conf::ConfError),
+    #[error(transparent)]
+    Pki(#[from] fedsoc_pki::PkiError),
+    #[error("telemetry: {0}")]
+    Data(#[from] fedsoc_datasets::DatasetError),
+    #[error("model: {0}")]
+    Model(#[from] fedsoc_models::ModelError),
+    #[error("cannot reach the coordinator at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("the coordinator refused this participant: {0}")]
+    Refused(String),
+    #[error("the session ended: {0}")]
+    Session(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ParticipantError {
+    /// Refusals and protocol errors will not go away by reconnecting.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ParticipantError::Config(_)
+                | ParticipantError::Pki(_)
+                | ParticipantError::Data(_)
+                | ParticipantError::Refused(_)
+                | ParticipantError::Protocol(_)
+        )
+    }
+}
+
+/// An error and every cause under it, on one line: TLS failures hide the
+/// useful part ("unknown CA") several sources deep.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

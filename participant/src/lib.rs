@@ -1,0 +1,23 @@
+//! The fedsoc participant: the node agent that runs beside a SOC's
+//! telemetry. It dials out (it never accepts connections), trains the
+//! federation's model locally, and sends back only model updates.
+//!
+//! # Layout
+//!
+//! - [`config`]: `participant.toml`, loaded and checked; reconnect backoff.
+//! - [`telemetry`]: loading the local data source and encoding it with the
+//!   federation's feature encoding.
+//! - [`task`]: receiving a training task and its global model (sans-IO).
+//! - [`agent`]: the async shell: connection, stream, training, replies.
+//! - [`error`]: [`ParticipantError`].
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod config;
+pub mod error;
+pub mod task;
+pub mod telemetry;
+
+pub use agent::Agent;
+pub use config::{DataSource, ParticipantConfig};
+pub use error::ParticipantError;

@@ -1,0 +1,26 @@
+//! The federation's public-key infrastructure.
+//!
+//! Every connection in a federation is mutual TLS, and a peer *is* its
+//! certificate: the role and id it acts under travel in the certificate as a
+//! subject-alternative-name URI `urn:fedsoc:<role>:<id>`, signed by the
+//! federation CA. Nothing a peer says about itself afterwards can change that.
+//!
+//! # Layout
+//!
+//! - [`identity`]: [`Role`] and [`Identity`], their URI form, and reading them
+//!   back out of a DER certificate.
+//! - [`authority`]: the federation CA: create, save, load, issue certificates.
+//! - [`tls`]: the PEM files a process presents, turned into tonic's server and
+//!   client TLS settings (client certificates always required).
+//! - [`error`]: [`PkiError`].
+#![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod error;
+pub mod identity;
+pub mod tls;
+
+pub use authority::{CertificateAuthority, IssuedCertificate};
+pub use error::PkiError;
+pub use identity::{Identity, Role, identity_from_der};
+pub use tls::TlsFiles;

@@ -1,0 +1,1 @@
+//! fedsoc-secagg
