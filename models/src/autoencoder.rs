@@ -59,9 +59,11 @@ impl AutoencoderConfig {
     }
 
     fn checked_num_params(&self) -> Option<usize> {
-        self.layer_dims().into_iter().try_fold(0usize, |acc, (i, o)| {
-            i.checked_mul(o)?.checked_add(o)?.checked_add(acc)
-        })
+        self.layer_dims()
+            .into_iter()
+            .try_fold(0usize, |acc, (i, o)| {
+                i.checked_mul(o)?.checked_add(o)?.checked_add(acc)
+            })
     }
 
     /// `(d_in, d_out)` of every linear layer, encoder then decoder.
@@ -101,13 +103,10 @@ impl Autoencoder {
     /// Reconstruction of `x` (`[batch, d]` → `[batch, d]`): ReLU between layers, linear output.
     pub(crate) fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len().saturating_sub(1);
-        self.layers
-            .iter()
-            .enumerate()
-            .fold(x, |h, (i, layer)| {
-                let h = layer.forward(h);
-                if i < last { relu(h) } else { h }
-            })
+        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
+            let h = layer.forward(h);
+            if i < last { relu(h) } else { h }
+        })
     }
 }
 
@@ -123,7 +122,8 @@ mod tests {
             c.layer_dims(),
             vec![(40, 64), (64, 32), (32, 8), (8, 32), (32, 64), (64, 40)]
         );
-        let expected = 40 * 64 + 64 + 64 * 32 + 32 + 32 * 8 + 8 + 8 * 32 + 32 + 32 * 64 + 64 + 64 * 40 + 40;
+        let expected =
+            40 * 64 + 64 + 64 * 32 + 32 + 32 * 8 + 8 + 8 * 32 + 32 + 32 * 64 + 64 + 64 * 40 + 40;
         assert_eq!(c.num_params(), expected);
         assert!(c.validate().is_ok());
     }
@@ -131,10 +131,22 @@ mod tests {
     #[test]
     fn validate_rejects_degenerate_configs() {
         let bad = [
-            AutoencoderConfig { input_dim: 0, hidden: vec![4] },
-            AutoencoderConfig { input_dim: 4, hidden: vec![] },
-            AutoencoderConfig { input_dim: 4, hidden: vec![8, 0] },
-            AutoencoderConfig { input_dim: usize::MAX, hidden: vec![usize::MAX] },
+            AutoencoderConfig {
+                input_dim: 0,
+                hidden: vec![4],
+            },
+            AutoencoderConfig {
+                input_dim: 4,
+                hidden: vec![],
+            },
+            AutoencoderConfig {
+                input_dim: 4,
+                hidden: vec![8, 0],
+            },
+            AutoencoderConfig {
+                input_dim: usize::MAX,
+                hidden: vec![usize::MAX],
+            },
         ];
         for c in bad {
             assert!(
@@ -146,7 +158,10 @@ mod tests {
 
     #[test]
     fn config_serde_round_trip() {
-        let c = AutoencoderConfig { input_dim: 7, hidden: vec![5, 3] };
+        let c = AutoencoderConfig {
+            input_dim: 7,
+            hidden: vec![5, 3],
+        };
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<AutoencoderConfig>(&json).unwrap(), c);
     }

@@ -59,7 +59,11 @@ fn sorted_indices(scores: &[f32], first: Ordering) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_unstable_by(|&a, &b| {
         let ord = scores[a].total_cmp(&scores[b]);
-        if first == Ordering::Less { ord } else { ord.reverse() }
+        if first == Ordering::Less {
+            ord
+        } else {
+            ord.reverse()
+        }
     });
     order
 }
@@ -112,15 +116,27 @@ mod tests {
     #[test]
     fn roc_auc_hand_computed() {
         // Pairs (pos, neg): (.35,.1)✓ (.35,.4)✗ (.8,.1)✓ (.8,.4)✓ → 3/4.
-        assert!(close(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[F, F, T, T]).unwrap(), 0.75));
-        assert!(close(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[F, F, T, T]).unwrap(), 1.0));
-        assert!(close(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[F, F, T, T]).unwrap(), 0.0));
+        assert!(close(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[F, F, T, T]).unwrap(),
+            0.75
+        ));
+        assert!(close(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[F, F, T, T]).unwrap(),
+            1.0
+        ));
+        assert!(close(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[F, F, T, T]).unwrap(),
+            0.0
+        ));
     }
 
     #[test]
     fn roc_auc_ties_count_half() {
         // pos {.5,.9}, neg {.5,.2}: (.5,.5)=½ (.5,.2)=1 (.9,.5)=1 (.9,.2)=1 → 3.5/4.
-        assert!(close(roc_auc(&[0.5, 0.5, 0.2, 0.9], &[T, F, F, T]).unwrap(), 0.875));
+        assert!(close(
+            roc_auc(&[0.5, 0.5, 0.2, 0.9], &[T, F, F, T]).unwrap(),
+            0.875
+        ));
         // All scores equal: pure chance.
         assert!(close(roc_auc(&[0.3; 5], &[T, F, F, T, F]).unwrap(), 0.5));
         // -0.0 ties with 0.0.
@@ -131,16 +147,28 @@ mod tests {
     fn pr_auc_hand_computed() {
         // Descending: .8 T (P=1, R=½), .4 F (P=½, R=½), .35 T (P=⅔, R=1), .1 F.
         // AP = ½·1 + ½·⅔ = 5/6.
-        assert!(close(pr_auc(&[0.1, 0.4, 0.35, 0.8], &[F, F, T, T]).unwrap(), 5.0 / 6.0));
-        assert!(close(pr_auc(&[0.1, 0.2, 0.8, 0.9], &[F, F, T, T]).unwrap(), 1.0));
+        assert!(close(
+            pr_auc(&[0.1, 0.4, 0.35, 0.8], &[F, F, T, T]).unwrap(),
+            5.0 / 6.0
+        ));
+        assert!(close(
+            pr_auc(&[0.1, 0.2, 0.8, 0.9], &[F, F, T, T]).unwrap(),
+            1.0
+        ));
         // Worst ranking: positives last. .9 F, .8 F, .2 T (P=⅓, R=½), .1 T (P=½, R=1).
-        assert!(close(pr_auc(&[0.9, 0.8, 0.2, 0.1], &[F, F, T, T]).unwrap(), 0.5 / 3.0 + 0.25));
+        assert!(close(
+            pr_auc(&[0.9, 0.8, 0.2, 0.1], &[F, F, T, T]).unwrap(),
+            0.5 / 3.0 + 0.25
+        ));
     }
 
     #[test]
     fn pr_auc_ties_form_one_threshold() {
         // .9 T (P=1, R=½); {.5 T, .5 F} (P=⅔, R=1); .2 F. AP = ½ + ½·⅔ = 5/6.
-        assert!(close(pr_auc(&[0.5, 0.5, 0.2, 0.9], &[T, F, F, T]).unwrap(), 5.0 / 6.0));
+        assert!(close(
+            pr_auc(&[0.5, 0.5, 0.2, 0.9], &[T, F, F, T]).unwrap(),
+            5.0 / 6.0
+        ));
         // All tied: AP = prevalence.
         assert!(close(pr_auc(&[1.0; 4], &[T, F, F, F]).unwrap(), 0.25));
     }

@@ -102,7 +102,8 @@ mod tests {
         let data = normal_rows(SCORE_BATCH + 17, 5);
         let all = anomaly_scores(&c, &w, data.view()).unwrap();
         assert_eq!(all.len(), SCORE_BATCH + 17);
-        let tail = anomaly_scores(&c, &w, data.slice_axis(Axis(0), Slice::from(SCORE_BATCH..))).unwrap();
+        let tail =
+            anomaly_scores(&c, &w, data.slice_axis(Axis(0), Slice::from(SCORE_BATCH..))).unwrap();
         assert_eq!(&all[SCORE_BATCH..], &tail[..]);
     }
 
@@ -132,7 +133,10 @@ mod tests {
         let c = config();
         let w = initial_weights(&c, 0).unwrap();
         let empty = Array2::<f32>::zeros((0, DIM));
-        assert_eq!(anomaly_scores(&c, &w, empty.view()).unwrap(), Vec::<f32>::new());
+        assert_eq!(
+            anomaly_scores(&c, &w, empty.view()).unwrap(),
+            Vec::<f32>::new()
+        );
         assert_eq!(
             reconstruction_loss(&c, &w, empty.view()).unwrap_err(),
             ModelError::EmptyData

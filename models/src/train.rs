@@ -283,10 +283,22 @@ mod tests {
         );
 
         for bad in [
-            TrainConfig { epochs: 0, ..t.clone() },
-            TrainConfig { batch_size: 0, ..t.clone() },
-            TrainConfig { learning_rate: f64::NAN, ..t.clone() },
-            TrainConfig { learning_rate: -1.0, ..t.clone() },
+            TrainConfig {
+                epochs: 0,
+                ..t.clone()
+            },
+            TrainConfig {
+                batch_size: 0,
+                ..t.clone()
+            },
+            TrainConfig {
+                learning_rate: f64::NAN,
+                ..t.clone()
+            },
+            TrainConfig {
+                learning_rate: -1.0,
+                ..t.clone()
+            },
         ] {
             assert!(matches!(
                 train_local(&c, &w0, data.view(), &bad),
@@ -294,7 +306,10 @@ mod tests {
             ));
         }
 
-        let bad_c = AutoencoderConfig { input_dim: DIM, hidden: vec![] };
+        let bad_c = AutoencoderConfig {
+            input_dim: DIM,
+            hidden: vec![],
+        };
         assert!(matches!(
             train_local(&bad_c, &w0, data.view(), &t),
             Err(ModelError::InvalidConfig { .. })
@@ -306,7 +321,10 @@ mod tests {
         let c = config();
         let w0 = initial_weights(&c, 0).unwrap();
         let data = normal_rows(5, 0);
-        let t = TrainConfig { batch_size: 1000, ..TrainConfig::default() };
+        let t = TrainConfig {
+            batch_size: 1000,
+            ..TrainConfig::default()
+        };
         let out = train_local(&c, &w0, data.view(), &t).unwrap();
         assert_eq!(out.samples, 5);
         assert!(out.mean_loss.is_finite());
