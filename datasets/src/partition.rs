@@ -27,7 +27,11 @@ pub fn iid_indices(len: usize, parts: usize, seed: u64) -> Result<Vec<Vec<usize>
 }
 
 /// `items` split IID into `parts` parts (see [`iid_indices`]).
-pub fn iid_split<T: Clone>(items: &[T], parts: usize, seed: u64) -> Result<Vec<Vec<T>>, DatasetError> {
+pub fn iid_split<T: Clone>(
+    items: &[T],
+    parts: usize,
+    seed: u64,
+) -> Result<Vec<Vec<T>>, DatasetError> {
     Ok(iid_indices(items.len(), parts, seed)?
         .into_iter()
         .map(|part| part.into_iter().map(|i| items[i].clone()).collect())

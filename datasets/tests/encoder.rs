@@ -1,9 +1,13 @@
 //! The encoder: shape, standardisation, one-hot blocks, errors, serde, and
 //! that encoded features carry signal for anomaly detection.
 
-use fedsoc_datasets::encoder::{CategoricalColumn, MIN_RATE_DURATION_S, NumericColumn, OTHER_SLOT, port_class};
+use fedsoc_datasets::encoder::{
+    CategoricalColumn, MIN_RATE_DURATION_S, NumericColumn, OTHER_SLOT, port_class,
+};
 use fedsoc_datasets::synthetic::reference_sample;
-use fedsoc_datasets::{DatasetError, EncoderSpec, FlowRecord, SyntheticConfig, site_telemetry, test_set};
+use fedsoc_datasets::{
+    DatasetError, EncoderSpec, FlowRecord, SyntheticConfig, site_telemetry, test_set,
+};
 use ndarray::{Array2, Axis};
 use proptest::prelude::*;
 
@@ -23,7 +27,10 @@ fn record() -> FlowRecord {
 }
 
 fn column(spec: &EncoderSpec, name: &str) -> usize {
-    spec.feature_names().iter().position(|n| n == name).unwrap_or_else(|| panic!("no column {name}"))
+    spec.feature_names()
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
 }
 
 /// Every categorical block of every row holds exactly one 1 and zeros.
@@ -44,7 +51,11 @@ fn column_stats(x: &Array2<f32>, j: usize) -> (f64, f64) {
     let col = x.column(j);
     let n = col.len() as f64;
     let mean = col.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = col.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    let var = col
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
     (mean, var.sqrt())
 }
 
@@ -60,7 +71,11 @@ fn default_spec_shape_and_names() {
     assert_eq!(names[0], "duration");
     assert!(names.contains(&format!("service={OTHER_SLOT}")));
     // Fitted, not placeholder statistics; and stable.
-    assert!(spec.numeric.iter().all(|c| c.std != 1.0 && c.std > 0.0 && c.mean != 0.0));
+    assert!(
+        spec.numeric
+            .iter()
+            .all(|c| c.std != 1.0 && c.std > 0.0 && c.mean != 0.0)
+    );
     assert_eq!(spec, EncoderSpec::synthetic_default());
     let x = spec.encode(&[record(), record()]).unwrap();
     assert_eq!(x.dim(), (2, spec.dim()));
@@ -96,8 +111,14 @@ fn reference_sample_encodes_to_z_scores() {
 #[test]
 fn participant_data_encodes_to_roughly_standard_values() {
     let spec = EncoderSpec::synthetic_default();
-    let config = SyntheticConfig { seed: 42, rows: 2000, attack_fraction: 0.0 };
-    let rows: Vec<FlowRecord> = (0..8).flat_map(|s| site_telemetry(s, &config).unwrap()).collect();
+    let config = SyntheticConfig {
+        seed: 42,
+        rows: 2000,
+        attack_fraction: 0.0,
+    };
+    let rows: Vec<FlowRecord> = (0..8)
+        .flat_map(|s| site_telemetry(s, &config).unwrap())
+        .collect();
     let x = spec.encode(&rows).unwrap();
     assert!(x.iter().all(|v| v.is_finite()));
     for (j, c) in spec.numeric.iter().enumerate() {
@@ -111,7 +132,15 @@ fn participant_data_encodes_to_roughly_standard_values() {
         let (mean, std) = column_stats(&x, j);
         assert!(mean.abs() < 1.0 && (0.3..3.0).contains(&std));
     }
-    let x = spec.encode(&test_set(&SyntheticConfig { attack_fraction: 0.3, ..config }).unwrap()).unwrap();
+    let x = spec
+        .encode(
+            &test_set(&SyntheticConfig {
+                attack_fraction: 0.3,
+                ..config
+            })
+            .unwrap(),
+        )
+        .unwrap();
     assert!(x.iter().all(|v| v.is_finite()));
     assert_one_hot(&spec, &x);
 }
@@ -128,8 +157,16 @@ fn unknown_categories_go_to_the_other_slot() {
     let x = spec.encode(&[r, generic, record()]).unwrap();
     assert_one_hot(&spec, &x);
     for name in ["protocol", "service", "conn_state"] {
-        assert_eq!(x[[0, column(&spec, &format!("{name}={OTHER_SLOT}"))]], 1.0, "{name}");
-        assert_eq!(x[[2, column(&spec, &format!("{name}={OTHER_SLOT}"))]], 0.0, "{name}");
+        assert_eq!(
+            x[[0, column(&spec, &format!("{name}={OTHER_SLOT}"))]],
+            1.0,
+            "{name}"
+        );
+        assert_eq!(
+            x[[2, column(&spec, &format!("{name}={OTHER_SLOT}"))]],
+            0.0,
+            "{name}"
+        );
     }
     assert_eq!(x[[1, column(&spec, &format!("service={OTHER_SLOT}"))]], 1.0);
     assert_eq!(x[[2, column(&spec, "service=https")]], 1.0);
@@ -153,8 +190,14 @@ fn derived_features_and_port_classes() {
     let x = spec.encode(&[r]).unwrap();
     assert_eq!(x[[0, column(&spec, "bytes_per_packet_out")]], 800.0 / 12.0);
     assert_eq!(x[[0, column(&spec, "bytes_per_packet_in")]], 0.0);
-    assert_eq!(x[[0, column(&spec, "byte_rate")]], (800.0 / MIN_RATE_DURATION_S) as f32);
-    assert_eq!(x[[0, column(&spec, "packet_rate")]], (12.0 / MIN_RATE_DURATION_S) as f32);
+    assert_eq!(
+        x[[0, column(&spec, "byte_rate")]],
+        (800.0 / MIN_RATE_DURATION_S) as f32
+    );
+    assert_eq!(
+        x[[0, column(&spec, "packet_rate")]],
+        (12.0 / MIN_RATE_DURATION_S) as f32
+    );
 }
 
 #[test]
@@ -169,10 +212,16 @@ fn non_finite_and_negative_numerics_name_row_and_column() {
     rows[3].bytes_out = 1.0;
     rows[4].duration_s = f64::INFINITY;
     let err = spec.encode(&rows).unwrap_err();
-    assert!(err.to_string().contains("row 4") && err.to_string().contains("duration_s"), "{err}");
+    assert!(
+        err.to_string().contains("row 4") && err.to_string().contains("duration_s"),
+        "{err}"
+    );
     rows[4].duration_s = 1.0;
     rows[1].packets_in = -2.0;
-    assert!(matches!(spec.encode(&rows).unwrap_err(), DatasetError::Negative { row: 1, .. }));
+    assert!(matches!(
+        spec.encode(&rows).unwrap_err(),
+        DatasetError::Negative { row: 1, .. }
+    ));
     assert!(EncoderSpec::fit(&rows, &spec).is_err());
     // A finite record whose derived feature overflows names that feature.
     let mut raw = EncoderSpec::synthetic_layout();
@@ -193,7 +242,11 @@ fn zero_std_does_not_divide_by_zero() {
     assert!(spec.numeric.iter().all(|c| c.std == 0.0));
     let x = spec.encode(&rows).unwrap();
     assert!(x.iter().all(|v| v.is_finite()));
-    assert!(x.slice(ndarray::s![.., ..spec.numeric.len()]).iter().all(|&v| v == 0.0));
+    assert!(
+        x.slice(ndarray::s![.., ..spec.numeric.len()])
+            .iter()
+            .all(|&v| v == 0.0)
+    );
     let mut other = record();
     other.bytes_out = 0.0;
     let y = spec.encode(&[other]).unwrap();
@@ -202,7 +255,10 @@ fn zero_std_does_not_divide_by_zero() {
 
 #[test]
 fn fit_needs_records() {
-    assert_eq!(EncoderSpec::fit(&[], &EncoderSpec::synthetic_layout()).unwrap_err(), DatasetError::EmptyInput);
+    assert_eq!(
+        EncoderSpec::fit(&[], &EncoderSpec::synthetic_layout()).unwrap_err(),
+        DatasetError::EmptyInput
+    );
 }
 
 #[test]
@@ -231,9 +287,15 @@ fn invalid_specs_are_rejected() {
     s.categorical[1].vocabulary.push(" ".into());
     cases.push(s);
     let mut s = base.clone();
-    s.categorical.push(CategoricalColumn { name: "country".into(), vocabulary: vec!["de".into()] });
+    s.categorical.push(CategoricalColumn {
+        name: "country".into(),
+        vocabulary: vec!["de".into()],
+    });
     cases.push(s);
-    cases.push(EncoderSpec { numeric: vec![], categorical: vec![] });
+    cases.push(EncoderSpec {
+        numeric: vec![],
+        categorical: vec![],
+    });
     for spec in cases {
         let err = spec.validate().unwrap_err();
         assert!(matches!(err, DatasetError::InvalidSpec(_)), "{err}");
@@ -241,7 +303,12 @@ fn invalid_specs_are_rejected() {
     }
     // A subset of columns in any order is fine.
     let spec = EncoderSpec {
-        numeric: vec![NumericColumn { name: "packet_rate".into(), log1p: true, mean: 1.0, std: 2.0 }],
+        numeric: vec![NumericColumn {
+            name: "packet_rate".into(),
+            log1p: true,
+            mean: 1.0,
+            std: 2.0,
+        }],
         categorical: vec![base.categorical[2].clone()],
     };
     assert_eq!(spec.encode(&[record()]).unwrap().dim(), (1, 1 + 8));
@@ -286,13 +353,27 @@ fn auc_helper_is_correct() {
 #[test]
 fn distance_from_mean_separates_attacks_better_than_chance() {
     let spec = EncoderSpec::synthetic_default();
-    let centre = spec.encode(&reference_sample()).unwrap().mean_axis(Axis(0)).unwrap();
-    let rows = test_set(&SyntheticConfig { seed: 3, rows: 10_000, attack_fraction: 0.2 }).unwrap();
+    let centre = spec
+        .encode(&reference_sample())
+        .unwrap()
+        .mean_axis(Axis(0))
+        .unwrap();
+    let rows = test_set(&SyntheticConfig {
+        seed: 3,
+        rows: 10_000,
+        attack_fraction: 0.2,
+    })
+    .unwrap();
     let x = spec.encode(&rows).unwrap();
     let scores: Vec<f64> = x
         .rows()
         .into_iter()
-        .map(|r| r.iter().zip(&centre).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>())
+        .map(|r| {
+            r.iter()
+                .zip(&centre)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+        })
         .collect();
     let positive: Vec<bool> = rows.iter().map(FlowRecord::is_attack).collect();
     let overall = auc(&scores, &positive);
@@ -312,29 +393,39 @@ fn distance_from_mean_separates_attacks_better_than_chance() {
 }
 
 fn arbitrary_record() -> impl Strategy<Value = FlowRecord> {
-    let text = |values: &'static [&'static str]| proptest::sample::select(values).prop_map(String::from);
+    let text =
+        |values: &'static [&'static str]| proptest::sample::select(values).prop_map(String::from);
     (
-        (0.0..1e4f64, 0.0..1e9f64, 0.0..1e9f64, 0.0..1e6f64, 0.0..1e6f64),
+        (
+            0.0..1e4f64,
+            0.0..1e9f64,
+            0.0..1e9f64,
+            0.0..1e6f64,
+            0.0..1e6f64,
+        ),
         text(&["tcp", "udp", "icmp", "sctp", ""]),
         text(&["http", "https", "dns", "ssh", "other", "ftp", "-"]),
         text(&["SF", "S0", "REJ", "OTH", "S1", "RSTOS0"]),
         any::<u16>(),
     )
-        .prop_map(|((d, bo, bi, po, pi), protocol, service, conn_state, dst_port)| FlowRecord {
-            duration_s: d,
-            bytes_out: bo,
-            bytes_in: bi,
-            packets_out: po,
-            packets_in: pi,
-            protocol,
-            service,
-            conn_state,
-            dst_port,
-            label: None,
-        })
+        .prop_map(
+            |((d, bo, bi, po, pi), protocol, service, conn_state, dst_port)| FlowRecord {
+                duration_s: d,
+                bytes_out: bo,
+                bytes_in: bi,
+                packets_out: po,
+                packets_in: pi,
+                protocol,
+                service,
+                conn_state,
+                dst_port,
+                label: None,
+            },
+        )
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
     fn any_valid_record_encodes_to_finite_one_hot_rows(records in proptest::collection::vec(arbitrary_record(), 0..20)) {
         let spec = EncoderSpec::synthetic_default();

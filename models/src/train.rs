@@ -27,7 +27,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Adam step size.
     pub learning_rate: f64,
-    /// Seeds the per-epoch shuffle (and the backend RNG).
+    /// Seeds the per-epoch shuffle.
     pub seed: u64,
 }
 
@@ -88,10 +88,10 @@ pub fn train_local(
         return Err(ModelError::EmptyData);
     }
 
+    // Nothing here draws from burn's RNG (weights come from the flat vector, no dropout), so the
+    // backend is not seeded: `Device::seed` may be process-global on Flex, and parallel
+    // participants in one process would race on it. Add it if a stochastic layer is introduced.
     let device = Device::flex().autodiff();
-    // Nothing in the training graph draws from burn's RNG today; seeding keeps it that way
-    // should a stochastic layer (e.g. dropout) be added.
-    device.seed(train.seed);
     let mut model = flat::load(config, global, &device)?;
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(train.seed);
@@ -313,6 +313,23 @@ mod tests {
         assert!(matches!(
             train_local(&bad_c, &w0, data.view(), &t),
             Err(ModelError::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn divergence_is_an_error_not_nan_weights() {
+        let c = config();
+        let w0 = initial_weights(&c, 0).unwrap();
+        let data = normal_rows(256, 0);
+        let t = TrainConfig {
+            epochs: 3,
+            batch_size: 16,
+            learning_rate: 1e30,
+            seed: 0,
+        };
+        assert!(matches!(
+            train_local(&c, &w0, data.view(), &t),
+            Err(ModelError::Diverged { .. })
         ));
     }
 

@@ -61,7 +61,8 @@ impl NumericFeature {
 
     /// The raw (untransformed) value for `r`.
     pub fn value(self, r: &FlowRecord) -> f64 {
-        let per_packet = |bytes: f64, packets: f64| if packets > 0.0 { bytes / packets } else { 0.0 };
+        let per_packet =
+            |bytes: f64, packets: f64| if packets > 0.0 { bytes / packets } else { 0.0 };
         let seconds = r.duration_s.max(MIN_RATE_DURATION_S);
         match self {
             NumericFeature::Duration => r.duration_s,

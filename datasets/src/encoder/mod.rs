@@ -120,7 +120,12 @@ impl EncoderSpec {
 
     /// Number of encoded columns.
     pub fn dim(&self) -> usize {
-        self.numeric.len() + self.categorical.iter().map(CategoricalColumn::width).sum::<usize>()
+        self.numeric.len()
+            + self
+                .categorical
+                .iter()
+                .map(CategoricalColumn::width)
+                .sum::<usize>()
     }
 
     /// A name per encoded column: numeric names, then `column=value` for
@@ -179,10 +184,17 @@ impl EncoderSpec {
         for c in &self.numeric {
             let Some(feature) = NumericFeature::from_name(&c.name) else {
                 let known: Vec<&str> = NumericFeature::ALL.iter().map(|f| f.name()).collect();
-                return bad(format!("unknown numeric column `{}`; known: {}", c.name, known.join(", ")));
+                return bad(format!(
+                    "unknown numeric column `{}`; known: {}",
+                    c.name,
+                    known.join(", ")
+                ));
             };
             if numeric.contains(&feature) {
-                return bad(format!("numeric column `{}` is listed twice; remove one", c.name));
+                return bad(format!(
+                    "numeric column `{}` is listed twice; remove one",
+                    c.name
+                ));
             }
             if !c.mean.is_finite() || !c.std.is_finite() || c.std < 0.0 {
                 return bad(format!(
@@ -196,10 +208,17 @@ impl EncoderSpec {
         for c in &self.categorical {
             let Some(feature) = CategoricalFeature::from_name(&c.name) else {
                 let known: Vec<&str> = CategoricalFeature::ALL.iter().map(|f| f.name()).collect();
-                return bad(format!("unknown categorical column `{}`; known: {}", c.name, known.join(", ")));
+                return bad(format!(
+                    "unknown categorical column `{}`; known: {}",
+                    c.name,
+                    known.join(", ")
+                ));
             };
             if categorical.contains(&feature) {
-                return bad(format!("categorical column `{}` is listed twice; remove one", c.name));
+                return bad(format!(
+                    "categorical column `{}` is listed twice; remove one",
+                    c.name
+                ));
             }
             if c.vocabulary.is_empty() {
                 return bad(format!(

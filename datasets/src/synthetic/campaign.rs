@@ -160,7 +160,11 @@ impl AttackGenerator {
             (0..implants.max(1))
                 .map(|_| Beacon {
                     port: pick(rng, RARE_PORTS),
-                    service: if rng.random_bool(0.6) { "https" } else { "other" },
+                    service: if rng.random_bool(0.6) {
+                        "https"
+                    } else {
+                        "other"
+                    },
                     duration_s: log_normal(rng, 0.8, 0.4),
                     bytes_out: log_normal(rng, 350.0, 0.3),
                     bytes_in: log_normal(rng, 180.0, 0.4),
@@ -198,18 +202,46 @@ fn scan<R: Rng>(rng: &mut R) -> Flow {
         rng.random_range(1..=65535)
     };
     if rng.random_bool(0.15) {
-        let probe = if rng.random_bool(0.5) { 0.0 } else { f64::from(rng.random_range(1u8..=40)) };
-        let shape = Shape { duration_s: 0.0, bytes_out: probe, bytes_in: 0.0, packets_out: 1.0, packets_in: 0.0 };
+        let probe = if rng.random_bool(0.5) {
+            0.0
+        } else {
+            f64::from(rng.random_range(1u8..=40))
+        };
+        let shape = Shape {
+            duration_s: 0.0,
+            bytes_out: probe,
+            bytes_in: 0.0,
+            packets_out: 1.0,
+            packets_in: 0.0,
+        };
         return (shape, Proto::Udp, "other", "S0", port);
     }
     let state = pick(rng, &[("S0", 0.6), ("REJ", 0.37), ("RSTO", 0.03)]);
     let shape = match state {
         "S0" => {
             let syns = if rng.random_bool(0.8) { 1.0 } else { 2.0 };
-            Shape { duration_s: (syns - 1.0) * uniform(rng, 0.9, 1.1), bytes_out: 0.0, bytes_in: 0.0, packets_out: syns, packets_in: 0.0 }
+            Shape {
+                duration_s: (syns - 1.0) * uniform(rng, 0.9, 1.1),
+                bytes_out: 0.0,
+                bytes_in: 0.0,
+                packets_out: syns,
+                packets_in: 0.0,
+            }
         }
-        "REJ" => Shape { duration_s: log_normal(rng, 0.0008, 0.8), bytes_out: 0.0, bytes_in: 0.0, packets_out: 1.0, packets_in: 1.0 },
-        _ => Shape { duration_s: log_normal(rng, 0.001, 0.8), bytes_out: 0.0, bytes_in: 0.0, packets_out: 2.0, packets_in: 1.0 },
+        "REJ" => Shape {
+            duration_s: log_normal(rng, 0.0008, 0.8),
+            bytes_out: 0.0,
+            bytes_in: 0.0,
+            packets_out: 1.0,
+            packets_in: 1.0,
+        },
+        _ => Shape {
+            duration_s: log_normal(rng, 0.001, 0.8),
+            bytes_out: 0.0,
+            bytes_in: 0.0,
+            packets_out: 2.0,
+            packets_in: 1.0,
+        },
     };
     (shape, Proto::Tcp, "other", state, port)
 }
@@ -219,22 +251,53 @@ fn flood<R: Rng>(rng: &mut R) -> Flow {
     match pick(rng, &[(0u8, 0.35), (1, 0.35), (2, 0.1), (3, 0.2)]) {
         0 => {
             let syns = log_normal(rng, 8000.0, 0.8).round().max(100.0);
-            let shape = Shape { duration_s, bytes_out: 0.0, bytes_in: 0.0, packets_out: syns, packets_in: 0.0 };
-            (shape, Proto::Tcp, "other", "S0", pick(rng, &[(80, 0.5), (443, 0.5)]))
+            let shape = Shape {
+                duration_s,
+                bytes_out: 0.0,
+                bytes_in: 0.0,
+                packets_out: syns,
+                packets_in: 0.0,
+            };
+            (
+                shape,
+                Proto::Tcp,
+                "other",
+                "S0",
+                pick(rng, &[(80, 0.5), (443, 0.5)]),
+            )
         }
         1 => {
             let packets = log_normal(rng, 20e3, 0.9).round().max(100.0);
-            let (port, service) = pick(rng, &[((53, "dns"), 0.3), ((123, "ntp"), 0.2), ((0, "other"), 0.5)]);
-            let port = if port == 0 { rng.random_range(1024..=65535) } else { port };
+            let (port, service) = pick(
+                rng,
+                &[((53, "dns"), 0.3), ((123, "ntp"), 0.2), ((0, "other"), 0.5)],
+            );
+            let port = if port == 0 {
+                rng.random_range(1024..=65535)
+            } else {
+                port
+            };
             let bytes_out = (packets * uniform(rng, 28.0, 512.0)).round();
-            let shape = Shape { duration_s, bytes_out, bytes_in: 0.0, packets_out: packets, packets_in: 0.0 };
+            let shape = Shape {
+                duration_s,
+                bytes_out,
+                bytes_in: 0.0,
+                packets_out: packets,
+                packets_in: 0.0,
+            };
             (shape, Proto::Udp, service, "S0", port)
         }
         2 => {
             let packets = log_normal(rng, 15e3, 0.8).round().max(100.0);
             let replies = (packets * uniform(rng, 0.3, 1.0)).round();
             let size = uniform(rng, 56.0, 1400.0).round();
-            let shape = Shape { duration_s, bytes_out: packets * size, bytes_in: replies * size, packets_out: packets, packets_in: replies };
+            let shape = Shape {
+                duration_s,
+                bytes_out: packets * size,
+                bytes_in: replies * size,
+                packets_out: packets,
+                packets_in: replies,
+            };
             (shape, Proto::Icmp, "other", "OTH", 0)
         }
         _ => {
@@ -281,7 +344,11 @@ fn exfiltration<R: Rng>(rng: &mut R) -> Flow {
         (shape, Proto::Tcp, "https", state, port)
     } else {
         // DNS tunnel: many ~200-byte queries with small answers.
-        let port = if rng.random_bool(0.4) { 5353 } else { rng.random_range(1024..=65535) };
+        let port = if rng.random_bool(0.4) {
+            5353
+        } else {
+            rng.random_range(1024..=65535)
+        };
         let bytes_out = log_normal(rng, 3e6, 0.8).round();
         let packets_out = (bytes_out / uniform(rng, 120.0, 230.0)).ceil().max(1.0);
         let packets_in = (packets_out * uniform(rng, 0.9, 1.0)).round();

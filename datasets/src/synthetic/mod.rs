@@ -120,12 +120,19 @@ fn split_even(total: usize, parts: usize) -> Vec<usize> {
 /// `rows` flows, of which `attack_rows()` come from the campaigns hitting
 /// that country (split evenly among them; none if no campaign hits it),
 /// shuffled together. Deterministic by (seed, site).
-pub fn site_telemetry(site: usize, config: &SyntheticConfig) -> Result<Vec<FlowRecord>, DatasetError> {
+pub fn site_telemetry(
+    site: usize,
+    config: &SyntheticConfig,
+) -> Result<Vec<FlowRecord>, DatasetError> {
     config.validate()?;
     let site_key = site as u64;
     let country = country_for_site(site);
     let hitting: Vec<&Campaign> = campaigns_hitting(country.code).collect();
-    let attack_rows = if hitting.is_empty() { 0 } else { config.attack_rows() };
+    let attack_rows = if hitting.is_empty() {
+        0
+    } else {
+        config.attack_rows()
+    };
 
     let mut rows = Vec::with_capacity(config.rows);
     let mut rng = stream(config.seed, site_key, Purpose::SiteBenign);
@@ -158,7 +165,10 @@ pub fn test_set(config: &SyntheticConfig) -> Result<Vec<FlowRecord>, DatasetErro
         let mut rng = stream(config.seed, i as u64, Purpose::TestBenign);
         rows.extend((0..n).map(|_| benign_flow(&mut rng, country)));
     }
-    for (family, n) in AttackFamily::ALL.into_iter().zip(split_even(attack_rows, AttackFamily::ALL.len())) {
+    for (family, n) in AttackFamily::ALL
+        .into_iter()
+        .zip(split_even(attack_rows, AttackFamily::ALL.len()))
+    {
         let mut rng = stream(config.seed, 0, Purpose::TestAttack(family.index()));
         let generator = AttackGenerator::new(&mut rng, family, TEST_IMPLANTS);
         rows.extend((0..n).map(|_| generator.flow(&mut rng)));

@@ -94,7 +94,15 @@ struct Profile {
 }
 
 fn profile(service: Service) -> Profile {
-    let p = |proto, ports, out_median, out_sigma, in_median, in_sigma, dur_median, dur_sigma, segment| Profile {
+    let p = |proto,
+             ports,
+             out_median,
+             out_sigma,
+             in_median,
+             in_sigma,
+             dur_median,
+             dur_sigma,
+             segment| Profile {
         proto,
         ports,
         out_median,
@@ -137,7 +145,15 @@ const NIGHT_MIX: &[(Service, f64)] = &[
 const NIGHT_MACHINE_SHARE: f64 = 0.6;
 
 /// Miscellaneous well-known ports of "other" traffic (ftp, pop3, imap, syslog, snmp, …).
-const OTHER_WELL_KNOWN: &[(u16, f64)] = &[(21, 1.0), (110, 1.0), (143, 1.0), (993, 1.0), (995, 1.0), (514, 1.0), (161, 1.0)];
+const OTHER_WELL_KNOWN: &[(u16, f64)] = &[
+    (21, 1.0),
+    (110, 1.0),
+    (143, 1.0),
+    (993, 1.0),
+    (995, 1.0),
+    (514, 1.0),
+    (161, 1.0),
+];
 
 const TCP_STATES: &[(&str, f64)] = &[
     ("SF", 0.92),
@@ -161,7 +177,14 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    pub(crate) fn into_record(self, proto: Proto, service: &str, state: &str, port: u16, label: &str) -> FlowRecord {
+    pub(crate) fn into_record(
+        self,
+        proto: Proto,
+        service: &str,
+        state: &str,
+        port: u16,
+        label: &str,
+    ) -> FlowRecord {
         FlowRecord {
             duration_s: self.duration_s,
             bytes_out: self.bytes_out,
@@ -236,7 +259,10 @@ pub(crate) fn tcp_in_state<R: Rng>(rng: &mut R, state: &str, full: Shape, segmen
 
 /// Protocol and port of an "other" flow.
 fn other_endpoint<R: Rng>(rng: &mut R) -> (Proto, u16) {
-    let proto = pick(rng, &[(Proto::Tcp, 0.7), (Proto::Udp, 0.25), (Proto::Icmp, 0.05)]);
+    let proto = pick(
+        rng,
+        &[(Proto::Tcp, 0.7), (Proto::Udp, 0.25), (Proto::Icmp, 0.05)],
+    );
     if proto == Proto::Icmp {
         return (proto, 0);
     }
@@ -274,9 +300,17 @@ pub(crate) fn benign_flow<R: Rng>(rng: &mut R, country: &Country) -> FlowRecord 
     let z_in = 0.6 * z_out + 0.8 * normal(rng);
     let z_dur = 0.5 * z_in + 0.866 * normal(rng);
     let scale = country.volume_scale * vol;
-    let bytes_out = log_normal_at(p.out_median * scale, p.out_sigma, z_out).round().max(1.0);
-    let bytes_in = log_normal_at(p.in_median * scale, p.in_sigma, z_in).round().max(1.0);
-    let duration = log_normal_at(p.dur_median * country.duration_scale * slow, p.dur_sigma, z_dur);
+    let bytes_out = log_normal_at(p.out_median * scale, p.out_sigma, z_out)
+        .round()
+        .max(1.0);
+    let bytes_in = log_normal_at(p.in_median * scale, p.in_sigma, z_in)
+        .round()
+        .max(1.0);
+    let duration = log_normal_at(
+        p.dur_median * country.duration_scale * slow,
+        p.dur_sigma,
+        z_dur,
+    );
 
     let (shape, state) = match proto {
         Proto::Tcp => {
@@ -292,7 +326,11 @@ pub(crate) fn benign_flow<R: Rng>(rng: &mut R, country: &Country) -> FlowRecord 
                 bytes_out,
                 bytes_in: if answered { bytes_in } else { 0.0 },
                 packets_out: segments(bytes_out, p.segment).max(1.0),
-                packets_in: if answered { segments(bytes_in, p.segment).max(1.0) } else { 0.0 },
+                packets_in: if answered {
+                    segments(bytes_in, p.segment).max(1.0)
+                } else {
+                    0.0
+                },
             };
             (shape, state)
         }

@@ -1,0 +1,52 @@
+//! coordinator.toml: the shipped example loads; malformed files are
+//! reported by file, field and problem.
+
+use std::path::{Path, PathBuf};
+
+use fedsoc_coordinator::CoordinatorConfig;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/coordinator.toml")
+}
+
+#[test]
+fn shipped_example_loads_with_paths_beside_it() {
+    let config = CoordinatorConfig::load(&example()).unwrap();
+    assert_eq!(config.roster.participants, ["soc-de", "soc-fr"]);
+    assert!(config.tls.ca.ends_with("examples/pki/ca.pem"), "{:?}", config.tls.ca);
+    assert_eq!(config.rounds.min_participants, 2);
+}
+
+fn load_edited(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(example()).unwrap();
+    assert!(text.contains(from), "example no longer contains {from:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    CoordinatorConfig::load(&path).unwrap_err().to_string()
+}
+
+#[test]
+fn wrong_type_is_named_with_file_field_and_problem() {
+    let err = load_edited("count = 10", "count = \"ten\"");
+    assert!(err.contains("coordinator.toml"), "{err}");
+    assert!(err.contains("field `rounds.count`"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn typo_in_a_field_name_is_refused() {
+    let err = load_edited("batch_size = 64", "batchsize = 64");
+    assert!(err.contains("unknown field `batchsize`"), "{err}");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_reason() {
+    let err = load_edited("min_participants = 2", "min_participants = 5");
+    assert!(err.contains("field `rounds.min_participants`"), "{err}");
+    assert!(err.contains("exceeds the 2 participants"), "{err}");
+    let err = load_edited("listen = \"0.0.0.0:7443\"", "listen = \"somewhere\"");
+    assert!(err.contains("field `listen`"), "{err}");
+    let err = load_edited("participants = [\"soc-de\", \"soc-fr\"]", "participants = [\"soc-de\", \"soc-de\"]");
+    assert!(err.contains("listed twice"), "{err}");
+}

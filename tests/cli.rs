@@ -1,0 +1,79 @@
+//! The `fedsoc` binary as a newcomer runs it.
+
+use std::process::Command;
+
+fn fedsoc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fedsoc"))
+}
+
+#[test]
+fn demo_runs_rounds_and_writes_models_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = fedsoc()
+        .args(["demo", "--participants", "2", "--rounds", "2", "--rows", "500"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let round_lines = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert_eq!(round_lines, 3, "initial + 2 rounds:\n{stdout}");
+    for round in 0..=2 {
+        assert!(out.join(format!("models/round-{round:06}.f32")).exists());
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["rounds"].as_array().unwrap().len(), 3);
+    assert!(out.join("pki/ca.pem").exists() && out.join("coordinator.toml").exists());
+
+    // Running again into the same folder replaces the previous demo.
+    let again = fedsoc()
+        .args(["demo", "--participants", "2", "--rounds", "1", "--rows", "300"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(!out.join("models/round-000002.f32").exists());
+}
+
+#[test]
+fn demo_refuses_to_overwrite_a_foreign_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious.txt"), "keep me").unwrap();
+    let output = fedsoc()
+        .args(["demo", "--rounds", "1", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("choose another --out"), "{stderr}");
+    assert!(dir.path().join("precious.txt").exists());
+}
+
+#[test]
+fn malformed_participant_config_names_file_field_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("participant.toml");
+    std::fs::write(
+        &path,
+        "id = \"soc-de\"\ncoordinator = \"https://localhost:7443\"\n\
+         [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n\
+         [data]\nsource = \"synthetic\"\nsite = 0\nrows = -5\n",
+    )
+    .unwrap();
+    let output = fedsoc()
+        .args(["participant", "run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("participant.toml") && stderr.contains("data"), "{stderr}");
+}
