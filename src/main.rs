@@ -11,7 +11,11 @@ use fedsoc_participant::{Agent, ParticipantConfig};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 
 #[derive(Parser)]
-#[command(name = "fedsoc", version, about = "Federated anomaly detection for cross-border SOCs")]
+#[command(
+    name = "fedsoc",
+    version,
+    about = "Federated anomaly detection for cross-border SOCs"
+)]
 struct Cli {
     /// Log filter, e.g. "info" or "fedsoc_coordinator=debug" (overrides RUST_LOG).
     #[arg(long, global = true)]
@@ -107,6 +111,7 @@ fn init_logging(filter: Option<&str>, default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -190,12 +195,19 @@ async fn demo(args: DemoArgs) -> Result<()> {
         "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS, {} rounds, {} synthetic flows each",
         options.participants, options.rounds, options.rows
     );
-    println!("{:>5}  {:>12}  {:>10}  {:>8}  {:>8}", "round", "participants", "train loss", "ROC-AUC", "PR-AUC");
+    println!(
+        "{:>5}  {:>12}  {:>10}  {:>8}  {:>8}",
+        "round", "participants", "train loss", "ROC-AUC", "PR-AUC"
+    );
     let print = |r: &DemoRound| {
         let who = if r.round == 0 {
             "initial".to_string()
         } else {
-            format!("{}/{}", r.included.len(), r.included.len() + r.dropped.len())
+            format!(
+                "{}/{}",
+                r.included.len(),
+                r.included.len() + r.dropped.len()
+            )
         };
         let loss = r.train_loss.map_or("-".to_string(), |l| format!("{l:.4}"));
         println!(
@@ -207,7 +219,11 @@ async fn demo(args: DemoArgs) -> Result<()> {
     if let (Some(first), Some(last)) = (report.rounds.get(1), report.rounds.last()) {
         println!(
             "ROC-AUC on {} held-out flows ({} attacks): {:.4} after round 1, {:.4} after round {}",
-            report.test_rows, report.test_attack_rows, first.test_roc_auc, last.test_roc_auc, last.round
+            report.test_rows,
+            report.test_attack_rows,
+            first.test_roc_auc,
+            last.test_roc_auc,
+            last.round
         );
     }
     println!(

@@ -11,13 +11,25 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = fedsoc()
-        .args(["demo", "--participants", "2", "--rounds", "2", "--rows", "500"])
+        .args([
+            "demo",
+            "--participants",
+            "2",
+            "--rounds",
+            "2",
+            "--rows",
+            "500",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let round_lines = stdout
         .lines()
         .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
@@ -33,12 +45,24 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
 
     // Running again into the same folder replaces the previous demo.
     let again = fedsoc()
-        .args(["demo", "--participants", "2", "--rounds", "1", "--rows", "300"])
+        .args([
+            "demo",
+            "--participants",
+            "2",
+            "--rounds",
+            "1",
+            "--rows",
+            "300",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert!(!out.join("models/round-000002.f32").exists());
 }
 
@@ -75,5 +99,8 @@ fn malformed_participant_config_names_file_field_and_problem() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("participant.toml") && stderr.contains("data"), "{stderr}");
+    assert!(
+        stderr.contains("participant.toml") && stderr.contains("data"),
+        "{stderr}"
+    );
 }

@@ -17,7 +17,11 @@ pub mod merkle {
 
     /// SHA-256(0x00 ‖ entry).
     pub fn leaf_hash(entry: &[u8]) -> [u8; 32] {
-        Sha256::new().chain_update([0u8]).chain_update(entry).finalize().into()
+        Sha256::new()
+            .chain_update([0u8])
+            .chain_update(entry)
+            .finalize()
+            .into()
     }
 
     /// SHA-256(0x01 ‖ left ‖ right).
@@ -41,7 +45,10 @@ pub mod merkle {
                 hex::encode(leaf_hash(b"")),
                 "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
             );
-            assert_ne!(node_hash(&leaf_hash(b"a"), &leaf_hash(b"b")), leaf_hash(b"ab"));
+            assert_ne!(
+                node_hash(&leaf_hash(b"a"), &leaf_hash(b"b")),
+                leaf_hash(b"ab")
+            );
         }
     }
 }

@@ -125,7 +125,10 @@ mod tests {
         let err = parse::<Demo>(Path::new("c.toml"), text)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("c.toml: field `rounds.count` (line 3): "), "{err}");
+        assert!(
+            err.starts_with("c.toml: field `rounds.count` (line 3): "),
+            "{err}"
+        );
         assert!(err.contains("invalid type"), "{err}");
     }
 
@@ -134,7 +137,10 @@ mod tests {
         let err = parse::<Demo>(Path::new("c.toml"), "name = \"x\"\n[rounds]\ncont = 3\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rounds") && err.contains("unknown field `cont`"), "{err}");
+        assert!(
+            err.contains("rounds") && err.contains("unknown field `cont`"),
+            "{err}"
+        );
         let err = parse::<Demo>(Path::new("c.toml"), "name = \"x\"\n")
             .unwrap_err()
             .to_string();
@@ -146,7 +152,10 @@ mod tests {
         let err = parse::<Demo>(Path::new("c.toml"), "name = \n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("c.toml: field `(syntax)` (line 1)"), "{err}");
+        assert!(
+            err.starts_with("c.toml: field `(syntax)` (line 1)"),
+            "{err}"
+        );
         let err = load::<Demo>(Path::new("/nonexistent/c.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/c.toml"));
     }

@@ -41,7 +41,11 @@ impl AdminService {
             return Err(Status::permission_denied(format!(
                 "{} may not do this; it needs one of: {}",
                 identity,
-                allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if !listed.contains(&identity.id) {
@@ -87,7 +91,11 @@ impl Admin for AdminService {
                 .map(|r| RoundSummary {
                     round: r.round,
                     included: r.included.clone(),
-                    dropped: r.dropped.iter().map(|(p, why)| format!("{p}: {why}")).collect(),
+                    dropped: r
+                        .dropped
+                        .iter()
+                        .map(|(p, why)| format!("{p}: {why}"))
+                        .collect(),
                     mean_loss: r.mean_loss,
                     samples: r.samples,
                     model_sha256: r.model_sha256.clone(),

@@ -51,7 +51,12 @@ impl PlaintextSum {
 
     /// Adds nᵢ·Δᵢ after checking the update in full, so a bad update
     /// leaves the sum untouched.
-    pub fn add(&mut self, samples: u64, mean_loss: f32, delta: &[f32]) -> Result<(), UpdateRejected> {
+    pub fn add(
+        &mut self,
+        samples: u64,
+        mean_loss: f32,
+        delta: &[f32],
+    ) -> Result<(), UpdateRejected> {
         let expected = self.sum.weighted_delta.len();
         if delta.len() != expected {
             return Err(UpdateRejected::WrongLength {
@@ -102,7 +107,10 @@ mod tests {
             sum.add(1, 0.0, &[1.0, f32::NAN]),
             Err(UpdateRejected::NotFinite { index: 1, .. })
         ));
-        assert_eq!(sum.add(0, 0.0, &[1.0, 1.0]), Err(UpdateRejected::NoSamples(0)));
+        assert_eq!(
+            sum.add(0, 0.0, &[1.0, 1.0]),
+            Err(UpdateRejected::NoSamples(0))
+        );
         let out = sum.finish();
         assert_eq!(out.weighted_delta, vec![-2.0, 3.5]);
         assert_eq!(out.total_samples, 4);

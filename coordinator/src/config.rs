@@ -175,7 +175,11 @@ impl CoordinatorConfig {
             }
         }
         if self.rounds.min_participants == 0 {
-            return Err(invalid(path, "rounds.min_participants", "must be at least 1"));
+            return Err(invalid(
+                path,
+                "rounds.min_participants",
+                "must be at least 1",
+            ));
         }
         if self.rounds.min_participants > self.roster.participants.len() {
             return Err(invalid(
@@ -189,7 +193,11 @@ impl CoordinatorConfig {
             ));
         }
         if self.rounds.round_timeout_s == 0 {
-            return Err(invalid(path, "rounds.round_timeout_s", "must be at least 1 second"));
+            return Err(invalid(
+                path,
+                "rounds.round_timeout_s",
+                "must be at least 1 second",
+            ));
         }
         if self.training.epochs == 0 {
             return Err(invalid(path, "training.epochs", "must be at least 1"));

@@ -118,10 +118,12 @@ impl Coordinator {
                 addr: config.listen,
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| CoordinatorError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| CoordinatorError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         let federation = FederationService::new(
             spec.clone(),
             Arc::new(config.roster.participants.clone()),

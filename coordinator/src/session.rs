@@ -50,9 +50,9 @@ impl FederationService {
 
 /// The verified identity behind a request's client certificate.
 pub fn peer_identity<T>(request: &Request<T>) -> Result<Identity, Status> {
-    let certs = request.peer_certs().ok_or_else(|| {
-        Status::unauthenticated("no client certificate: connect with mutual TLS")
-    })?;
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
     let leaf = certs
         .first()
         .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
@@ -60,10 +60,7 @@ pub fn peer_identity<T>(request: &Request<T>) -> Result<Identity, Status> {
 }
 
 /// Checks the Hello against the certificate and protocol version.
-fn check_hello(
-    first: Option<ParticipantMessage>,
-    identity: &Identity,
-) -> Result<(), Status> {
+fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result<(), Status> {
     let hello = match first.and_then(|m| m.body) {
         Some(participant_message::Body::Hello(hello)) => hello,
         _ => {

@@ -29,7 +29,12 @@ impl From<&RoundReport> for RoundRecord {
             dropped: r
                 .dropped
                 .iter()
-                .map(|Dropout { participant, reason }| (participant.clone(), reason.clone()))
+                .map(
+                    |Dropout {
+                         participant,
+                         reason,
+                     }| (participant.clone(), reason.clone()),
+                )
                 .collect(),
             samples: r.samples,
             mean_loss: r.mean_loss,
@@ -62,7 +67,9 @@ impl Store {
 
     /// File of the global model after `round` (round 0: the initial model).
     pub fn model_path(&self, round: u64) -> PathBuf {
-        self.dir.join("models").join(format!("round-{round:06}.f32"))
+        self.dir
+            .join("models")
+            .join(format!("round-{round:06}.f32"))
     }
 
     /// Records a completed round: model first, history second, head last,
@@ -99,8 +106,8 @@ impl Store {
             model_sha256: model_sha256(model),
             num_params: model.len(),
         };
-        let json =
-            serde_json::to_vec_pretty(&head).map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&head)
+            .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         write_atomic(&self.dir.join("state.json"), &json)
     }
 
@@ -115,14 +122,20 @@ impl Store {
         };
         let head: Head = serde_json::from_slice(&bytes).map_err(|e| CoordinatorError::Storage {
             path: path.clone(),
-            reason: format!("unreadable ({e}); restore it from a backup or start a new storage folder"),
+            reason: format!(
+                "unreadable ({e}); restore it from a backup or start a new storage folder"
+            ),
         })?;
         let model_path = self.model_path(head.round);
         let raw = std::fs::read(&model_path).map_err(|e| storage(&model_path, e))?;
         if raw.len() != head.num_params * 4 {
             return Err(CoordinatorError::Storage {
                 path: model_path,
-                reason: format!("holds {} bytes, expected {}", raw.len(), head.num_params * 4),
+                reason: format!(
+                    "holds {} bytes, expected {}",
+                    raw.len(),
+                    head.num_params * 4
+                ),
             });
         }
         let model: Vec<f32> = raw
@@ -213,7 +226,10 @@ mod tests {
         assert_eq!((round, model), (1, vec![0.5, 1.5]));
         let history = store.history().unwrap();
         assert_eq!(history.len(), 1);
-        assert_eq!(history[0].dropped, vec![("b".into(), "disconnected".into())]);
+        assert_eq!(
+            history[0].dropped,
+            vec![("b".into(), "disconnected".into())]
+        );
     }
 
     #[test]
@@ -223,6 +239,9 @@ mod tests {
         store.save_round(&report(1, vec![0.5, 1.5])).unwrap();
         std::fs::write(store.model_path(1), 7.0f32.to_le_bytes().repeat(2)).unwrap();
         let err = store.load_head().unwrap_err().to_string();
-        assert!(err.contains("round-000001.f32") && err.contains("hash"), "{err}");
+        assert!(
+            err.contains("round-000001.f32") && err.contains("hash"),
+            "{err}"
+        );
     }
 }

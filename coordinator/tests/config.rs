@@ -13,7 +13,11 @@ fn example() -> PathBuf {
 fn shipped_example_loads_with_paths_beside_it() {
     let config = CoordinatorConfig::load(&example()).unwrap();
     assert_eq!(config.roster.participants, ["soc-de", "soc-fr"]);
-    assert!(config.tls.ca.ends_with("examples/pki/ca.pem"), "{:?}", config.tls.ca);
+    assert!(
+        config.tls.ca.ends_with("examples/pki/ca.pem"),
+        "{:?}",
+        config.tls.ca
+    );
     assert_eq!(config.rounds.min_participants, 2);
 }
 
@@ -47,6 +51,9 @@ fn bad_values_are_refused_with_the_reason() {
     assert!(err.contains("exceeds the 2 participants"), "{err}");
     let err = load_edited("listen = \"0.0.0.0:7443\"", "listen = \"somewhere\"");
     assert!(err.contains("field `listen`"), "{err}");
-    let err = load_edited("participants = [\"soc-de\", \"soc-fr\"]", "participants = [\"soc-de\", \"soc-de\"]");
+    let err = load_edited(
+        "participants = [\"soc-de\", \"soc-fr\"]",
+        "participants = [\"soc-de\", \"soc-de\"]",
+    );
     assert!(err.contains("listed twice"), "{err}");
 }

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fedsoc_datasets::synthetic::{SyntheticConfig, test_set};
 use fedsoc_datasets::EncoderSpec;
+use fedsoc_datasets::synthetic::{SyntheticConfig, test_set};
 use fedsoc_models::{AutoencoderConfig, anomaly_scores, pr_auc, roc_auc};
 use ndarray::Array2;
 use serde::Serialize;
@@ -78,7 +78,11 @@ impl TestSet {
         Ok(TestSet { features, labels })
     }
 
-    fn evaluate(&self, model: &AutoencoderConfig, weights: &[f32]) -> Result<(f64, f64), ExperimentError> {
+    fn evaluate(
+        &self,
+        model: &AutoencoderConfig,
+        weights: &[f32],
+    ) -> Result<(f64, f64), ExperimentError> {
         let scores = anomaly_scores(model, weights, self.features.view())?;
         let roc = roc_auc(&scores, &self.labels).unwrap_or(f64::NAN);
         let pr = pr_auc(&scores, &self.labels).unwrap_or(f64::NAN);

@@ -84,8 +84,11 @@ impl LocalFederation {
         let ca = CertificateAuthority::generate("local")?;
         ca.save(&pki)?;
         let hostnames = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        ca.issue(&Identity::new(Role::Coordinator, "coordinator")?, &hostnames)?
-            .save(&pki, "coordinator")?;
+        ca.issue(
+            &Identity::new(Role::Coordinator, "coordinator")?,
+            &hostnames,
+        )?
+        .save(&pki, "coordinator")?;
         let ids: Vec<String> = (0..spec.participants).map(participant_id).collect();
         for id in &ids {
             ca.issue(&Identity::participant(id.clone())?, &[])?
@@ -131,7 +134,10 @@ impl LocalFederation {
     }
 
     pub fn participant_ids(&self) -> Vec<String> {
-        self.participant_configs.iter().map(|c| c.id.clone()).collect()
+        self.participant_configs
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     pub fn participant_config(&self, index: usize) -> &ParticipantConfig {

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use fedsoc_coordinator::CoordinatorError;
 use fedsoc_coordinator::aggregate::PlaintextSum;
 use fedsoc_coordinator::strategy::fedavg;
-use fedsoc_coordinator::CoordinatorError;
 use fedsoc_datasets::EncoderSpec;
 use fedsoc_experiments::local::{LocalFederation, LocalFederationSpec};
 use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError};
@@ -44,7 +44,9 @@ fn local_model(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_participants_two_rounds_fedavg_is_weighted_mean_of_local_models() {
     let dir = tempfile::tempdir().unwrap();
-    let federation = LocalFederation::start(&small_spec(dir.path(), 3)).await.unwrap();
+    let federation = LocalFederation::start(&small_spec(dir.path(), 3))
+        .await
+        .unwrap();
     let mut global = federation.coordinator.global_model().to_vec();
     for round in 1..=2u64 {
         let report = federation.coordinator.run_next_round().await.unwrap();
@@ -66,11 +68,18 @@ async fn three_participants_two_rounds_fedavg_is_weighted_mean_of_local_models()
             max_diff = max_diff.max((got - (*want / total as f64) as f32).abs());
         }
         assert!(max_diff < 1e-5, "round {round}: max |Δ| = {max_diff}");
-        assert_ne!(report.model.as_slice(), global.as_slice(), "the model did not move");
+        assert_ne!(
+            report.model.as_slice(),
+            global.as_slice(),
+            "the model did not move"
+        );
         global = report.model.to_vec();
     }
     // The stored head is the last round's model.
-    assert_eq!(federation.coordinator.global_model().as_slice(), global.as_slice());
+    assert_eq!(
+        federation.coordinator.global_model().as_slice(),
+        global.as_slice()
+    );
     federation.shutdown().await;
 }
 
@@ -95,13 +104,20 @@ fn config_with_certificate(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_ca_and_unlisted_participants_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let federation = LocalFederation::start(&small_spec(dir.path(), 2)).await.unwrap();
+    let federation = LocalFederation::start(&small_spec(dir.path(), 2))
+        .await
+        .unwrap();
 
     let foreign = CertificateAuthority::generate("elsewhere").unwrap();
     let config = config_with_certificate(&federation, &foreign, "soc-de");
     let err = Agent::new(config).unwrap().run_session().await.unwrap_err();
+    // Whether the client reads the coordinator's TLS alert or only sees the
+    // connection close depends on timing; either way the error says why.
     assert!(
-        matches!(err, ParticipantError::Refused(_)) && err.to_string().contains("federation CA"),
+        matches!(
+            err,
+            ParticipantError::Refused(_) | ParticipantError::Session(_)
+        ) && err.to_string().contains("federation CA"),
         "{err}"
     );
 
@@ -109,7 +125,8 @@ async fn foreign_ca_and_unlisted_participants_are_refused() {
     let agent = Agent::new(config).unwrap();
     let err = agent.run_session().await.unwrap_err();
     assert!(
-        matches!(err, ParticipantError::Refused(_)) && err.to_string().contains("not on the roster"),
+        matches!(err, ParticipantError::Refused(_))
+            && err.to_string().contains("not on the roster"),
         "{err}"
     );
     // A refusal is permanent: `run` gives up instead of retrying forever.
@@ -127,7 +144,10 @@ async fn raw_session(
     index: usize,
     version: u32,
 ) -> Result<
-    (mpsc::Sender<ParticipantMessage>, tonic::Streaming<fedsoc_proto::v1::CoordinatorMessage>),
+    (
+        mpsc::Sender<ParticipantMessage>,
+        tonic::Streaming<fedsoc_proto::v1::CoordinatorMessage>,
+    ),
     tonic::Status,
 > {
     let config = federation.participant_config(index);
@@ -184,7 +204,12 @@ async fn participants_that_vanish_or_stall_are_dropped_not_fatal() {
     federation.kill(&ids[3]);
     let (vanishing_tx, mut vanishing) = raw_session(&federation, 2, 1).await.unwrap();
     let (_stalling_tx, _stalling) = raw_session(&federation, 3, 1).await.unwrap();
-    assert!(federation.coordinator.wait_for_participants(4, Duration::from_secs(10)).await);
+    assert!(
+        federation
+            .coordinator
+            .wait_for_participants(4, Duration::from_secs(10))
+            .await
+    );
     let global = federation.coordinator.global_model().to_vec();
     let hang_up = tokio::spawn(async move {
         while let Ok(Some(message)) = vanishing.message().await {
@@ -246,7 +271,14 @@ async fn too_few_participants_is_a_clean_error() {
     }
     let err = federation.coordinator.run_next_round().await.unwrap_err();
     assert!(
-        matches!(err, CoordinatorError::NotEnoughParticipants { got: 1, need: 2, .. }),
+        matches!(
+            err,
+            CoordinatorError::NotEnoughParticipants {
+                got: 1,
+                need: 2,
+                ..
+            }
+        ),
         "{err}"
     );
     federation.shutdown().await;

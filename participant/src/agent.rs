@@ -75,7 +75,10 @@ impl Agent {
                     tracing::warn!(participant = %self.config.id, error = %e, "session lost");
                 }
             }
-            let pause = self.config.reconnect.backoff(attempt, rand::random::<f64>());
+            let pause = self
+                .config
+                .reconnect
+                .backoff(attempt, rand::random::<f64>());
             attempt = attempt.saturating_add(1);
             tracing::info!(participant = %self.config.id, pause_ms = pause.as_millis() as u64, "reconnecting");
             tokio::select! {
@@ -287,14 +290,18 @@ fn refusal(status: Status) -> ParticipantError {
         _ => {
             let detail = chain(&status);
             // With TLS 1.3 a rejected client certificate surfaces here, on
-            // the first call, as an alert from the coordinator.
-            if detail.contains("alert") || detail.contains("certificate") {
+            // the first call: as the coordinator's alert when we read it in
+            // time, else as a connection it closed under us.
+            if detail.contains("alert") {
                 ParticipantError::Refused(format!(
                     "the TLS handshake was rejected ({detail}); the participant certificate \
                      must be issued by the federation CA and still valid"
                 ))
             } else {
-                ParticipantError::Session(detail)
+                ParticipantError::Session(format!(
+                    "{detail}; if this persists, check that the participant certificate is \
+                     issued by the federation CA and still valid"
+                ))
             }
         }
     }

@@ -92,7 +92,11 @@ impl ReconnectSection {
 impl ParticipantConfig {
     pub fn load(path: &Path) -> Result<Self, ConfError> {
         let mut config: ParticipantConfig = fedsoc_conf::load(path)?;
-        for p in [&mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key] {
+        for p in [
+            &mut config.tls.ca,
+            &mut config.tls.cert,
+            &mut config.tls.key,
+        ] {
             *p = fedsoc_conf::resolve(path, p);
         }
         config.validate(path)?;
@@ -227,7 +231,10 @@ mod tests {
         .unwrap();
         let err = ParticipantConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("participant.toml"), "{err}");
-        assert!(err.contains("data") && err.contains("invalid type"), "{err}");
+        assert!(
+            err.contains("data") && err.contains("invalid type"),
+            "{err}"
+        );
         std::fs::write(
             &path,
             "id = \"soc-de\"\ncoordinator = \"http://localhost:7443\"\n\
@@ -236,7 +243,10 @@ mod tests {
         )
         .unwrap();
         let err = ParticipantConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("field `coordinator`") && err.contains("https://"), "{err}");
+        assert!(
+            err.contains("field `coordinator`") && err.contains("https://"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

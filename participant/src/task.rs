@@ -24,7 +24,11 @@ pub struct TaskIntake {
 
 impl TaskIntake {
     /// Starts a new task; any half-received earlier task is abandoned.
-    pub fn start(&mut self, task: TrainTask, expected_params: usize) -> Result<(), ParticipantError> {
+    pub fn start(
+        &mut self,
+        task: TrainTask,
+        expected_params: usize,
+    ) -> Result<(), ParticipantError> {
         if task.num_params != expected_params as u64 {
             return Err(ParticipantError::Protocol(format!(
                 "task {} announces a model of {} parameters, the federation's model has {}",
@@ -91,7 +95,11 @@ mod tests {
             ready = intake.chunk(c).unwrap();
         }
         assert_eq!(ready.unwrap().global, vec![1.0, 2.0, 3.0]);
-        assert!(intake.chunk(fedsoc_proto::chunk::split(1, &[1.0]).next().unwrap()).is_err());
+        assert!(
+            intake
+                .chunk(fedsoc_proto::chunk::split(1, &[1.0]).next().unwrap())
+                .is_err()
+        );
     }
 
     #[test]

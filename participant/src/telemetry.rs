@@ -30,10 +30,12 @@ pub fn load(source: &DataSource) -> Result<Vec<FlowRecord>, ParticipantError> {
 /// Encodes records with the encoder the coordinator announced.
 pub fn encode(records: &[FlowRecord], encoder_json: &str) -> Result<Array2<f32>, ParticipantError> {
     let encoder: EncoderSpec = serde_json::from_str(encoder_json).map_err(|e| {
-        ParticipantError::Protocol(format!("the coordinator's feature encoding is unreadable: {e}"))
+        ParticipantError::Protocol(format!(
+            "the coordinator's feature encoding is unreadable: {e}"
+        ))
     })?;
-    encoder
-        .validate()
-        .map_err(|e| ParticipantError::Protocol(format!("the coordinator's feature encoding: {e}")))?;
+    encoder.validate().map_err(|e| {
+        ParticipantError::Protocol(format!("the coordinator's feature encoding: {e}"))
+    })?;
     Ok(encoder.encode(records)?)
 }

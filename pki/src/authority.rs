@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -107,7 +107,10 @@ impl CertificateAuthority {
             .push(SanType::URI(identity.to_uri().try_into()?));
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, "fedsoc");
-        name.push(DnType::CommonName, format!("{} {}", identity.role, identity.id));
+        name.push(
+            DnType::CommonName,
+            format!("{} {}", identity.role, identity.id),
+        );
         params.distinguished_name = name;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -120,7 +123,10 @@ impl CertificateAuthority {
         };
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, DEFAULT_VALIDITY_DAYS);
-        let key = KeyPair::generate()?;
+        // Ed25519: the same key that authenticates the TLS connection signs
+        // the participant's secure-aggregation messages, so those signatures
+        // are bound to the certificate the CA issued.
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(IssuedCertificate {
             cert_pem: cert.pem(),

@@ -24,7 +24,9 @@ pub enum PkiError {
          issue it with `fedsoc pki issue`"
     )]
     NoIdentity,
-    #[error("invalid identity {0:?}: expected urn:fedsoc:<role>:<id> with role one of coordinator, participant, data-scientist, auditor")]
+    #[error(
+        "invalid identity {0:?}: expected urn:fedsoc:<role>:<id> with role one of coordinator, participant, data-scientist, auditor"
+    )]
     BadIdentity(String),
     #[error("invalid id {0:?}: ids are 1-64 characters of a-z, A-Z, 0-9, '-', '_' and '.'")]
     BadId(String),

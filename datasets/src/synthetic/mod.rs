@@ -7,13 +7,13 @@
 //!
 //! # Campaign → countries
 //!
-//! | family         | campaign                                            | hits               |
-//! |----------------|-----------------------------------------------------|--------------------|
-//! | `scan`         | internet-wide reconnaissance of exposed infrastructure | de, nl, pl, ee  |
-//! | `flood`        | hacktivist DDoS against public portals              | fr, nl, se, ee     |
-//! | `bruteforce`   | credential stuffing against exposed SSH and RDP     | de, it, es, pl     |
-//! | `exfiltration` | espionage data theft over HTTPS and DNS tunnels     | fr, it, se         |
-//! | `c2`           | implant beaconing to command-and-control servers    | de, es, se, ee     |
+//! | family         | campaign                                               | hits           |
+//! |----------------|--------------------------------------------------------|----------------|
+//! | `scan`         | internet-wide reconnaissance of exposed infrastructure | de, nl, pl, ee |
+//! | `flood`        | hacktivist DDoS against public portals                 | fr, nl, se, ee |
+//! | `bruteforce`   | credential stuffing against exposed SSH and RDP        | de, it, es, pl |
+//! | `exfiltration` | espionage data theft over HTTPS and DNS tunnels        | fr, it, se     |
+//! | `c2`           | implant beaconing to command-and-control servers       | de, es, se, ee |
 //!
 //! So by country: de scan+bruteforce+c2, fr flood+exfiltration, it
 //! bruteforce+exfiltration, es bruteforce+c2, nl scan+flood, pl

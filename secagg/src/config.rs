@@ -1,0 +1,258 @@
+//! Round configuration and its safety checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SecAggError};
+
+/// Largest roster accepted (bounds every decoded list).
+pub const MAX_PARTICIPANTS: usize = 1 << 16;
+/// Largest vector accepted (bounds every decoded masked input: 2^28 words).
+pub const MAX_VECTOR_LEN: usize = 1 << 28;
+
+/// A participant (SOC) in a round. Its Shamir x-coordinate is `id + 1`, so
+/// that no share is ever evaluated at 0 (the secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ParticipantId(pub u32);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl ParticipantId {
+    /// Shamir evaluation point for this participant (never 0).
+    pub fn shamir_x(self) -> u64 {
+        u64::from(self.0) + 1
+    }
+}
+
+/// The protocol stages; used for dropout accounting and errors. A participant
+/// recorded as dropped "at" a stage did not deliver that stage's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    /// Stage 0: key advertisement.
+    AdvertiseKeys,
+    /// Stage 1: encrypted share distribution.
+    ShareKeys,
+    /// Stage 2: masked input.
+    MaskedInput,
+    /// Stage 3: consistency signature over the survivor list.
+    Consistency,
+    /// Stage 4: unmasking shares.
+    Unmask,
+}
+
+/// The arithmetic ring of the aggregate: Z/2^32 or Z/2^64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ring {
+    /// Z/2^32: half the bandwidth and PRG work of U64; enough for
+    /// n x (2^bits - 1) < 2^32.
+    U32,
+    /// Z/2^64.
+    U64,
+}
+
+impl Ring {
+    /// log2 of the modulus.
+    pub fn bits(self) -> u32 {
+        match self {
+            Ring::U32 => 32,
+            Ring::U64 => 64,
+        }
+    }
+    /// Bytes per element on the wire.
+    pub fn word_bytes(self) -> usize {
+        match self {
+            Ring::U32 => 4,
+            Ring::U64 => 8,
+        }
+    }
+    /// Reduce a u64 into the ring.
+    pub fn reduce(self, v: u64) -> u64 {
+        match self {
+            Ring::U32 => v & 0xffff_ffff,
+            Ring::U64 => v,
+        }
+    }
+}
+
+/// Everything all parties must agree on before a round starts. Public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundConfig {
+    /// Fresh, unique per round (a retry gets a new one). Binds every
+    /// signature, key derivation and message, and seeds the neighbour graph.
+    pub round_id: [u8; 32],
+    /// The roster.
+    pub participants: Vec<ParticipantId>,
+    /// Long-term Ed25519 keys of the roster (from the PKI).
+    pub verifying_keys: BTreeMap<ParticipantId, VerifyingKey>,
+    /// k: neighbours per participant. `n - 1` means the complete graph
+    /// (original SecAgg); smaller and even means a SecAgg+ Harary graph.
+    pub neighbors: usize,
+    /// t: Shamir threshold, a strict majority of the k neighbours.
+    pub threshold: usize,
+    /// Arithmetic ring of the sum.
+    pub ring: Ring,
+    /// Number of ring elements per input.
+    pub vector_len: usize,
+}
+
+/// The recommended `(k, t)` for `n` participants.
+///
+/// * `n <= 16`: complete graph, `k = n - 1` (cheap at this size and
+///   tolerates the most dropouts).
+/// * `n > 16`: `k = min(n - 1, 2 * ceil(log2 n))` (always even, as the Harary
+///   ring requires). This is the O(log n) degree of Bell et al. 2020: client
+///   cost grows with log n instead of n. n = 100 gives k = 14.
+/// * `t = floor(k / 2) + 1`, the smallest strict majority of neighbours, so
+///   a minority of colluding neighbours can never reconstruct both secrets;
+///   up to `k - t` neighbours of anyone may drop out. For n = 2, t = 1.
+pub fn recommended_neighbours(n: usize) -> (usize, usize) {
+    let k = if n <= 16 {
+        n.saturating_sub(1)
+    } else {
+        let log2 = usize::BITS - (n - 1).leading_zeros(); // ceil(log2 n) for n >= 2
+        (n - 1).min(2 * log2 as usize)
+    };
+    (k, k / 2 + 1)
+}
+
+impl RoundConfig {
+    /// A config with the recommended `(k, t)` for the roster given by
+    /// `verifying_keys`. Call [`RoundConfig::validate`] (the client and
+    /// server constructors do).
+    pub fn recommended(
+        round_id: [u8; 32],
+        verifying_keys: BTreeMap<ParticipantId, VerifyingKey>,
+        ring: Ring,
+        vector_len: usize,
+    ) -> Self {
+        let participants: Vec<ParticipantId> = verifying_keys.keys().copied().collect();
+        let (k, t) = recommended_neighbours(participants.len());
+        RoundConfig {
+            round_id,
+            participants,
+            verifying_keys,
+            neighbors: k,
+            threshold: t,
+            ring,
+            vector_len,
+        }
+    }
+
+    /// Refuse configurations that are insecure or cannot complete.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(SecAggError::UnsafeConfig { reason });
+        let n = self.participants.len();
+        let (k, t) = (self.neighbors, self.threshold);
+        if n < 2 {
+            return bad(format!("{n} participants: a sum needs at least 2"));
+        }
+        if n > MAX_PARTICIPANTS {
+            return bad(format!("{n} participants exceeds the maximum {MAX_PARTICIPANTS}"));
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.participants {
+            if !seen.insert(*p) {
+                return bad(format!("participant {p} listed twice"));
+            }
+            if !self.verifying_keys.contains_key(p) {
+                return bad(format!("participant {p} has no verifying key"));
+            }
+        }
+        if k == 0 || k > n - 1 {
+            return bad(format!("neighbours k = {k} must be in 1..={} for n = {n}", n - 1));
+        }
+        if k < n - 1 && (k % 2 != 0 || k < 2) {
+            return bad(format!(
+                "neighbours k = {k} < n - 1 needs an even k >= 2 (Harary ring); use an even k or n - 1"
+            ));
+        }
+        if 2 * t <= k {
+            return bad(format!(
+                "threshold t = {t} must be a strict majority of k = {k} neighbours (t > k/2), \
+                 else a neighbour minority could reconstruct both secrets of a participant"
+            ));
+        }
+        if t > k {
+            return bad(format!("threshold t = {t} exceeds the neighbour count k = {k}: no dropout tolerated and shares cannot reach t"));
+        }
+        if n > 2 && t < 2 {
+            return bad(format!("threshold t = {t} < 2 with n = {n}: a single neighbour would learn the secrets"));
+        }
+        if self.vector_len == 0 {
+            return bad("vector_len is 0".into());
+        }
+        if self.vector_len > MAX_VECTOR_LEN {
+            return bad(format!("vector_len {} exceeds {MAX_VECTOR_LEN}", self.vector_len));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn keys(n: u32) -> BTreeMap<ParticipantId, VerifyingKey> {
+        (0..n)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_le_bytes());
+                (ParticipantId(i), SigningKey::from_bytes(&b).verifying_key())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recommended_is_valid_for_all_sizes() {
+        for n in 2..300u32 {
+            let c = RoundConfig::recommended([1; 32], keys(n), Ring::U32, 4);
+            c.validate().unwrap_or_else(|e| panic!("n={n}: {e}"));
+        }
+        assert_eq!(recommended_neighbours(100), (14, 8));
+        assert_eq!(recommended_neighbours(16), (15, 8));
+        assert_eq!(recommended_neighbours(3), (2, 2));
+    }
+
+    fn unsafe_reason(c: &RoundConfig) -> String {
+        match c.validate() {
+            Err(SecAggError::UnsafeConfig { reason }) => reason,
+            other => panic!("expected UnsafeConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_unsafe_choices() {
+        let base = RoundConfig::recommended([1; 32], keys(10), Ring::U32, 4);
+        let mut c = base.clone();
+        c.threshold = 4; // k = 9, t must be >= 5
+        assert!(unsafe_reason(&c).contains("strict majority"));
+        let mut c = base.clone();
+        c.neighbors = 10;
+        assert!(unsafe_reason(&c).contains("neighbours"));
+        let mut c = base.clone();
+        c.neighbors = 2;
+        c.threshold = 1;
+        assert!(unsafe_reason(&c).contains("< 2"));
+        let mut c = base.clone();
+        c.vector_len = 0;
+        assert!(unsafe_reason(&c).contains("vector_len"));
+        let mut c = base.clone();
+        c.participants.push(ParticipantId(3));
+        assert!(unsafe_reason(&c).contains("twice"));
+        let mut c = base.clone();
+        c.verifying_keys.remove(&ParticipantId(5));
+        assert!(unsafe_reason(&c).contains("no verifying key"));
+        let mut c = base.clone();
+        c.neighbors = 5;
+        c.threshold = 3;
+        assert!(unsafe_reason(&c).contains("even"));
+    }
+}

@@ -1,0 +1,121 @@
+//! The public neighbour graph of a round.
+//!
+//! Derived deterministically from `round_id`, so every party computes the
+//! same graph without a message. Complete graph when `k = n - 1`; otherwise a
+//! k-regular Harary ring (each node joined to the k/2 nearest on each side)
+//! over a ChaCha20-seeded permutation of the roster (Bell et al. 2020).
+//! Note: whoever picks `round_id` could grind it to shape the graph; the
+//! round id should come from a source the server does not fully control
+//! (e.g. hash of the participants' contributions) where that matters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+
+use crate::config::{ParticipantId, RoundConfig};
+
+/// Symmetric neighbour relation: `j in N(i)` iff `i in N(j)`; never `i in N(i)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourGraph {
+    adj: BTreeMap<ParticipantId, BTreeSet<ParticipantId>>,
+}
+
+impl NeighbourGraph {
+    /// Build the graph for a (validated) config.
+    pub fn new(config: &RoundConfig) -> Self {
+        let mut ids: Vec<ParticipantId> = config.participants.clone();
+        ids.sort();
+        ids.dedup();
+        let n = ids.len();
+        let k = config.neighbors;
+        let mut adj: BTreeMap<ParticipantId, BTreeSet<ParticipantId>> =
+            ids.iter().map(|&i| (i, BTreeSet::new())).collect();
+        if k + 1 >= n {
+            for &i in &ids {
+                for &j in &ids {
+                    if i != j {
+                        adj.entry(i).or_default().insert(j);
+                    }
+                }
+            }
+        } else {
+            let seed: [u8; 32] = Sha256::new()
+                .chain_update(b"fedsoc-secagg/v1/graph")
+                .chain_update(config.round_id)
+                .finalize()
+                .into();
+            let mut rng = ChaCha20Rng::from_seed(seed);
+            ids.shuffle(&mut rng);
+            for p in 0..n {
+                for d in 1..=k / 2 {
+                    let (a, b) = (ids[p], ids[(p + d) % n]);
+                    adj.entry(a).or_default().insert(b);
+                    adj.entry(b).or_default().insert(a);
+                }
+            }
+        }
+        NeighbourGraph { adj }
+    }
+
+    /// Neighbours of `i` (empty for an unknown id).
+    pub fn neighbours(&self, i: ParticipantId) -> &BTreeSet<ParticipantId> {
+        static EMPTY: BTreeSet<ParticipantId> = BTreeSet::new();
+        self.adj.get(&i).unwrap_or(&EMPTY)
+    }
+
+    /// Is `j` a neighbour of `i`?
+    pub fn are_neighbours(&self, i: ParticipantId, j: ParticipantId) -> bool {
+        self.neighbours(i).contains(&j)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Ring, recommended_neighbours};
+    use ed25519_dalek::SigningKey;
+
+    fn cfg(n: u32, k: usize, round: u8) -> RoundConfig {
+        let keys = (0..n)
+            .map(|i| (ParticipantId(i * 3), SigningKey::from_bytes(&[i as u8; 32]).verifying_key()))
+            .collect();
+        let mut c = RoundConfig::recommended([round; 32], keys, Ring::U32, 1);
+        c.neighbors = k;
+        c.threshold = k / 2 + 1;
+        c
+    }
+
+    #[test]
+    fn regular_symmetric_deterministic() {
+        for n in [5u32, 17, 50, 100] {
+            let k = if n == 5 { 2 } else { recommended_neighbours(n as usize).0 };
+            let c = cfg(n, k, 7);
+            c.validate().unwrap();
+            let g = NeighbourGraph::new(&c);
+            assert_eq!(g, NeighbourGraph::new(&c));
+            for &i in &c.participants {
+                assert_eq!(g.neighbours(i).len(), k, "n={n}");
+                assert!(!g.are_neighbours(i, i));
+                for &j in g.neighbours(i) {
+                    assert!(g.are_neighbours(j, i));
+                }
+            }
+            // A different round id gives a different graph.
+            if k < n as usize - 1 {
+                assert_ne!(g, NeighbourGraph::new(&cfg(n, k, 8)));
+            }
+        }
+    }
+
+    #[test]
+    fn full_graph() {
+        let c = cfg(6, 5, 1);
+        let g = NeighbourGraph::new(&c);
+        for &i in &c.participants {
+            assert_eq!(g.neighbours(i).len(), 5);
+        }
+    }
+}
