@@ -25,6 +25,8 @@ pub struct CoordinatorConfig {
     pub training: TrainingSection,
     #[serde(default)]
     pub rounds: RoundsSection,
+    #[serde(default)]
+    pub aggregation: AggregationSection,
     pub storage: StorageSection,
 }
 
@@ -128,6 +130,55 @@ impl Default for RoundsSection {
     }
 }
 
+/// How updates are combined. Secure aggregation is the default; plaintext
+/// exists for benchmarks and debugging and says so in its name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationSection {
+    pub mode: AggregationMode,
+    /// 32 or 64: the ring Z_2^bits the masked sums live in.
+    pub ring_bits: u32,
+    /// Bits per quantised value.
+    pub quant_bits: u32,
+    /// Update deltas are clipped to [-clip, clip] before quantisation.
+    pub clip: f32,
+    /// A participant's FedAvg weight is min(samples, max_samples); the cap
+    /// lets overflow be excluded before a round starts.
+    pub max_samples: u64,
+    /// Neighbours per participant (k); 0 picks the recommended value for
+    /// the round's size (complete graph up to 16, O(log n) beyond).
+    pub neighbors: u32,
+    /// Shamir threshold (t); 0 picks a strict majority of the neighbours.
+    pub threshold: u32,
+    /// Seconds each stage after training may take.
+    pub stage_timeout_s: u64,
+}
+
+impl Default for AggregationSection {
+    fn default() -> Self {
+        AggregationSection {
+            mode: AggregationMode::Secure,
+            ring_bits: 64,
+            quant_bits: 16,
+            clip: 1.0,
+            max_samples: 1 << 20,
+            neighbors: 0,
+            threshold: 0,
+            stage_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AggregationMode {
+    /// SecAgg+: the coordinator learns only the weighted sum.
+    Secure,
+    /// The coordinator sees every participant's update. Benchmarks and
+    /// debugging only.
+    PlaintextInsecure,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
@@ -212,6 +263,35 @@ impl CoordinatorConfig {
                 "must be a positive number, e.g. 0.001",
             ));
         }
+        let agg = &self.aggregation;
+        if agg.ring_bits != 32 && agg.ring_bits != 64 {
+            return Err(invalid(path, "aggregation.ring_bits", "must be 32 or 64"));
+        }
+        if !(agg.clip.is_finite() && agg.clip > 0.0) {
+            return Err(invalid(
+                path,
+                "aggregation.clip",
+                "must be a positive number, e.g. 1.0",
+            ));
+        }
+        if agg.stage_timeout_s == 0 {
+            return Err(invalid(
+                path,
+                "aggregation.stage_timeout_s",
+                "must be at least 1 second",
+            ));
+        }
+        if agg.mode == AggregationMode::Secure {
+            self.secure_encoding()
+                .check_capacity(self.roster.participants.len())
+                .map_err(|e| {
+                    invalid(
+                        path,
+                        "aggregation",
+                        format!("{e}; lower quant_bits or max_samples, or use ring_bits = 64"),
+                    )
+                })?;
+        }
         if self.model.hidden.is_empty() || self.model.hidden.contains(&0) {
             return Err(invalid(
                 path,
@@ -220,6 +300,23 @@ impl CoordinatorConfig {
             ));
         }
         Ok(())
+    }
+
+    /// How secure rounds weight and quantise updates.
+    pub fn secure_encoding(&self) -> fedsoc_secagg::weighted::WeightedEncoding {
+        let agg = &self.aggregation;
+        fedsoc_secagg::weighted::WeightedEncoding {
+            quantizer: fedsoc_secagg::Quantizer {
+                clip: agg.clip,
+                bits: agg.quant_bits,
+                ring: if agg.ring_bits == 32 {
+                    fedsoc_secagg::Ring::U32
+                } else {
+                    fedsoc_secagg::Ring::U64
+                },
+            },
+            max_samples: agg.max_samples,
+        }
     }
 
     pub fn tls_files(&self) -> TlsFiles {

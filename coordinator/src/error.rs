@@ -27,6 +27,18 @@ pub enum CoordinatorError {
         need: usize,
         dropped: String,
     },
+    #[error(
+        "round {round}: secure aggregation aborted at stage {stage}: too many dropouts ({detail}); \
+         dropped: {dropped}. The round is retried with fresh keys"
+    )]
+    SecureAbort {
+        round: u64,
+        stage: String,
+        detail: String,
+        dropped: String,
+    },
+    #[error("secure aggregation: {0}")]
+    SecAgg(#[from] fedsoc_secagg::SecAggError),
     #[error("storage {path}: {reason}")]
     Storage { path: PathBuf, reason: String },
     #[error("internal error: {0}")]

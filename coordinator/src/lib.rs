@@ -10,7 +10,10 @@
 //! - [`session`]: the `Federation` gRPC service: admission and streams.
 //! - [`admin`]: the `Admin` gRPC service for data scientists and auditors.
 //! - [`round`]: one round: tasks out, updates in, dropouts recorded.
-//! - [`aggregate`]: the "sum of updates" seam that secure aggregation fills.
+//! - [`secure_round`]: one round through SecAgg+: the fedsoc-secagg server
+//!   state machine driven stage by stage, dropouts recorded per stage.
+//! - [`aggregate`]: the "sum of updates" seam: [`aggregate::WeightedSum`]
+//!   and the plaintext reference that secure rounds must equal.
 //! - [`strategy`]: FedAvg on the aggregate.
 //! - [`store`]: durable models and round history.
 //! - [`server`]: the running [`Coordinator`] and its round loop.
@@ -24,6 +27,7 @@ pub mod error;
 pub mod federation;
 pub mod registry;
 pub mod round;
+pub mod secure_round;
 pub mod server;
 pub mod session;
 pub mod store;

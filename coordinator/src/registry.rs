@@ -21,6 +21,9 @@ pub struct Link {
     pub id: String,
     /// Distinguishes a reconnected session from the one it replaced.
     pub session: u64,
+    /// The participant's certificate (DER), forwarded to the other members
+    /// of a secure round so they can check its signing key themselves.
+    pub certificate: Vec<u8>,
     pub outbox: Outbox,
     pub inbox: mpsc::Receiver<ParticipantMessage>,
 }

@@ -27,6 +27,9 @@ use crate::strategy;
 pub struct RoundPolicy {
     pub min_participants: usize,
     pub timeout: Duration,
+    /// Secure aggregation settings; `None` only when the configuration
+    /// explicitly chose plaintext aggregation.
+    pub secure: Option<crate::secure_round::SecureSettings>,
 }
 
 /// A participant that did not contribute to a round, and why.
@@ -57,7 +60,7 @@ struct Update {
 
 /// Task ids start at a random point so that ids from before a restart are
 /// never mistaken for current ones.
-fn next_task_id() -> u64 {
+pub(crate) fn next_task_id() -> u64 {
     static NEXT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
     NEXT.get_or_init(|| AtomicU64::new(rand::random::<u64>() >> 2))
         .fetch_add(1, Ordering::Relaxed)
@@ -107,6 +110,7 @@ pub async fn run_round(
             seed: train.seed,
             num_params: global.len() as u64,
             deadline_ms: policy.timeout.as_millis() as u64,
+            secure: None,
         };
         tasks.spawn(collect_update(link, task, global.clone(), deadline));
     }
@@ -263,5 +267,6 @@ fn kind(body: &participant_message::Body) -> &'static str {
         participant_message::Body::UpdateHeader(_) => "update_header",
         participant_message::Body::UpdateChunk(_) => "update_chunk",
         participant_message::Body::TaskFailed(_) => "task_failed",
+        participant_message::Body::Secagg(_) => "secagg",
     }
 }

@@ -12,11 +12,12 @@ use tokio::sync::{Notify, oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::AdminService;
-use crate::config::CoordinatorConfig;
+use crate::config::{AggregationMode, CoordinatorConfig};
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::registry::Registry;
 use crate::round::{RoundPolicy, RoundReport, run_round};
+use crate::secure_round::{SecureSettings, run_secure_round};
 use crate::session::FederationService;
 use crate::store::{RoundRecord, Store};
 
@@ -77,6 +78,24 @@ impl Coordinator {
     /// `config.listen` (port 0 picks a free port: see [`Self::local_addr`]).
     pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let spec = Arc::new(FederationSpec::from_config(config)?);
+        let secure = match config.aggregation.mode {
+            AggregationMode::Secure => Some(SecureSettings {
+                aggregation: config.aggregation.clone(),
+                encoding: config.secure_encoding(),
+                ca_pem: std::fs::read_to_string(&config.tls.ca).map_err(|source| {
+                    fedsoc_pki::PkiError::Read {
+                        path: config.tls.ca.clone(),
+                        source,
+                    }
+                })?,
+            }),
+            AggregationMode::PlaintextInsecure => {
+                tracing::warn!(
+                    "PLAINTEXT aggregation: the coordinator sees every participant's update; use only for benchmarks and debugging"
+                );
+                None
+            }
+        };
         let store = Store::open(&config.storage.dir)?;
         let (completed_round, global) = match store.load_head()? {
             Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
@@ -156,6 +175,7 @@ impl Coordinator {
             policy: RoundPolicy {
                 min_participants: config.rounds.min_participants,
                 timeout: Duration::from_secs(config.rounds.round_timeout_s),
+                secure,
             },
             store,
             local_addr,
@@ -193,14 +213,29 @@ impl Coordinator {
             let p = self.shared.progress();
             (p.completed_round + 1, p.global.clone())
         };
-        let report = run_round(
-            &self.shared.spec,
-            &self.shared.registry,
-            &self.policy,
-            round,
-            global,
-        )
-        .await?;
+        let report = match &self.policy.secure {
+            Some(settings) => {
+                run_secure_round(
+                    &self.shared.spec,
+                    &self.shared.registry,
+                    &self.policy,
+                    settings,
+                    round,
+                    global,
+                )
+                .await?
+            }
+            None => {
+                run_round(
+                    &self.shared.spec,
+                    &self.shared.registry,
+                    &self.policy,
+                    round,
+                    global,
+                )
+                .await?
+            }
+        };
         self.store.save_round(&report)?;
         let mut p = self.shared.progress();
         p.completed_round = report.round;

@@ -50,13 +50,19 @@ impl FederationService {
 
 /// The verified identity behind a request's client certificate.
 pub fn peer_identity<T>(request: &Request<T>) -> Result<Identity, Status> {
+    let leaf = peer_certificate(request)?;
+    fedsoc_pki::identity_from_der(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))
+}
+
+/// The client certificate (DER) that TLS verified against the CA.
+fn peer_certificate<T>(request: &Request<T>) -> Result<Vec<u8>, Status> {
     let certs = request
         .peer_certs()
         .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
-    let leaf = certs
+    certs
         .first()
-        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-    fedsoc_pki::identity_from_der(leaf).map_err(|e| Status::unauthenticated(e.to_string()))
+        .map(|c| c.to_vec())
+        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))
 }
 
 /// Checks the Hello against the certificate and protocol version.
@@ -97,6 +103,7 @@ impl Federation for FederationService {
         request: Request<Streaming<ParticipantMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let identity = peer_identity(&request)?;
+        let certificate = peer_certificate(&request)?;
         if identity.role != Role::Participant {
             return Err(Status::permission_denied(format!(
                 "a {} certificate cannot join rounds; participants need a participant certificate",
@@ -142,6 +149,7 @@ impl Federation for FederationService {
         self.registry.insert(Link {
             id: identity.id.clone(),
             session,
+            certificate,
             outbox,
             inbox,
         });

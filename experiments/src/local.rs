@@ -30,6 +30,10 @@ pub struct LocalFederationSpec {
     pub hidden: Vec<usize>,
     pub min_participants: usize,
     pub round_timeout: Duration,
+    /// Secure aggregation (the default), or plaintext for comparison.
+    pub secure: bool,
+    /// Seconds each secure-aggregation stage after training may take.
+    pub stage_timeout_s: u64,
 }
 
 impl LocalFederationSpec {
@@ -45,6 +49,8 @@ impl LocalFederationSpec {
             hidden: vec![64, 32, 8],
             min_participants: participants.div_ceil(2).max(1),
             round_timeout: Duration::from_secs(300),
+            secure: true,
+            stage_timeout_s: 30,
         }
     }
 }
@@ -220,6 +226,16 @@ count = 0
 min_participants = {min}
 round_timeout_s = {timeout}
 
+[aggregation]
+mode = "{mode}"
+ring_bits = 64
+quant_bits = 16
+clip = 1.0
+max_samples = 1048576
+neighbors = 0
+threshold = 0
+stage_timeout_s = {stage_timeout}
+
 [storage]
 dir = "."
 "#,
@@ -231,6 +247,12 @@ dir = "."
         lr = spec.learning_rate,
         min = spec.min_participants,
         timeout = spec.round_timeout.as_secs().max(1),
+        mode = if spec.secure {
+            "secure"
+        } else {
+            "plaintext-insecure"
+        },
+        stage_timeout = spec.stage_timeout_s.max(1),
     )
 }
 

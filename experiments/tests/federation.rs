@@ -18,6 +18,9 @@ use tonic::transport::{Channel, Endpoint};
 
 fn small_spec(dir: &std::path::Path, participants: usize) -> LocalFederationSpec {
     let mut spec = LocalFederationSpec::new(dir, participants);
+    // These tests check the round machinery against exact FedAvg; the
+    // secure path is checked against the same reference in secure.rs.
+    spec.secure = false;
     spec.rows = 600;
     spec.hidden = vec![16, 8];
     spec.batch_size = 32;

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use fedsoc_datasets::FlowRecord;
 use fedsoc_models::{AutoencoderConfig, TrainConfig};
+use fedsoc_proto::chunk::Assembler;
+use fedsoc_proto::secagg_stage as stage;
 use fedsoc_proto::v1::federation_client::FederationClient;
 use fedsoc_proto::v1::{
-    CoordinatorMessage, Hello, ParticipantMessage, TaskFailed, UpdateHeader, Welcome,
+    CoordinatorMessage, Hello, ParticipantMessage, SecAggChunk, TaskFailed, UpdateHeader, Welcome,
     coordinator_message, participant_message,
 };
 use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk};
@@ -23,16 +25,29 @@ use tonic::{Code, Status};
 
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
+use crate::secure::SecureTask;
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
 
 /// Messages buffered towards the coordinator.
 const OUTBOX_DEPTH: usize = 16;
 
-/// A participant with its telemetry loaded.
+/// A participant with its telemetry and keys loaded.
 pub struct Agent {
     config: ParticipantConfig,
     records: Arc<Vec<FlowRecord>>,
+    /// The federation CA, to check the other members of a secure round.
+    ca_pem: String,
+    /// Our certificate's Ed25519 key: signs our secure-aggregation messages.
+    signing_key: ed25519_dalek::SigningKey,
+}
+
+/// The secure-aggregation attempt in progress and its incoming message.
+struct SecureInFlight {
+    task_id: u64,
+    task: SecureTask,
+    max_message: u64,
+    incoming: Option<(u32, Assembler<u8>)>,
 }
 
 /// What the federation told us when we joined.
@@ -44,11 +59,20 @@ struct Federation {
 impl Agent {
     /// Loads the telemetry the configuration names.
     pub fn new(config: ParticipantConfig) -> Result<Self, ParticipantError> {
+        let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(|source| {
+            fedsoc_pki::PkiError::Read {
+                path: config.tls.ca.clone(),
+                source,
+            }
+        })?;
+        let signing_key = fedsoc_pki::load_signing_key(&config.tls.key)?;
         let records = telemetry::load(&config.data)?;
         tracing::info!(participant = %config.id, rows = records.len(), "telemetry loaded");
         Ok(Agent {
             config,
             records: Arc::new(records),
+            ca_pem,
+            signing_key,
         })
     }
 
@@ -143,17 +167,22 @@ impl Agent {
         tracing::info!(participant = %self.config.id, "joined the federation");
 
         let mut intake = TaskIntake::default();
+        let mut secure: Option<SecureInFlight> = None;
         let expected_params = federation.model.num_params();
         while let Some(message) = inbound.message().await.map_err(refusal)? {
             match message.body {
                 Some(coordinator_message::Body::TrainTask(task)) => {
                     tracing::debug!(participant = %self.config.id, round = task.round, "task received");
+                    secure = None;
                     intake.start(task, expected_params)?;
                 }
                 Some(coordinator_message::Body::ModelChunk(piece)) => {
                     if let Some(ready) = intake.chunk(piece)? {
-                        self.train_and_reply(&federation, ready, &outbox).await?;
+                        secure = self.train_and_reply(&federation, ready, &outbox).await?;
                     }
+                }
+                Some(coordinator_message::Body::Secagg(piece)) => {
+                    self.secure_step(&mut secure, piece, &outbox).await;
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
                     tracing::info!(
@@ -222,7 +251,7 @@ impl Agent {
         federation: &Federation,
         ready: ReadyTask,
         outbox: &mpsc::Sender<ParticipantMessage>,
-    ) -> Result<(), ParticipantError> {
+    ) -> Result<Option<SecureInFlight>, ParticipantError> {
         let ReadyTask { task, global } = ready;
         let train = TrainConfig {
             epochs: task.epochs as usize,
@@ -246,7 +275,7 @@ impl Agent {
                     task_id: task.task_id,
                     reason: e.to_string(),
                 });
-                return send(outbox, failed).await;
+                return send(outbox, failed).await.map(|()| None);
             }
         };
         let delta: Vec<f32> = outcome
@@ -256,6 +285,34 @@ impl Agent {
             .map(|(local, global)| local - global)
             .collect();
         tracing::info!(participant = %self.config.id, round = task.round, loss = outcome.mean_loss, samples = outcome.samples, "update ready");
+        if let Some(params) = &task.secure {
+            let update = (delta.as_slice(), outcome.samples as u64, outcome.mean_loss);
+            let started = SecureTask::start(
+                params,
+                &self.config.id,
+                &self.ca_pem,
+                &self.signing_key,
+                update,
+            );
+            let (secure_task, advert) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    tracing::warn!(participant = %self.config.id, round = task.round, error = %e, "cannot join the secure round");
+                    let failed = participant_message::Body::TaskFailed(TaskFailed {
+                        task_id: task.task_id,
+                        reason: e.to_string(),
+                    });
+                    return send(outbox, failed).await.map(|()| None);
+                }
+            };
+            send_secagg(outbox, task.task_id, stage::ADVERTISE_KEYS, &advert).await?;
+            return Ok(Some(SecureInFlight {
+                task_id: task.task_id,
+                task: secure_task,
+                max_message: max_secagg_message(delta.len(), params.members.len()),
+                incoming: None,
+            }));
+        }
         let header = participant_message::Body::UpdateHeader(UpdateHeader {
             task_id: task.task_id,
             samples: outcome.samples as u64,
@@ -266,8 +323,82 @@ impl Agent {
         for piece in chunk::split(task.task_id, &delta) {
             send(outbox, participant_message::Body::UpdateChunk(piece)).await?;
         }
-        Ok(())
+        Ok(None)
     }
+
+    /// Feeds a chunk of the coordinator's secure-aggregation message to the
+    /// round in flight and sends our answer once the message is complete.
+    /// A failure ends our part in this round only (we become a dropout);
+    /// the session goes on.
+    async fn secure_step(
+        &self,
+        secure: &mut Option<SecureInFlight>,
+        piece: SecAggChunk,
+        outbox: &mpsc::Sender<ParticipantMessage>,
+    ) {
+        let Some(flight) = secure.as_mut() else {
+            tracing::warn!(participant = %self.config.id, "secure-aggregation message without a round in flight; ignored");
+            return;
+        };
+        if piece.task_id != flight.task_id {
+            tracing::warn!(participant = %self.config.id, task = piece.task_id, "stale secure-aggregation message refused");
+            return;
+        }
+        let outcome = async {
+            let (stage_no, assembler) = match flight.incoming.take() {
+                Some((stage_no, asm)) if stage_no == piece.stage => (stage_no, asm),
+                Some((stage_no, _)) => {
+                    return Err(ParticipantError::Protocol(format!(
+                        "stage {} began before stage {stage_no} was complete",
+                        piece.stage
+                    )));
+                }
+                None => (
+                    piece.stage,
+                    Assembler::bytes(flight.task_id, &piece, flight.max_message)
+                        .map_err(|e| ParticipantError::Protocol(e.to_string()))?,
+                ),
+            };
+            let mut assembler = assembler;
+            match assembler
+                .push_bytes(&piece)
+                .map_err(|e| ParticipantError::Protocol(e.to_string()))?
+            {
+                None => {
+                    flight.incoming = Some((stage_no, assembler));
+                    Ok(())
+                }
+                Some(bytes) => {
+                    let reply = flight.task.handle(stage_no, &bytes)?;
+                    send_secagg(outbox, flight.task_id, stage_no, &reply).await
+                }
+            }
+        }
+        .await;
+        if let Err(e) = outcome {
+            tracing::warn!(participant = %self.config.id, error = %e, "left the secure round");
+            *secure = None;
+        }
+    }
+}
+
+/// Largest secure-aggregation message we accept: the masked vector
+/// dominates; key and share bundles grow with the members.
+fn max_secagg_message(num_params: usize, members: usize) -> u64 {
+    let vector = 8 * (num_params as u64 + 2);
+    vector + 4096 * members as u64 + 64 * 1024
+}
+
+async fn send_secagg(
+    outbox: &mpsc::Sender<ParticipantMessage>,
+    task_id: u64,
+    stage_no: u32,
+    bytes: &[u8],
+) -> Result<(), ParticipantError> {
+    for piece in chunk::split_bytes(task_id, stage_no, bytes) {
+        send(outbox, participant_message::Body::Secagg(piece)).await?;
+    }
+    Ok(())
 }
 
 async fn send(

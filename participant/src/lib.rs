@@ -8,6 +8,8 @@
 //! - [`telemetry`]: loading the local data source and encoding it with the
 //!   federation's feature encoding.
 //! - [`task`]: receiving a training task and its global model (sans-IO).
+//! - [`secure`]: our side of secure aggregation (sans-IO): member
+//!   certificates checked, update encoded, client stages driven.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`]: [`ParticipantError`].
 #![forbid(unsafe_code)]
@@ -15,6 +17,7 @@
 pub mod agent;
 pub mod config;
 pub mod error;
+pub mod secure;
 pub mod task;
 pub mod telemetry;
 

@@ -82,6 +82,7 @@ mod tests {
             seed: 0,
             num_params: n,
             deadline_ms: 1000,
+            secure: None,
         }
     }
 

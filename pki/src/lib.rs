@@ -10,6 +10,8 @@
 //! - [`identity`]: [`Role`] and [`Identity`], their URI form, and reading them
 //!   back out of a DER certificate.
 //! - [`authority`]: the federation CA: create, save, load, issue certificates.
+//! - [`member`]: checking another member's certificate against the CA
+//!   (for secure aggregation) and loading our own Ed25519 signing key.
 //! - [`tls`]: the PEM files a process presents, turned into tonic's server and
 //!   client TLS settings (client certificates always required).
 //! - [`error`]: [`PkiError`].
@@ -18,9 +20,11 @@
 pub mod authority;
 pub mod error;
 pub mod identity;
+pub mod member;
 pub mod tls;
 
 pub use authority::{CertificateAuthority, IssuedCertificate};
 pub use error::PkiError;
 pub use identity::{Identity, Role, identity_from_der};
+pub use member::{VerifiedMember, load_certificate_der, load_signing_key, verify_member};
 pub use tls::TlsFiles;

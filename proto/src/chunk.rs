@@ -1,10 +1,34 @@
 //! Vectors on the wire: cut into chunks of at most [`CHUNK_VALUES`] values
 //! (1 MiB), put back together only if every value arrives exactly once.
 
-use crate::v1::TensorChunk;
+use crate::v1::{SecAggChunk, TensorChunk};
 
 /// Values per chunk: 1 MiB of f32, far below [`crate::MAX_MESSAGE_BYTES`].
 pub const CHUNK_VALUES: usize = 256 * 1024;
+
+/// Bytes per secure-aggregation chunk.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Splits an encoded secure-aggregation message into chunks.
+pub fn split_bytes(
+    task_id: u64,
+    stage: u32,
+    data: &[u8],
+) -> impl Iterator<Item = SecAggChunk> + '_ {
+    let total_len = data.len() as u64;
+    let pieces = data.len().div_ceil(CHUNK_BYTES).max(1);
+    (0..pieces).map(move |i| {
+        let start = (i * CHUNK_BYTES).min(data.len());
+        let end = ((i + 1) * CHUNK_BYTES).min(data.len());
+        SecAggChunk {
+            task_id,
+            stage,
+            offset: start as u64,
+            total_len,
+            data: data[start..end].to_vec(),
+        }
+    })
+}
 
 /// Splits `values` into chunks tagged with `task_id`.
 pub fn split(task_id: u64, values: &[f32]) -> impl Iterator<Item = TensorChunk> + '_ {
@@ -33,55 +57,100 @@ pub enum ChunkError {
     WrongLength { expected: u64, got: u64 },
     #[error("chunk at offset {offset} with {len} values does not continue the vector at {next}")]
     OutOfOrder { offset: u64, len: usize, next: u64 },
-    #[error("chunk of {len} values exceeds the limit of {CHUNK_VALUES}")]
-    TooLarge { len: usize },
+    #[error("chunk of {len} values exceeds the limit of {limit}")]
+    TooLarge { len: usize, limit: usize },
+    #[error("message of {len} bytes exceeds the limit of {limit}")]
+    MessageTooLarge { len: u64, limit: u64 },
 }
 
 /// Reassembles one vector of a known task and length. Chunks must arrive in
 /// order (one gRPC stream keeps order), so a gap or overlap is an error.
 #[derive(Debug)]
-pub struct Assembler {
+pub struct Assembler<T = f32> {
     task_id: u64,
     expected_len: u64,
-    values: Vec<f32>,
+    chunk_limit: usize,
+    values: Vec<T>,
 }
 
-impl Assembler {
+impl Assembler<f32> {
+    /// For a model or update vector of exactly `expected_len` values.
     pub fn new(task_id: u64, expected_len: u64) -> Self {
-        Assembler {
-            task_id,
-            expected_len,
-            values: Vec::new(),
-        }
+        Assembler::with_limits(task_id, expected_len, CHUNK_VALUES)
     }
 
     /// Adds a chunk; returns the whole vector once the last value arrived.
     pub fn push(&mut self, chunk: TensorChunk) -> Result<Option<Vec<f32>>, ChunkError> {
-        if chunk.task_id != self.task_id {
+        self.push_parts(chunk.task_id, chunk.offset, chunk.total_len, &chunk.values)
+    }
+}
+
+impl Assembler<u8> {
+    /// For an encoded message whose length the first chunk announces, up to
+    /// `max_len` bytes: a peer cannot make us reserve more.
+    pub fn bytes(task_id: u64, first: &SecAggChunk, max_len: u64) -> Result<Self, ChunkError> {
+        if first.total_len > max_len {
+            return Err(ChunkError::MessageTooLarge {
+                len: first.total_len,
+                limit: max_len,
+            });
+        }
+        Ok(Assembler::with_limits(
+            task_id,
+            first.total_len,
+            CHUNK_BYTES,
+        ))
+    }
+
+    /// Adds a chunk; returns the whole message once the last byte arrived.
+    pub fn push_bytes(&mut self, chunk: &SecAggChunk) -> Result<Option<Vec<u8>>, ChunkError> {
+        self.push_parts(chunk.task_id, chunk.offset, chunk.total_len, &chunk.data)
+    }
+}
+
+impl<T: Copy> Assembler<T> {
+    fn with_limits(task_id: u64, expected_len: u64, chunk_limit: usize) -> Self {
+        Assembler {
+            task_id,
+            expected_len,
+            chunk_limit,
+            values: Vec::new(),
+        }
+    }
+
+    fn push_parts(
+        &mut self,
+        task_id: u64,
+        offset: u64,
+        total_len: u64,
+        values: &[T],
+    ) -> Result<Option<Vec<T>>, ChunkError> {
+        if task_id != self.task_id {
             return Err(ChunkError::WrongTask {
                 expected: self.task_id,
-                got: chunk.task_id,
+                got: task_id,
             });
         }
-        if chunk.total_len != self.expected_len {
+        if total_len != self.expected_len {
             return Err(ChunkError::WrongLength {
                 expected: self.expected_len,
-                got: chunk.total_len,
+                got: total_len,
             });
         }
-        if chunk.values.len() > CHUNK_VALUES {
+        if values.len() > self.chunk_limit {
             return Err(ChunkError::TooLarge {
-                len: chunk.values.len(),
+                len: values.len(),
+                limit: self.chunk_limit,
             });
         }
         let next = self.values.len() as u64;
-        let fits = chunk.offset == next
-            && next + chunk.values.len() as u64 <= self.expected_len
-            && (!chunk.values.is_empty() || self.expected_len == 0);
+        let fits = offset == next
+            && next + values.len() as u64 <= self.expected_len
+            && (!values.is_empty() || self.expected_len == 0);
         if !fits {
             return Err(ChunkError::OutOfOrder {
-                offset: chunk.offset,
-                len: chunk.values.len(),
+                offset,
+                len: values.len(),
                 next,
             });
         }
@@ -90,7 +159,7 @@ impl Assembler {
             // never by the peer alone.
             self.values.reserve_exact(self.expected_len as usize);
         }
-        self.values.extend_from_slice(&chunk.values);
+        self.values.extend_from_slice(values);
         if self.values.len() as u64 == self.expected_len {
             Ok(Some(std::mem::take(&mut self.values)))
         } else {
@@ -115,6 +184,23 @@ mod tests {
             }
             assert_eq!(out.unwrap(), values);
         }
+    }
+
+    #[test]
+    fn byte_messages_round_trip_and_are_bounded() {
+        let data: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| i as u8).collect();
+        let chunks: Vec<_> = split_bytes(4, 2, &data).collect();
+        assert_eq!(chunks.len(), 3);
+        let mut asm = Assembler::bytes(4, &chunks[0], data.len() as u64).unwrap();
+        let mut out = None;
+        for c in &chunks {
+            out = asm.push_bytes(c).unwrap();
+        }
+        assert_eq!(out.unwrap(), data);
+        assert!(matches!(
+            Assembler::bytes(4, &chunks[0], 10),
+            Err(ChunkError::MessageTooLarge { .. })
+        ));
     }
 
     #[test]

@@ -22,3 +22,16 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest gRPC message either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// `SecAggChunk.stage`: participants send their message *of* stage s
+/// (0 advertise keys, 1 share keys, 2 masked input, 3 consistency
+/// signature, 4 unmasking shares); the coordinator sends the message that
+/// *starts* stage s (1 key bundle, 2 share bundle, 3 survivor list,
+/// 4 signed survivor list).
+pub mod secagg_stage {
+    pub const ADVERTISE_KEYS: u32 = 0;
+    pub const SHARE_KEYS: u32 = 1;
+    pub const MASKED_INPUT: u32 = 2;
+    pub const CONSISTENCY: u32 = 3;
+    pub const UNMASK: u32 = 4;
+}

@@ -154,7 +154,9 @@ impl RoundConfig {
             return bad(format!("{n} participants: a sum needs at least 2"));
         }
         if n > MAX_PARTICIPANTS {
-            return bad(format!("{n} participants exceeds the maximum {MAX_PARTICIPANTS}"));
+            return bad(format!(
+                "{n} participants exceeds the maximum {MAX_PARTICIPANTS}"
+            ));
         }
         let mut seen = BTreeSet::new();
         for p in &self.participants {
@@ -166,11 +168,19 @@ impl RoundConfig {
             }
         }
         if k == 0 || k > n - 1 {
-            return bad(format!("neighbours k = {k} must be in 1..={} for n = {n}", n - 1));
+            return bad(format!(
+                "neighbours k = {k} must be in 1..={} for n = {n}",
+                n - 1
+            ));
         }
         if k < n - 1 && (k % 2 != 0 || k < 2) {
             return bad(format!(
                 "neighbours k = {k} < n - 1 needs an even k >= 2 (Harary ring); use an even k or n - 1"
+            ));
+        }
+        if n > 2 && t < 2 {
+            return bad(format!(
+                "threshold t = {t} < 2 with n = {n}: a single neighbour would learn the secrets"
             ));
         }
         if 2 * t <= k {
@@ -180,16 +190,18 @@ impl RoundConfig {
             ));
         }
         if t > k {
-            return bad(format!("threshold t = {t} exceeds the neighbour count k = {k}: no dropout tolerated and shares cannot reach t"));
-        }
-        if n > 2 && t < 2 {
-            return bad(format!("threshold t = {t} < 2 with n = {n}: a single neighbour would learn the secrets"));
+            return bad(format!(
+                "threshold t = {t} exceeds the neighbour count k = {k}: no dropout tolerated and shares cannot reach t"
+            ));
         }
         if self.vector_len == 0 {
             return bad("vector_len is 0".into());
         }
         if self.vector_len > MAX_VECTOR_LEN {
-            return bad(format!("vector_len {} exceeds {MAX_VECTOR_LEN}", self.vector_len));
+            return bad(format!(
+                "vector_len {} exceeds {MAX_VECTOR_LEN}",
+                self.vector_len
+            ));
         }
         Ok(())
     }

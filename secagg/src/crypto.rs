@@ -40,12 +40,21 @@ pub fn ed25519_keypair<R: CryptoRng + RngCore + ?Sized>(rng: &mut R) -> SigningK
 fn dh(sk: &StaticSecret, pk: &[u8; 32], peer: ParticipantId) -> Result<Zeroizing<[u8; 32]>> {
     let shared = sk.diffie_hellman(&PublicKey::from(*pk));
     if !shared.was_contributory() {
-        return Err(SecAggError::BadKey { participant: peer, detail: "low-order X25519 public key".into() });
+        return Err(SecAggError::BadKey {
+            participant: peer,
+            detail: "low-order X25519 public key".into(),
+        });
     }
     Ok(Zeroizing::new(*shared.as_bytes()))
 }
 
-fn hkdf32(ikm: &[u8], round_id: &[u8; 32], a: ParticipantId, b: ParticipantId, purpose: &[u8]) -> [u8; 32] {
+fn hkdf32(
+    ikm: &[u8],
+    round_id: &[u8; 32],
+    a: ParticipantId,
+    b: ParticipantId,
+    purpose: &[u8],
+) -> [u8; 32] {
     let hk = Hkdf::<Sha256>::new(Some(round_id), ikm);
     let mut info = Vec::with_capacity(LABEL.len() + 32 + 8 + purpose.len() + 2);
     info.extend_from_slice(LABEL);
@@ -56,7 +65,8 @@ fn hkdf32(ikm: &[u8], round_id: &[u8; 32], a: ParticipantId, b: ParticipantId, p
     info.extend_from_slice(purpose);
     let mut out = [0u8; 32];
     // 32 bytes is far below HKDF-SHA256's 255*32 output limit: cannot fail.
-    hk.expand(&info, &mut out).expect("32-byte HKDF output is always valid");
+    hk.expand(&info, &mut out)
+        .expect("32-byte HKDF output is always valid");
     out
 }
 
@@ -70,7 +80,13 @@ pub fn share_key(
     peer: ParticipantId,
 ) -> Result<Zeroizing<[u8; 32]>> {
     let s = dh(my_c_sk, their_c_pk, peer)?;
-    Ok(Zeroizing::new(hkdf32(s.as_ref(), round_id, sender, receiver, b"share-encryption")))
+    Ok(Zeroizing::new(hkdf32(
+        s.as_ref(),
+        round_id,
+        sender,
+        receiver,
+        b"share-encryption",
+    )))
 }
 
 /// Pairwise mask seed of `me` and `peer` (symmetric: ids in ascending order).
@@ -83,7 +99,13 @@ pub fn mask_seed(
 ) -> Result<Zeroizing<[u8; 32]>> {
     let s = dh(my_s_sk, their_s_pk, peer)?;
     let (a, b) = if me < peer { (me, peer) } else { (peer, me) };
-    Ok(Zeroizing::new(hkdf32(s.as_ref(), round_id, a, b, b"pairwise-mask")))
+    Ok(Zeroizing::new(hkdf32(
+        s.as_ref(),
+        round_id,
+        a,
+        b,
+        b"pairwise-mask",
+    )))
 }
 
 fn aad(round_id: &[u8; 32], sender: ParticipantId, receiver: ParticipantId) -> Vec<u8> {
@@ -97,12 +119,21 @@ fn aad(round_id: &[u8; 32], sender: ParticipantId, receiver: ParticipantId) -> V
 
 /// Encrypt with ChaCha20-Poly1305. The zero nonce is safe: each key is
 /// unique to (round, sender, receiver) and encrypts exactly one message.
-pub fn encrypt(key: &[u8; 32], round_id: &[u8; 32], sender: ParticipantId, receiver: ParticipantId, pt: &[u8]) -> Vec<u8> {
+pub fn encrypt(
+    key: &[u8; 32],
+    round_id: &[u8; 32],
+    sender: ParticipantId,
+    receiver: ParticipantId,
+    pt: &[u8],
+) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let aad = aad(round_id, sender, receiver);
     // Encryption only fails for plaintexts over 256 GiB; ours are < 200 bytes.
     cipher
-        .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: pt, aad: &aad })
+        .encrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload { msg: pt, aad: &aad },
+        )
         .expect("ChaCha20-Poly1305 encryption of a short message cannot fail")
 }
 
@@ -117,13 +148,21 @@ pub fn decrypt(
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let aad = aad(round_id, sender, receiver);
     cipher
-        .decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: ct, aad: &aad })
+        .decrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload { msg: ct, aad: &aad },
+        )
         .map(Zeroizing::new)
         .map_err(|_| SecAggError::DecryptionFailed { from: sender })
 }
 
 /// Bytes signed in a key advertisement.
-pub fn advert_transcript(round_id: &[u8; 32], sender: ParticipantId, c_pk: &[u8; 32], s_pk: &[u8; 32]) -> Vec<u8> {
+pub fn advert_transcript(
+    round_id: &[u8; 32],
+    sender: ParticipantId,
+    c_pk: &[u8; 32],
+    s_pk: &[u8; 32],
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(LABEL.len() + 112);
     v.extend_from_slice(LABEL);
     v.extend_from_slice(b"/advertise");
@@ -153,7 +192,12 @@ pub fn sign(key: &SigningKey, msg: &[u8]) -> [u8; 64] {
 }
 
 /// Strict Ed25519 verification (rejects malleable and small-order forms).
-pub fn verify(key: &VerifyingKey, msg: &[u8], sig: &[u8; 64], participant: ParticipantId) -> Result<()> {
+pub fn verify(
+    key: &VerifyingKey,
+    msg: &[u8],
+    sig: &[u8; 64],
+    participant: ParticipantId,
+) -> Result<()> {
     key.verify_strict(msg, &Signature::from_bytes(sig))
         .map_err(|_| SecAggError::BadSignature { participant })
 }
@@ -174,16 +218,28 @@ mod tests {
         let s1 = mask_seed(&a_sk, b_pk.as_bytes(), &r, i, j).unwrap();
         let s2 = mask_seed(&b_sk, a_pk.as_bytes(), &r, j, i).unwrap();
         assert_eq!(*s1, *s2);
-        assert_ne!(*s1, *mask_seed(&a_sk, b_pk.as_bytes(), &[6u8; 32], i, j).unwrap());
+        assert_ne!(
+            *s1,
+            *mask_seed(&a_sk, b_pk.as_bytes(), &[6u8; 32], i, j).unwrap()
+        );
         let k_ij = share_key(&a_sk, b_pk.as_bytes(), &r, i, j, j).unwrap();
         let k_ij2 = share_key(&b_sk, a_pk.as_bytes(), &r, i, j, i).unwrap();
         assert_eq!(*k_ij, *k_ij2);
-        assert_ne!(*k_ij, *share_key(&a_sk, b_pk.as_bytes(), &r, j, i, j).unwrap());
+        assert_ne!(
+            *k_ij,
+            *share_key(&a_sk, b_pk.as_bytes(), &r, j, i, j).unwrap()
+        );
         let ct = encrypt(&k_ij, &r, i, j, b"hello");
         assert_eq!(&decrypt(&k_ij, &r, i, j, &ct).unwrap()[..], b"hello");
-        assert_eq!(decrypt(&k_ij, &r, j, i, &ct), Err(SecAggError::DecryptionFailed { from: j }));
+        assert_eq!(
+            decrypt(&k_ij, &r, j, i, &ct),
+            Err(SecAggError::DecryptionFailed { from: j })
+        );
         // Low-order point refused.
-        assert!(matches!(mask_seed(&a_sk, &[0u8; 32], &r, i, j), Err(SecAggError::BadKey { .. })));
+        assert!(matches!(
+            mask_seed(&a_sk, &[0u8; 32], &r, i, j),
+            Err(SecAggError::BadKey { .. })
+        ));
     }
 
     #[test]
@@ -194,7 +250,9 @@ mod tests {
         verify(&k.verifying_key(), b"m", &sig, ParticipantId(0)).unwrap();
         assert_eq!(
             verify(&k.verifying_key(), b"n", &sig, ParticipantId(0)),
-            Err(SecAggError::BadSignature { participant: ParticipantId(0) })
+            Err(SecAggError::BadSignature {
+                participant: ParticipantId(0)
+            })
         );
     }
 }

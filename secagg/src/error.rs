@@ -18,22 +18,36 @@ pub enum SecAggError {
     UnknownParticipant(ParticipantId),
     /// A peer that is not a neighbour of the receiver in the round's graph.
     #[error("participant {other} is not a neighbour of {me} in this round's graph")]
-    NotANeighbour { me: ParticipantId, other: ParticipantId },
+    NotANeighbour {
+        me: ParticipantId,
+        other: ParticipantId,
+    },
     /// The claimed sender of a message is not who the transport says sent it.
     #[error("message claims sender {claimed} but arrived from {actual}")]
-    WrongSender { claimed: ParticipantId, actual: ParticipantId },
+    WrongSender {
+        claimed: ParticipantId,
+        actual: ParticipantId,
+    },
     /// A message addressed to someone else.
     #[error("message addressed to {addressed} delivered to {me}")]
-    WrongRecipient { me: ParticipantId, addressed: ParticipantId },
+    WrongRecipient {
+        me: ParticipantId,
+        addressed: ParticipantId,
+    },
     /// A signature did not verify under the participant's long-term key.
-    #[error("signature by participant {participant} does not verify; treat the sender as malicious")]
+    #[error(
+        "signature by participant {participant} does not verify; treat the sender as malicious"
+    )]
     BadSignature { participant: ParticipantId },
     /// Fewer consistency signatures than the threshold requires.
     #[error("only {got} valid neighbour signatures, {needed} required; abort this round")]
     MissingSignature { needed: usize, got: usize },
     /// The same participant (or share) appears twice where once is allowed.
     #[error("duplicate {what} from/for participant {participant}")]
-    Duplicate { participant: ParticipantId, what: &'static str },
+    Duplicate {
+        participant: ParticipantId,
+        what: &'static str,
+    },
     /// A vector with the wrong number of elements.
     #[error("wrong length: expected {expected}, got {got}")]
     WrongLength { expected: usize, got: usize },
@@ -41,7 +55,9 @@ pub enum SecAggError {
     #[error("input element {index} is NaN or infinite; clean the model update before quantising")]
     NotFinite { index: usize },
     /// The ring is too small for the sum of `n` quantised values.
-    #[error("ring overflow: {n} participants x (2^{bits} - 1) does not fit in 2^{ring_bits}; use fewer bits or Ring::U64")]
+    #[error(
+        "ring overflow: {n} participants x (2^{bits} - 1) does not fit in 2^{ring_bits}; use fewer bits or Ring::U64"
+    )]
     RingOverflow { n: usize, bits: u32, ring_bits: u32 },
     /// A configuration that would be insecure or cannot work.
     #[error("unsafe configuration: {reason}")]
@@ -63,10 +79,15 @@ pub enum SecAggError {
     /// A public key that is invalid (low-order point, or shares that do not
     /// reconstruct the advertised key).
     #[error("invalid key material from participant {participant}: {detail}")]
-    BadKey { participant: ParticipantId, detail: String },
+    BadKey {
+        participant: ParticipantId,
+        detail: String,
+    },
     /// Someone asked this client to reveal both the self-mask share and the
     /// masking-key share of the same participant, which would unmask its input.
-    #[error("refusing to reveal both secrets of participant {participant}: the survivor set changed after it was signed")]
+    #[error(
+        "refusing to reveal both secrets of participant {participant}: the survivor set changed after it was signed"
+    )]
     RevealBoth { participant: ParticipantId },
     /// The survivor list signed by peers differs from the one this client signed.
     #[error("inconsistent survivor list: {0}")]

@@ -80,7 +80,12 @@ mod tests {
 
     fn cfg(n: u32, k: usize, round: u8) -> RoundConfig {
         let keys = (0..n)
-            .map(|i| (ParticipantId(i * 3), SigningKey::from_bytes(&[i as u8; 32]).verifying_key()))
+            .map(|i| {
+                (
+                    ParticipantId(i * 3),
+                    SigningKey::from_bytes(&[i as u8; 32]).verifying_key(),
+                )
+            })
             .collect();
         let mut c = RoundConfig::recommended([round; 32], keys, Ring::U32, 1);
         c.neighbors = k;
@@ -91,7 +96,11 @@ mod tests {
     #[test]
     fn regular_symmetric_deterministic() {
         for n in [5u32, 17, 50, 100] {
-            let k = if n == 5 { 2 } else { recommended_neighbours(n as usize).0 };
+            let k = if n == 5 {
+                2
+            } else {
+                recommended_neighbours(n as usize).0
+            };
             let c = cfg(n, k, 7);
             c.validate().unwrap();
             let g = NeighbourGraph::new(&c);

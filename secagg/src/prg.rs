@@ -206,7 +206,10 @@ impl RingVec {
     pub fn add_le_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         fn go<W: RingWord>(v: &mut [W], bytes: &[u8]) -> Result<()> {
             if bytes.len() != v.len() * W::BYTES {
-                return Err(SecAggError::WrongLength { expected: v.len(), got: bytes.len() / W::BYTES });
+                return Err(SecAggError::WrongLength {
+                    expected: v.len(),
+                    got: bytes.len() / W::BYTES,
+                });
             }
             add_words(v, bytes);
             Ok(())
@@ -260,6 +263,9 @@ mod tests {
         let b = v.to_le_bytes();
         v.add_le_bytes(&b).unwrap();
         assert_eq!(v.to_u64s(), vec![2, 4, 6]);
-        assert!(matches!(v.add_le_bytes(&b[..5]), Err(SecAggError::WrongLength { .. })));
+        assert!(matches!(
+            v.add_le_bytes(&b[..5]),
+            Err(SecAggError::WrongLength { .. })
+        ));
     }
 }

@@ -32,11 +32,17 @@ impl Quantizer {
 
     fn check_params(&self) -> Result<()> {
         if !(self.clip.is_finite() && self.clip > 0.0) {
-            return Err(SecAggError::UnsafeConfig { reason: format!("clip {} must be finite and > 0", self.clip) });
+            return Err(SecAggError::UnsafeConfig {
+                reason: format!("clip {} must be finite and > 0", self.clip),
+            });
         }
         if self.bits == 0 || self.bits > 62 || self.bits > self.ring.bits() {
             return Err(SecAggError::UnsafeConfig {
-                reason: format!("bits {} must be in 1..=min(62, ring bits {})", self.bits, self.ring.bits()),
+                reason: format!(
+                    "bits {} must be in 1..=min(62, ring bits {})",
+                    self.bits,
+                    self.ring.bits()
+                ),
             });
         }
         Ok(())
@@ -48,14 +54,22 @@ impl Quantizer {
         self.check_params()?;
         let max_sum = (n_participants as u128) * u128::from(self.levels());
         if max_sum >= 1u128 << self.ring.bits() {
-            return Err(SecAggError::RingOverflow { n: n_participants, bits: self.bits, ring_bits: self.ring.bits() });
+            return Err(SecAggError::RingOverflow {
+                n: n_participants,
+                bits: self.bits,
+                ring_bits: self.ring.bits(),
+            });
         }
         Ok(())
     }
 
     /// Quantise one participant's update. NaN/inf are refused (not clipped:
     /// they signal a training bug the caller must see).
-    pub fn quantize<R: CryptoRng + RngCore + ?Sized>(&self, x: &[f32], rng: &mut R) -> Result<Vec<u64>> {
+    pub fn quantize<R: CryptoRng + RngCore + ?Sized>(
+        &self,
+        x: &[f32],
+        rng: &mut R,
+    ) -> Result<Vec<u64>> {
         self.check_params()?;
         let c = f64::from(self.clip);
         let scale = self.levels() as f64 / (2.0 * c);
@@ -81,7 +95,9 @@ impl Quantizer {
         let c = f64::from(self.clip);
         let step = 2.0 * c / self.levels() as f64;
         let offset = n_summed as f64 * c;
-        sum.iter().map(|&s| self.ring.reduce(s) as f64 * step - offset).collect()
+        sum.iter()
+            .map(|&s| self.ring.reduce(s) as f64 * step - offset)
+            .collect()
     }
 
     /// The documented per-coordinate error bound for `n` summed inputs.
@@ -94,37 +110,73 @@ impl Quantizer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use rand::SeedableRng;
+    use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
     #[test]
     fn capacity() {
-        let q = Quantizer { clip: 1.0, bits: 16, ring: Ring::U32 };
+        let q = Quantizer {
+            clip: 1.0,
+            bits: 16,
+            ring: Ring::U32,
+        };
         q.check_capacity(65536).unwrap();
         assert_eq!(
             q.check_capacity(65538),
-            Err(SecAggError::RingOverflow { n: 65538, bits: 16, ring_bits: 32 })
+            Err(SecAggError::RingOverflow {
+                n: 65538,
+                bits: 16,
+                ring_bits: 32
+            })
         );
-        let q = Quantizer { clip: 1.0, bits: 33, ring: Ring::U32 };
-        assert!(matches!(q.check_capacity(1), Err(SecAggError::UnsafeConfig { .. })));
-        let q = Quantizer { clip: 1.0, bits: 40, ring: Ring::U64 };
+        let q = Quantizer {
+            clip: 1.0,
+            bits: 33,
+            ring: Ring::U32,
+        };
+        assert!(matches!(
+            q.check_capacity(1),
+            Err(SecAggError::UnsafeConfig { .. })
+        ));
+        let q = Quantizer {
+            clip: 1.0,
+            bits: 40,
+            ring: Ring::U64,
+        };
         q.check_capacity(1 << 23).unwrap();
-        assert!(matches!(q.check_capacity(1 << 24), Err(SecAggError::RingOverflow { .. })));
+        assert!(matches!(
+            q.check_capacity((1 << 24) + 1),
+            Err(SecAggError::RingOverflow { .. })
+        ));
     }
 
     #[test]
     fn not_finite_names_index() {
-        let q = Quantizer { clip: 1.0, bits: 8, ring: Ring::U32 };
+        let q = Quantizer {
+            clip: 1.0,
+            bits: 8,
+            ring: Ring::U32,
+        };
         let mut rng = ChaCha20Rng::seed_from_u64(1);
-        assert_eq!(q.quantize(&[0.0, 1.0, f32::NAN], &mut rng), Err(SecAggError::NotFinite { index: 2 }));
-        assert_eq!(q.quantize(&[f32::INFINITY], &mut rng), Err(SecAggError::NotFinite { index: 0 }));
+        assert_eq!(
+            q.quantize(&[0.0, 1.0, f32::NAN], &mut rng),
+            Err(SecAggError::NotFinite { index: 2 })
+        );
+        assert_eq!(
+            q.quantize(&[f32::INFINITY], &mut rng),
+            Err(SecAggError::NotFinite { index: 0 })
+        );
     }
 
     #[test]
     fn unbiased() {
         // 0.3 sits between grid points with bits = 2; the mean of many
         // roundings must converge to it (SE ~ 0.67/sqrt(2e5) ~ 0.0015).
-        let q = Quantizer { clip: 1.0, bits: 2, ring: Ring::U32 };
+        let q = Quantizer {
+            clip: 1.0,
+            bits: 2,
+            ring: Ring::U32,
+        };
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let n = 200_000;
         let v = q.quantize(&vec![0.3f32; n], &mut rng).unwrap();

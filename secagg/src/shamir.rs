@@ -92,7 +92,10 @@ pub fn share<R: CryptoRng + RngCore + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<Share>> {
     if t == 0 || t > xs.len() {
-        return Err(SecAggError::Shamir(format!("threshold {t} not in 1..={}", xs.len())));
+        return Err(SecAggError::Shamir(format!(
+            "threshold {t} not in 1..={}",
+            xs.len()
+        )));
     }
     check_points(xs.iter().copied())?;
     let secret_limbs = limbs(secret);
@@ -127,10 +130,14 @@ fn check_points(xs: impl Iterator<Item = u64>) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for x in xs {
         if x == 0 || x >= P {
-            return Err(SecAggError::Shamir(format!("evaluation point {x} outside 1..p")));
+            return Err(SecAggError::Shamir(format!(
+                "evaluation point {x} outside 1..p"
+            )));
         }
         if !seen.insert(x) {
-            return Err(SecAggError::Shamir(format!("duplicate evaluation point {x}")));
+            return Err(SecAggError::Shamir(format!(
+                "duplicate evaluation point {x}"
+            )));
         }
     }
     Ok(())
@@ -139,7 +146,10 @@ fn check_points(xs: impl Iterator<Item = u64>) -> Result<()> {
 /// Reconstruct from at least `t` shares (the first `t` by x are used).
 pub fn reconstruct(shares: &[Share], t: usize) -> Result<[u8; 32]> {
     if t == 0 || shares.len() < t {
-        return Err(SecAggError::Shamir(format!("{} shares given, {t} required", shares.len())));
+        return Err(SecAggError::Shamir(format!(
+            "{} shares given, {t} required",
+            shares.len()
+        )));
     }
     check_points(shares.iter().map(|s| s.x))?;
     if shares.iter().any(|s| s.y.iter().any(|&v| v >= P)) {
@@ -167,7 +177,9 @@ pub fn reconstruct(shares: &[Share], t: usize) -> Result<[u8; 32]> {
     for (l, chunk) in secret.chunks_mut(LIMB_BYTES).enumerate() {
         let bytes = out[l].to_le_bytes();
         if out[l] >> (8 * chunk.len()) != 0 {
-            return Err(SecAggError::Shamir("shares are inconsistent (limb out of range)".into()));
+            return Err(SecAggError::Shamir(
+                "shares are inconsistent (limb out of range)".into(),
+            ));
         }
         chunk.copy_from_slice(&bytes[..chunk.len()]);
     }
@@ -199,7 +211,14 @@ mod tests {
             let sh = share(&secret, t, &xs, &mut rng).unwrap();
             // A pseudo-random subset of size >= t.
             let mut sub: Vec<Share> = sh.iter().enumerate().filter(|(i, _)| (pick >> i) & 1 == 1).map(|(_, s)| s.clone()).collect();
-            for s in &sh { if sub.len() >= t { break; } if !sub.contains(s) { sub.push(s.clone()); } }
+            for s in &sh {
+                if sub.len() >= t {
+                    break;
+                }
+                if !sub.contains(s) {
+                    sub.push(s.clone());
+                }
+            }
             prop_assert_eq!(reconstruct(&sub, t).unwrap(), secret);
             if t > 1 {
                 // t-1 shares do not suffice (and are refused).
@@ -223,7 +242,16 @@ mod tests {
         assert!(share(&[7; 32], 5, &[1, 2, 3, 4], &mut rng).is_err());
         assert!(share(&[7; 32], 2, &[1, 1], &mut rng).is_err());
         // Wrong shares never panic.
-        let garbage = vec![Share { x: 5, y: [P - 1; LIMBS] }, Share { x: 9, y: [3; LIMBS] }];
+        let garbage = vec![
+            Share {
+                x: 5,
+                y: [P - 1; LIMBS],
+            },
+            Share {
+                x: 9,
+                y: [3; LIMBS],
+            },
+        ];
         let _ = reconstruct(&garbage, 2);
     }
 }

@@ -1,0 +1,586 @@
+//! One training round through secure aggregation (SecAgg+): the
+//! coordinator drives the fedsoc-secagg server state machine and only
+//! moves its messages. It never holds a participant's update in the clear:
+//! what it decodes is the weighted sum of the survivors' updates.
+//!
+//! Each stage has a deadline (the first also covers local training). A
+//! participant that disconnects, misses a deadline or sends a message the
+//! state machine refuses is a dropout at that stage; the round completes
+//! whenever the protocol allows, else it aborts with the reason and the
+//! caller retries with a fresh round id and fresh keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use fedsoc_proto::chunk::{self, Assembler};
+use fedsoc_proto::secagg_stage as stage;
+use fedsoc_proto::v1::{
+    CoordinatorMessage, Member, ParticipantMessage, RoundClosed, SecureAggregation, TrainTask,
+    coordinator_message, participant_message,
+};
+use fedsoc_secagg::messages::{
+    AdvertiseKeys, ConsistencySignature, MaskedInput, ShareKeys, UnmaskShares,
+};
+use fedsoc_secagg::weighted::WeightedEncoding;
+use fedsoc_secagg::{
+    Message, ParticipantId, RoundConfig, SecAggError, Server, recommended_neighbours,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::aggregate::WeightedSum;
+use crate::config::AggregationSection;
+use crate::error::CoordinatorError;
+use crate::federation::FederationSpec;
+use crate::registry::{Link, Outbox, Registry};
+use crate::round::{Dropout, RoundPolicy, RoundReport, model_sha256, next_task_id};
+use crate::strategy;
+
+/// What a secure round needs beyond the plaintext policy.
+#[derive(Clone, Debug)]
+pub struct SecureSettings {
+    pub aggregation: AggregationSection,
+    pub encoding: WeightedEncoding,
+    /// The federation CA, to read each member's signing key from its certificate.
+    pub ca_pem: String,
+}
+
+/// How long sending one message to a participant may block before that
+/// participant counts as stalled.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Event {
+    Message(ParticipantMessage),
+    Gone,
+}
+
+/// A round member: its link is lent to a pump task for the round.
+struct Member_ {
+    id: String,
+    task_id: u64,
+    outbox: Outbox,
+}
+
+/// Runs a secure round with the participants connected now.
+pub async fn run_secure_round(
+    spec: &FederationSpec,
+    registry: &Registry,
+    policy: &RoundPolicy,
+    settings: &SecureSettings,
+    round: u64,
+    global: Arc<Vec<f32>>,
+) -> Result<RoundReport, CoordinatorError> {
+    let mut links = registry.take_idle();
+    // Members whose certificate does not yield an Ed25519 key cannot sign;
+    // they sit this round out.
+    let mut keys = Vec::new();
+    links.retain(|link| match fedsoc_pki::verify_member(&settings.ca_pem, &link.certificate)
+        .map_err(|e| e.to_string())
+        .and_then(|m| VerifyingKey::from_bytes(&m.ed25519_public).map_err(|e| e.to_string()))
+    {
+        Ok(key) => {
+            keys.push(key);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(participant = %link.id, error = %e, "excluded from the secure round");
+            false
+        }
+    });
+    if links.len() < policy.min_participants {
+        let got = links.len();
+        links.into_iter().for_each(|l| registry.restore(l));
+        return Err(CoordinatorError::NotEnoughParticipants {
+            round,
+            got,
+            need: policy.min_participants,
+        });
+    }
+    let n = links.len();
+    let agg = &settings.aggregation;
+    let (k_rec, t_rec) = recommended_neighbours(n);
+    let neighbors = if agg.neighbors == 0 {
+        k_rec
+    } else {
+        agg.neighbors as usize
+    };
+    let threshold = if agg.threshold == 0 {
+        if agg.neighbors == 0 {
+            t_rec
+        } else {
+            neighbors / 2 + 1
+        }
+    } else {
+        agg.threshold as usize
+    };
+    let round_id: [u8; 32] = rand::random();
+    let config = RoundConfig {
+        round_id,
+        participants: (0..n as u32).map(ParticipantId).collect(),
+        verifying_keys: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (ParticipantId(i as u32), *k))
+            .collect(),
+        neighbors,
+        threshold,
+        ring: settings.encoding.quantizer.ring,
+        vector_len: WeightedEncoding::vector_len(global.len()),
+    };
+    let setup = settings
+        .encoding
+        .check_capacity(n)
+        .and_then(|()| Server::new(config));
+    let server = match setup {
+        Ok(server) => server,
+        Err(e) => {
+            links.into_iter().for_each(|l| registry.restore(l));
+            return Err(CoordinatorError::SecAgg(e));
+        }
+    };
+
+    let span = tracing::info_span!("round", round, secure = true);
+    let _guard = span.enter();
+    tracing::info!(participants = n, neighbors, threshold, round_id = %hex::encode(round_id), "secure round started");
+
+    let params = SecureAggregation {
+        round_id: round_id.to_vec(),
+        members: links
+            .iter()
+            .map(|l| Member {
+                participant_id: l.id.clone(),
+                certificate_der: l.certificate.clone(),
+            })
+            .collect(),
+        neighbors: neighbors as u32,
+        threshold: threshold as u32,
+        ring_bits: agg.ring_bits,
+        quant_bits: agg.quant_bits,
+        clip: agg.clip,
+        max_samples: agg.max_samples,
+    };
+    let (events_tx, events) = mpsc::channel(256);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut members = Vec::with_capacity(n);
+    let mut pumps = Vec::with_capacity(n);
+    for (index, link) in links.into_iter().enumerate() {
+        members.push(Member_ {
+            id: link.id.clone(),
+            task_id: next_task_id(),
+            outbox: link.outbox.clone(),
+        });
+        pumps.push(tokio::spawn(pump(
+            index,
+            link,
+            events_tx.clone(),
+            stop.clone(),
+        )));
+    }
+    drop(events_tx);
+
+    let mut driver = Driver {
+        members,
+        events,
+        gone: BTreeSet::new(),
+        reasons: BTreeMap::new(),
+    };
+    let outcome = driver
+        .run(
+            spec,
+            policy,
+            agg,
+            &settings.encoding,
+            round,
+            &global,
+            params,
+            server,
+        )
+        .await;
+
+    // Close the round for everyone, then give the links back.
+    let survivors: BTreeSet<String> = match &outcome {
+        Ok((included, _)) => included.iter().cloned().collect(),
+        Err(_) => BTreeSet::new(),
+    };
+    for m in &driver.members {
+        let included = survivors.contains(&m.id);
+        let reason = match (&outcome, driver.reasons.get(&m.id)) {
+            (_, Some(reason)) => reason.clone(),
+            (Err(e), None) => format!("round aborted: {e}"),
+            (Ok(_), None) => String::new(),
+        };
+        let closed = CoordinatorMessage {
+            body: Some(coordinator_message::Body::RoundClosed(RoundClosed {
+                round,
+                task_id: m.task_id,
+                included,
+                reason,
+            })),
+        };
+        let _ = m.outbox.try_send(Ok(closed));
+    }
+    let _ = stop_tx.send(true);
+    for pump in pumps {
+        if let Ok(link) = pump.await {
+            registry.restore(link);
+        }
+    }
+
+    let (included, sum) = outcome.map_err(|e| match e {
+        CoordinatorError::SecAgg(SecAggError::TooManyDropouts { stage, detail }) => {
+            CoordinatorError::SecureAbort {
+                round,
+                stage: format!("{stage:?}"),
+                detail,
+                dropped: driver
+                    .reasons
+                    .iter()
+                    .map(|(p, why)| format!("{p} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        }
+        other => other,
+    })?;
+    let mut dropped: Vec<Dropout> = driver
+        .members
+        .iter()
+        .filter(|m| !included.contains(&m.id))
+        .map(|m| Dropout {
+            participant: m.id.clone(),
+            reason: driver
+                .reasons
+                .get(&m.id)
+                .cloned()
+                .unwrap_or_else(|| "dropped".into()),
+        })
+        .collect();
+    dropped.sort_by(|a, b| a.participant.cmp(&b.participant));
+    let model = strategy::fedavg(&global, &sum);
+    let report = RoundReport {
+        round,
+        samples: sum.total_samples,
+        mean_loss: strategy::mean_loss(&sum),
+        model_sha256: model_sha256(&model),
+        model: Arc::new(model),
+        included,
+        dropped,
+    };
+    tracing::info!(
+        included = report.included.len(),
+        dropped = report.dropped.len(),
+        mean_loss = report.mean_loss,
+        "secure round complete"
+    );
+    Ok(report)
+}
+
+/// Forwards one participant's messages to the round until it ends, then
+/// hands the link back.
+async fn pump(
+    index: usize,
+    mut link: Link,
+    events: mpsc::Sender<(usize, Event)>,
+    mut stop: watch::Receiver<bool>,
+) -> Link {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return link,
+            message = link.inbox.recv() => match message {
+                Some(m) => {
+                    if events.send((index, Event::Message(m))).await.is_err() {
+                        return link;
+                    }
+                }
+                None => {
+                    let _ = events.send((index, Event::Gone)).await;
+                    let _ = stop.changed().await;
+                    return link;
+                }
+            }
+        }
+    }
+}
+
+struct Driver {
+    members: Vec<Member_>,
+    events: mpsc::Receiver<(usize, Event)>,
+    gone: BTreeSet<usize>,
+    /// Why each dropout dropped.
+    reasons: BTreeMap<String, String>,
+}
+
+/// What the driver returns: the survivors by id and the decoded sum.
+type Outcome = (Vec<String>, WeightedSum);
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        spec: &FederationSpec,
+        policy: &RoundPolicy,
+        agg: &AggregationSection,
+        encoding: &WeightedEncoding,
+        round: u64,
+        global: &[f32],
+        params: SecureAggregation,
+        server: fedsoc_secagg::ServerCollectingKeys,
+    ) -> Result<Outcome, CoordinatorError> {
+        let everyone: BTreeSet<usize> = (0..self.members.len()).collect();
+        // Tasks and the global model go out first.
+        let mut undelivered = Vec::new();
+        for (index, m) in self.members.iter().enumerate() {
+            let train = spec.train_config(round, &m.id);
+            let task = TrainTask {
+                round,
+                task_id: m.task_id,
+                epochs: train.epochs as u32,
+                batch_size: train.batch_size as u32,
+                learning_rate: train.learning_rate,
+                seed: train.seed,
+                num_params: global.len() as u64,
+                deadline_ms: policy.timeout.as_millis() as u64,
+                secure: Some(params.clone()),
+            };
+            let mut messages = vec![coordinator_message::Body::TrainTask(task)];
+            messages
+                .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));
+            if !deliver(&m.outbox, messages).await {
+                undelivered.push(index);
+            }
+        }
+        for index in undelivered {
+            self.drop_member(index, "disconnected before its task was delivered");
+        }
+        let stage_timeout = Duration::from_secs(agg.stage_timeout_s);
+        let max_message = 8 * (global.len() as u64 + 2) + 4096 * self.members.len() as u64 + 65536;
+
+        // Stage 0: advertisements (the deadline covers local training).
+        let mut server = server;
+        let expected = self.live(&everyone);
+        self.collect(
+            stage::ADVERTISE_KEYS,
+            expected,
+            Instant::now() + policy.timeout,
+            max_message,
+            |from, bytes| server.handle_advertise(from, AdvertiseKeys::decode(bytes)?),
+        )
+        .await;
+        let (mut server, bundles) = server.close()?;
+        let sent = self
+            .send_stage(
+                stage::SHARE_KEYS,
+                bundles.iter().map(|b| (b.recipient, b.encode())),
+            )
+            .await;
+
+        self.collect(
+            stage::SHARE_KEYS,
+            sent,
+            Instant::now() + stage_timeout,
+            max_message,
+            |from, bytes| server.handle_share_keys(from, ShareKeys::decode(bytes)?),
+        )
+        .await;
+        let (mut server, bundles) = server.close()?;
+        let sent = self
+            .send_stage(
+                stage::MASKED_INPUT,
+                bundles.iter().map(|b| (b.recipient, b.encode())),
+            )
+            .await;
+
+        self.collect(
+            stage::MASKED_INPUT,
+            sent,
+            Instant::now() + stage_timeout,
+            max_message,
+            |from, bytes| server.handle_masked_input(from, MaskedInput::decode(bytes)?),
+        )
+        .await;
+        let (mut server, list) = server.close()?;
+        let encoded = list.encode();
+        let sent = self
+            .send_stage(
+                stage::CONSISTENCY,
+                list.survivors.iter().map(|&p| (p, encoded.clone())),
+            )
+            .await;
+
+        self.collect(
+            stage::CONSISTENCY,
+            sent,
+            Instant::now() + stage_timeout,
+            max_message,
+            |from, bytes| server.handle_consistency(from, ConsistencySignature::decode(bytes)?),
+        )
+        .await;
+        let (mut server, signed) = server.close()?;
+        let encoded = signed.encode();
+        let signers: Vec<ParticipantId> = signed.signatures.iter().map(|s| s.signer).collect();
+        let sent = self
+            .send_stage(stage::UNMASK, signers.iter().map(|&p| (p, encoded.clone())))
+            .await;
+
+        self.collect(
+            stage::UNMASK,
+            sent,
+            Instant::now() + stage_timeout,
+            max_message,
+            |from, bytes| server.handle_unmask(from, UnmaskShares::decode(bytes)?),
+        )
+        .await;
+        let aggregate = server.close()?;
+        let total = encoding.decode(&aggregate.sum)?;
+        let survivors = aggregate
+            .survivors
+            .iter()
+            .filter_map(|p| self.members.get(p.0 as usize).map(|m| m.id.clone()))
+            .collect();
+        Ok((
+            survivors,
+            WeightedSum {
+                weighted_delta: total.weighted_delta,
+                total_samples: total.total_weight,
+                weighted_loss: total.weighted_loss,
+            },
+        ))
+    }
+
+    fn live(&self, of: &BTreeSet<usize>) -> BTreeSet<usize> {
+        of.difference(&self.gone).copied().collect()
+    }
+
+    fn drop_member(&mut self, index: usize, reason: impl Into<String>) {
+        self.gone.insert(index);
+        if let Some(m) = self.members.get(index) {
+            let reason = reason.into();
+            tracing::warn!(participant = %m.id, %reason, "dropout");
+            self.reasons.entry(m.id.clone()).or_insert(reason);
+        }
+    }
+
+    /// Sends each recipient its message of `stage`; returns who got it.
+    async fn send_stage(
+        &mut self,
+        stage_no: u32,
+        messages: impl Iterator<Item = (ParticipantId, Vec<u8>)>,
+    ) -> BTreeSet<usize> {
+        let mut sent = BTreeSet::new();
+        for (recipient, bytes) in messages {
+            let index = recipient.0 as usize;
+            if self.gone.contains(&index) {
+                continue;
+            }
+            let Some(m) = self.members.get(index) else {
+                continue;
+            };
+            let pieces = chunk::split_bytes(m.task_id, stage_no, &bytes)
+                .map(coordinator_message::Body::Secagg)
+                .collect();
+            if deliver(&m.outbox, pieces).await {
+                sent.insert(index);
+            } else {
+                self.drop_member(index, format!("disconnected before stage {stage_no}"));
+            }
+        }
+        sent
+    }
+
+    /// Collects every expected member's message of `stage` until all have
+    /// arrived or the deadline passes, feeding each to `handle`.
+    async fn collect(
+        &mut self,
+        stage_no: u32,
+        mut expected: BTreeSet<usize>,
+        deadline: Instant,
+        max_message: u64,
+        mut handle: impl FnMut(ParticipantId, &[u8]) -> Result<(), SecAggError>,
+    ) {
+        let mut partial: BTreeMap<usize, Assembler<u8>> = BTreeMap::new();
+        while !expected.is_empty() {
+            let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            let (index, event) = match next {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(_) => {
+                    for index in std::mem::take(&mut expected) {
+                        self.drop_member(index, format!("missed the deadline of stage {stage_no}"));
+                    }
+                    break;
+                }
+            };
+            let message = match event {
+                Event::Gone => {
+                    expected.remove(&index);
+                    self.drop_member(index, format!("disconnected at stage {stage_no}"));
+                    continue;
+                }
+                Event::Message(m) => m,
+            };
+            let Some(task_id) = self.members.get(index).map(|m| m.task_id) else {
+                continue;
+            };
+            match message.body {
+                Some(participant_message::Body::Secagg(piece))
+                    if piece.task_id == task_id
+                        && piece.stage == stage_no
+                        && expected.contains(&index) =>
+                {
+                    let assembled = match partial.remove(&index) {
+                        Some(asm) => Ok(asm),
+                        None => Assembler::bytes(task_id, &piece, max_message),
+                    }
+                    .and_then(|mut asm| asm.push_bytes(&piece).map(|done| (asm, done)));
+                    match assembled {
+                        Ok((asm, None)) => {
+                            partial.insert(index, asm);
+                        }
+                        Ok((_, Some(bytes))) => {
+                            expected.remove(&index);
+                            if let Err(e) = handle(ParticipantId(index as u32), &bytes) {
+                                self.drop_member(
+                                    index,
+                                    format!("stage {stage_no} message refused: {e}"),
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            expected.remove(&index);
+                            self.drop_member(
+                                index,
+                                format!("stage {stage_no} message malformed: {e}"),
+                            );
+                        }
+                    }
+                }
+                Some(participant_message::Body::TaskFailed(f)) if f.task_id == task_id => {
+                    expected.remove(&index);
+                    self.drop_member(index, format!("training failed: {}", f.reason));
+                }
+                _ => {
+                    // Late or replayed messages of another stage or task are
+                    // refused, never mixed into this one.
+                    tracing::warn!(participant = ?self.members.get(index).map(|m| &m.id), stage = stage_no, "message not for this stage ignored");
+                }
+            }
+        }
+    }
+}
+
+/// Sends messages to one participant; false if it is gone or stalled.
+async fn deliver(outbox: &Outbox, bodies: Vec<coordinator_message::Body>) -> bool {
+    for body in bodies {
+        let sent = tokio::time::timeout(
+            SEND_TIMEOUT,
+            outbox.send(Ok(CoordinatorMessage { body: Some(body) })),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,184 @@
+//! The participant's side of secure aggregation, sans-IO: the client state
+//! machine of fedsoc-secagg, fed with the coordinator's messages by stage.
+//!
+//! Before any key is drawn, every member certificate the coordinator
+//! forwarded is checked against the federation CA, so the round's roster
+//! of signing keys cannot contain anyone the CA did not certify.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use fedsoc_proto::secagg_stage as stage;
+use fedsoc_proto::v1::SecureAggregation;
+use fedsoc_secagg::messages::{KeyBundle, ShareBundle, SignedSurvivors, SurvivorList};
+use fedsoc_secagg::weighted::WeightedEncoding;
+use fedsoc_secagg::{
+    Client, ClientAdvertised, ClientConsistent, ClientMasked, ClientShared, Message, ParticipantId,
+    Quantizer, Ring, RoundConfig,
+};
+
+use crate::error::ParticipantError;
+
+/// The client's current stage.
+enum State {
+    Advertised(ClientAdvertised),
+    Shared(ClientShared),
+    Masked(ClientMasked),
+    Consistent(ClientConsistent),
+    Done,
+}
+
+/// One secure-aggregation attempt, from our advertisement to our shares.
+pub struct SecureTask {
+    state: Option<State>,
+    input: Vec<u64>,
+}
+
+fn protocol(e: impl std::fmt::Display) -> ParticipantError {
+    ParticipantError::Protocol(format!("secure aggregation: {e}"))
+}
+
+/// The weighting and quantisation the task's parameters describe.
+pub fn encoding(params: &SecureAggregation) -> Result<WeightedEncoding, ParticipantError> {
+    let ring = match params.ring_bits {
+        32 => Ring::U32,
+        64 => Ring::U64,
+        other => return Err(protocol(format!("ring of {other} bits is not supported"))),
+    };
+    Ok(WeightedEncoding {
+        quantizer: Quantizer {
+            clip: params.clip,
+            bits: params.quant_bits,
+            ring,
+        },
+        max_samples: params.max_samples,
+    })
+}
+
+/// Rebuilds the round configuration from the task, verifying each member.
+fn round_config(
+    params: &SecureAggregation,
+    me: &str,
+    ca_pem: &str,
+    num_params: usize,
+) -> Result<(RoundConfig, ParticipantId), ParticipantError> {
+    let round_id: [u8; 32] = params
+        .round_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| protocol("round id must be 32 bytes"))?;
+    let encoding = encoding(params)?;
+    let mut verifying_keys = BTreeMap::new();
+    let mut my_index = None;
+    for (i, member) in params.members.iter().enumerate() {
+        let verified = fedsoc_pki::verify_member(ca_pem, &member.certificate_der).map_err(|e| {
+            ParticipantError::Protocol(format!(
+                "member {:?} of the secure round: {e}; the coordinator may be compromised",
+                member.participant_id
+            ))
+        })?;
+        if verified.identity.role != fedsoc_pki::Role::Participant
+            || verified.identity.id != member.participant_id
+        {
+            return Err(protocol(format!(
+                "member {:?} presents a certificate for {}",
+                member.participant_id, verified.identity
+            )));
+        }
+        let key = VerifyingKey::from_bytes(&verified.ed25519_public).map_err(protocol)?;
+        let id = ParticipantId(i as u32);
+        if verifying_keys.values().any(|k| *k == key) {
+            return Err(protocol(format!(
+                "{:?} appears twice",
+                member.participant_id
+            )));
+        }
+        verifying_keys.insert(id, key);
+        if member.participant_id == me {
+            my_index = Some(id);
+        }
+    }
+    let me = my_index.ok_or_else(|| protocol("we are not a member of this secure round"))?;
+    encoding
+        .check_capacity(params.members.len())
+        .map_err(protocol)?;
+    let config = RoundConfig {
+        round_id,
+        participants: verifying_keys.keys().copied().collect(),
+        verifying_keys,
+        neighbors: params.neighbors as usize,
+        threshold: params.threshold as usize,
+        ring: encoding.quantizer.ring,
+        vector_len: WeightedEncoding::vector_len(num_params),
+    };
+    Ok((config, me))
+}
+
+impl SecureTask {
+    /// Encodes our update and advertises fresh keys: returns the task and
+    /// the bytes of our stage-0 message.
+    pub fn start(
+        params: &SecureAggregation,
+        me: &str,
+        ca_pem: &str,
+        signing_key: &SigningKey,
+        update: (&[f32], u64, f32),
+    ) -> Result<(Self, Vec<u8>), ParticipantError> {
+        let (delta, samples, loss) = update;
+        let (config, my_id) = round_config(params, me, ca_pem, delta.len())?;
+        let mut rng = rand::rng();
+        let input = encoding(params)?
+            .encode(delta, samples, loss, &mut rng)
+            .map_err(protocol)?;
+        let (client, advert) =
+            Client::start(config, my_id, signing_key, &mut rng).map_err(protocol)?;
+        Ok((
+            SecureTask {
+                state: Some(State::Advertised(client)),
+                input,
+            },
+            advert.encode(),
+        ))
+    }
+
+    /// Handles the coordinator's message starting `stage`; returns our
+    /// answer for that stage (bytes), or an error that ends our part.
+    pub fn handle(&mut self, stage_no: u32, bytes: &[u8]) -> Result<Vec<u8>, ParticipantError> {
+        let mut rng = rand::rng();
+        let state = self
+            .state
+            .take()
+            .ok_or_else(|| protocol("the secure round already failed"))?;
+        let (next, reply) = match (stage_no, state) {
+            (stage::SHARE_KEYS, State::Advertised(c)) => {
+                let bundle = KeyBundle::decode(bytes).map_err(protocol)?;
+                let (c, m) = c.handle_key_bundle(bundle, &mut rng).map_err(protocol)?;
+                (State::Shared(c), m.encode())
+            }
+            (stage::MASKED_INPUT, State::Shared(c)) => {
+                let bundle = ShareBundle::decode(bytes).map_err(protocol)?;
+                let (c, m) = c
+                    .handle_shares(bundle, &self.input, &mut rng)
+                    .map_err(protocol)?;
+                (State::Masked(c), m.encode())
+            }
+            (stage::CONSISTENCY, State::Masked(c)) => {
+                let list = SurvivorList::decode(bytes).map_err(protocol)?;
+                let (c, m) = c.handle_survivors(list).map_err(protocol)?;
+                (State::Consistent(c), m.encode())
+            }
+            (stage::UNMASK, State::Consistent(c)) => {
+                let signed = SignedSurvivors::decode(bytes).map_err(protocol)?;
+                let (_, m) = c.handle_consistency(signed).map_err(protocol)?;
+                (State::Done, m.encode())
+            }
+            (other, _) => {
+                return Err(protocol(format!(
+                    "message for stage {other} is out of order"
+                )));
+            }
+        };
+        self.state = Some(next);
+        Ok(reply)
+    }
+}
