@@ -104,3 +104,68 @@ fn malformed_participant_config_names_file_field_and_problem() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_secagg_reports_json_with_a_dropout_survived() {
+    let output = fedsoc()
+        .args([
+            "bench",
+            "secagg",
+            "--participants",
+            "4",
+            "--params",
+            "2000",
+            "--neighbors",
+            "2",
+            "--dropout",
+            "0.25",
+            "--rounds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "secure_round_s",
+        "plain_round_s",
+        "ratio",
+        "server_compute_s",
+        "prg_floor_s",
+        "bytes_up_per_participant",
+    ] {
+        let v = report[key].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0, "{key} = {v} in {stdout}");
+    }
+    // One of four vanished after sharing keys; the other three are summed
+    // in the sum.
+    assert_eq!(report["dropouts"], 1);
+    assert_eq!(report["secure"]["included"], 3);
+    assert_eq!(report["plain"]["included"], 3);
+    // The nearest one-hidden-layer autoencoder over 35 features: 35→28→35.
+    assert_eq!(report["params"], 2023);
+    let stages: Vec<&str> = report["secure"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(stages.contains(&"unmask"), "{stages:?}");
+}
+
+#[test]
+fn bench_secagg_refuses_a_dropout_share_out_of_range() {
+    let output = fedsoc()
+        .args(["bench", "secagg", "--participants", "4", "--dropout", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--dropout 1.5"), "{stderr}");
+}

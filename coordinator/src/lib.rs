@@ -12,6 +12,7 @@
 //! - [`round`]: one round: tasks out, updates in, dropouts recorded.
 //! - [`secure_round`]: one round through SecAgg+: the fedsoc-secagg server
 //!   state machine driven stage by stage, dropouts recorded per stage.
+//! - [`stats`]: a round's wall and compute time per stage, and its bytes.
 //! - [`aggregate`]: the "sum of updates" seam: [`aggregate::WeightedSum`]
 //!   and the plaintext reference that secure rounds must equal.
 //! - [`strategy`]: FedAvg on the aggregate.
@@ -30,6 +31,7 @@ pub mod round;
 pub mod secure_round;
 pub mod server;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod strategy;
 
@@ -38,3 +40,4 @@ pub use error::CoordinatorError;
 pub use federation::{FederationSpec, training_seed};
 pub use round::{RoundReport, model_sha256};
 pub use server::Coordinator;
+pub use stats::{RoundStats, StageStats};

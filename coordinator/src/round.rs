@@ -12,6 +12,7 @@ use fedsoc_proto::chunk::{self, Assembler};
 use fedsoc_proto::v1::{
     CoordinatorMessage, RoundClosed, TrainTask, coordinator_message, participant_message,
 };
+use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use crate::aggregate::PlaintextSum;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::registry::{Link, Registry};
+use crate::stats::RoundStats;
 use crate::strategy;
 
 /// How rounds are run.
@@ -49,6 +51,8 @@ pub struct RoundReport {
     pub mean_loss: f32,
     pub model: Arc<Vec<f32>>,
     pub model_sha256: String,
+    /// Time and traffic per stage.
+    pub stats: RoundStats,
 }
 
 /// A participant's update as it arrived.
@@ -57,6 +61,9 @@ struct Update {
     mean_loss: f32,
     delta: Vec<f32>,
 }
+
+/// Payload bytes exchanged with one participant: (down, up).
+type Traffic = (u64, u64);
 
 /// Task ids start at a random point so that ids from before a restart are
 /// never mistaken for current ones.
@@ -96,6 +103,12 @@ pub async fn run_round(
     let span = tracing::info_span!("round", round);
     let _guard = span.enter();
     tracing::info!(participants = links.len(), "round started");
+    let started = Instant::now();
+    let mut stats = RoundStats {
+        members: links.len(),
+        ..RoundStats::default()
+    };
+    let mut compute = Duration::ZERO;
 
     let deadline = Instant::now() + policy.timeout;
     let mut tasks = JoinSet::new();
@@ -120,12 +133,16 @@ pub async fn run_round(
     let mut dropped = Vec::new();
     let mut finished = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (link, task_id, result) =
+        let (link, task_id, traffic, result) =
             joined.map_err(|e| CoordinatorError::Internal(format!("round task: {e}")))?;
+        stats.bytes_down += traffic.0;
+        stats.bytes_up += traffic.1;
+        let adding = std::time::Instant::now();
         let outcome = result.and_then(|u| {
             sum.add(u.samples, u.mean_loss, &u.delta)
                 .map_err(|e| format!("update refused: {e}"))
         });
+        compute += adding.elapsed();
         match outcome {
             Ok(()) => included.push(link.id.clone()),
             Err(reason) => {
@@ -174,8 +191,11 @@ pub async fn run_round(
         });
     }
 
+    let finishing = std::time::Instant::now();
     let sum = sum.finish();
     let model = strategy::fedavg(&global, &sum);
+    compute += finishing.elapsed();
+    stats.stage("train and upload", started.elapsed(), compute);
     let report = RoundReport {
         round,
         samples: sum.total_samples,
@@ -184,6 +204,7 @@ pub async fn run_round(
         model: Arc::new(model),
         included,
         dropped,
+        stats,
     };
     tracing::info!(
         included = report.included.len(),
@@ -201,33 +222,39 @@ async fn collect_update(
     task: TrainTask,
     global: Arc<Vec<f32>>,
     deadline: Instant,
-) -> (Link, u64, Result<Update, String>) {
+) -> (Link, u64, Traffic, Result<Update, String>) {
     let task_id = task.task_id;
-    let result = tokio::time::timeout_at(deadline, exchange(&mut link, task, &global))
-        .await
-        .unwrap_or_else(|_| Err("missed the round deadline".to_string()));
-    (link, task_id, result)
+    let mut traffic = (0, 0);
+    let result =
+        tokio::time::timeout_at(deadline, exchange(&mut link, task, &global, &mut traffic))
+            .await
+            .unwrap_or_else(|_| Err("missed the round deadline".to_string()));
+    (link, task_id, traffic, result)
 }
 
-async fn exchange(link: &mut Link, task: TrainTask, global: &[f32]) -> Result<Update, String> {
+async fn exchange(
+    link: &mut Link,
+    task: TrainTask,
+    global: &[f32],
+    traffic: &mut Traffic,
+) -> Result<Update, String> {
     let task_id = task.task_id;
-    let gone = |_| "disconnected".to_string();
-    let send = |body| CoordinatorMessage { body: Some(body) };
-    link.outbox
-        .send(Ok(send(coordinator_message::Body::TrainTask(task))))
-        .await
-        .map_err(gone)?;
-    for piece in chunk::split(task_id, global) {
+    let mut outgoing = vec![coordinator_message::Body::TrainTask(task)];
+    outgoing.extend(chunk::split(task_id, global).map(coordinator_message::Body::ModelChunk));
+    for body in outgoing {
+        let message = CoordinatorMessage { body: Some(body) };
+        traffic.0 += message.encoded_len() as u64;
         link.outbox
-            .send(Ok(send(coordinator_message::Body::ModelChunk(piece))))
+            .send(Ok(message))
             .await
-            .map_err(gone)?;
+            .map_err(|_| "disconnected".to_string())?;
     }
 
     let mut header = None;
     let mut assembler = Assembler::new(task_id, global.len() as u64);
     loop {
         let message = link.inbox.recv().await.ok_or("disconnected")?;
+        traffic.1 += message.encoded_len() as u64;
         match message.body {
             Some(participant_message::Body::UpdateHeader(h)) if h.task_id == task_id => {
                 if h.num_params != global.len() as u64 {

@@ -27,6 +27,7 @@ use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
     Message, ParticipantId, RoundConfig, SecAggError, Server, recommended_neighbours,
 };
+use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -36,6 +37,7 @@ use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, model_sha256, next_task_id};
+use crate::stats::RoundStats;
 use crate::strategy;
 
 /// What a secure round needs beyond the plaintext policy.
@@ -43,8 +45,9 @@ use crate::strategy;
 pub struct SecureSettings {
     pub aggregation: AggregationSection,
     pub encoding: WeightedEncoding,
-    /// The federation CA, to read each member's signing key from its certificate.
-    pub ca_pem: String,
+    /// Reads each member's signing key from its certificate, checked
+    /// against the federation CA.
+    pub members: Arc<fedsoc_pki::MemberVerifier>,
 }
 
 /// How long sending one message to a participant may block before that
@@ -76,7 +79,7 @@ pub async fn run_secure_round(
     // Members whose certificate does not yield an Ed25519 key cannot sign;
     // they sit this round out.
     let mut keys = Vec::new();
-    links.retain(|link| match fedsoc_pki::verify_member(&settings.ca_pem, &link.certificate)
+    links.retain(|link| match settings.members.verify(&link.certificate)
         .map_err(|e| e.to_string())
         .and_then(|m| VerifyingKey::from_bytes(&m.ed25519_public).map_err(|e| e.to_string()))
     {
@@ -181,10 +184,15 @@ pub async fn run_secure_round(
     drop(events_tx);
 
     let mut driver = Driver {
+        stats: RoundStats {
+            members: members.len(),
+            ..RoundStats::default()
+        },
         members,
         events,
         gone: BTreeSet::new(),
         reasons: BTreeMap::new(),
+        compute: Duration::ZERO,
     };
     let outcome = driver
         .run(
@@ -258,7 +266,10 @@ pub async fn run_secure_round(
         })
         .collect();
     dropped.sort_by(|a, b| a.participant.cmp(&b.participant));
+    let stepping = Instant::now();
     let model = strategy::fedavg(&global, &sum);
+    let mut stats = driver.stats;
+    stats.stage("model update", stepping.elapsed(), stepping.elapsed());
     let report = RoundReport {
         round,
         samples: sum.total_samples,
@@ -267,11 +278,13 @@ pub async fn run_secure_round(
         model: Arc::new(model),
         included,
         dropped,
+        stats,
     };
     tracing::info!(
         included = report.included.len(),
         dropped = report.dropped.len(),
         mean_loss = report.mean_loss,
+        server_compute_s = report.stats.server_compute_s(),
         "secure round complete"
     );
     Ok(report)
@@ -310,6 +323,9 @@ struct Driver {
     gone: BTreeSet<usize>,
     /// Why each dropout dropped.
     reasons: BTreeMap<String, String>,
+    stats: RoundStats,
+    /// Coordinator compute in the current stage so far.
+    compute: Duration,
 }
 
 /// What the driver returns: the survivors by id and the decoded sum.
@@ -330,8 +346,10 @@ impl Driver {
     ) -> Result<Outcome, CoordinatorError> {
         let everyone: BTreeSet<usize> = (0..self.members.len()).collect();
         // Tasks and the global model go out first.
+        let mut stage_started = Instant::now();
         let mut undelivered = Vec::new();
-        for (index, m) in self.members.iter().enumerate() {
+        for index in 0..self.members.len() {
+            let m = &self.members[index];
             let train = spec.train_config(round, &m.id);
             let task = TrainTask {
                 round,
@@ -347,7 +365,8 @@ impl Driver {
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages
                 .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));
-            if !deliver(&m.outbox, messages).await {
+            let outbox = m.outbox.clone();
+            if !self.deliver(&outbox, messages).await {
                 undelivered.push(index);
             }
         }
@@ -368,7 +387,8 @@ impl Driver {
             |from, bytes| server.handle_advertise(from, AdvertiseKeys::decode(bytes)?),
         )
         .await;
-        let (mut server, bundles) = server.close()?;
+        let (mut server, bundles) = self.timed(|| server.close())?;
+        self.end_stage("advertise keys (with local work)", &mut stage_started);
         let sent = self
             .send_stage(
                 stage::SHARE_KEYS,
@@ -384,7 +404,8 @@ impl Driver {
             |from, bytes| server.handle_share_keys(from, ShareKeys::decode(bytes)?),
         )
         .await;
-        let (mut server, bundles) = server.close()?;
+        let (mut server, bundles) = self.timed(|| server.close())?;
+        self.end_stage("share keys", &mut stage_started);
         let sent = self
             .send_stage(
                 stage::MASKED_INPUT,
@@ -400,7 +421,8 @@ impl Driver {
             |from, bytes| server.handle_masked_input(from, MaskedInput::decode(bytes)?),
         )
         .await;
-        let (mut server, list) = server.close()?;
+        let (mut server, list) = self.timed(|| server.close())?;
+        self.end_stage("masked input", &mut stage_started);
         let encoded = list.encode();
         let sent = self
             .send_stage(
@@ -417,7 +439,8 @@ impl Driver {
             |from, bytes| server.handle_consistency(from, ConsistencySignature::decode(bytes)?),
         )
         .await;
-        let (mut server, signed) = server.close()?;
+        let (mut server, signed) = self.timed(|| server.close())?;
+        self.end_stage("consistency check", &mut stage_started);
         let encoded = signed.encode();
         let signers: Vec<ParticipantId> = signed.signatures.iter().map(|s| s.signer).collect();
         let sent = self
@@ -432,8 +455,10 @@ impl Driver {
             |from, bytes| server.handle_unmask(from, UnmaskShares::decode(bytes)?),
         )
         .await;
-        let aggregate = server.close()?;
-        let total = encoding.decode(&aggregate.sum)?;
+        let aggregate = self.timed(|| server.close())?;
+        self.stats.masks_expanded = aggregate.masks_expanded;
+        let total = self.timed(|| encoding.decode(&aggregate.sum))?;
+        self.end_stage("unmask", &mut stage_started);
         let survivors = aggregate
             .survivors
             .iter()
@@ -447,6 +472,34 @@ impl Driver {
                 weighted_loss: total.weighted_loss,
             },
         ))
+    }
+
+    /// Runs coordinator work, counting its time towards the stage.
+    fn timed<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = work();
+        self.compute += started.elapsed();
+        out
+    }
+
+    fn end_stage(&mut self, name: &'static str, started: &mut Instant) {
+        let compute = std::mem::take(&mut self.compute);
+        self.stats.stage(name, started.elapsed(), compute);
+        *started = Instant::now();
+    }
+
+    /// Sends messages to one participant, counting bytes; false if it is
+    /// gone or stalled.
+    async fn deliver(&mut self, outbox: &Outbox, bodies: Vec<coordinator_message::Body>) -> bool {
+        for body in bodies {
+            let message = CoordinatorMessage { body: Some(body) };
+            self.stats.bytes_down += message.encoded_len() as u64;
+            let sent = tokio::time::timeout(SEND_TIMEOUT, outbox.send(Ok(message))).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                return false;
+            }
+        }
+        true
     }
 
     fn live(&self, of: &BTreeSet<usize>) -> BTreeSet<usize> {
@@ -480,7 +533,8 @@ impl Driver {
             let pieces = chunk::split_bytes(m.task_id, stage_no, &bytes)
                 .map(coordinator_message::Body::Secagg)
                 .collect();
-            if deliver(&m.outbox, pieces).await {
+            let outbox = m.outbox.clone();
+            if self.deliver(&outbox, pieces).await {
                 sent.insert(index);
             } else {
                 self.drop_member(index, format!("disconnected before stage {stage_no}"));
@@ -520,6 +574,7 @@ impl Driver {
                 }
                 Event::Message(m) => m,
             };
+            self.stats.bytes_up += message.encoded_len() as u64;
             let Some(task_id) = self.members.get(index).map(|m| m.task_id) else {
                 continue;
             };
@@ -540,7 +595,10 @@ impl Driver {
                         }
                         Ok((_, Some(bytes))) => {
                             expected.remove(&index);
-                            if let Err(e) = handle(ParticipantId(index as u32), &bytes) {
+                            let handling = std::time::Instant::now();
+                            let handled = handle(ParticipantId(index as u32), &bytes);
+                            self.compute += handling.elapsed();
+                            if let Err(e) = handled {
                                 self.drop_member(
                                     index,
                                     format!("stage {stage_no} message refused: {e}"),
@@ -568,19 +626,4 @@ impl Driver {
             }
         }
     }
-}
-
-/// Sends messages to one participant; false if it is gone or stalled.
-async fn deliver(outbox: &Outbox, bodies: Vec<coordinator_message::Body>) -> bool {
-    for body in bodies {
-        let sent = tokio::time::timeout(
-            SEND_TIMEOUT,
-            outbox.send(Ok(CoordinatorMessage { body: Some(body) })),
-        )
-        .await;
-        if !matches!(sent, Ok(Ok(()))) {
-            return false;
-        }
-    }
-    true
 }

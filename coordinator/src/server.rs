@@ -82,12 +82,14 @@ impl Coordinator {
             AggregationMode::Secure => Some(SecureSettings {
                 aggregation: config.aggregation.clone(),
                 encoding: config.secure_encoding(),
-                ca_pem: std::fs::read_to_string(&config.tls.ca).map_err(|source| {
-                    fedsoc_pki::PkiError::Read {
-                        path: config.tls.ca.clone(),
-                        source,
-                    }
-                })?,
+                members: Arc::new(fedsoc_pki::MemberVerifier::new(
+                    &std::fs::read_to_string(&config.tls.ca).map_err(|source| {
+                        fedsoc_pki::PkiError::Read {
+                            path: config.tls.ca.clone(),
+                            source,
+                        }
+                    })?,
+                )?),
             }),
             AggregationMode::PlaintextInsecure => {
                 tracing::warn!(

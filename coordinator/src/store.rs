@@ -212,6 +212,7 @@ mod tests {
             mean_loss: 0.5,
             model_sha256: model_sha256(&model),
             model: Arc::new(model),
+            stats: Default::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedsoc_coordinator::{Coordinator, CoordinatorConfig};
-use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError};
+use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError, RandomUpdates};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -34,6 +34,20 @@ pub struct LocalFederationSpec {
     pub secure: bool,
     /// Seconds each secure-aggregation stage after training may take.
     pub stage_timeout_s: u64,
+    /// SecAgg+ neighbours per participant; 0 lets the coordinator choose.
+    pub neighbors: u32,
+    /// Benchmarks: participants answer with random updates instead of
+    /// training, and the first `vanishing` of them drop out mid-round.
+    pub random_updates: Option<RandomUpdatePlan>,
+}
+
+/// Random updates for a benchmark federation.
+#[derive(Clone, Debug)]
+pub struct RandomUpdatePlan {
+    pub samples: u64,
+    pub scale: f32,
+    /// How many participants vanish after sharing keys in every round.
+    pub vanishing: usize,
 }
 
 impl LocalFederationSpec {
@@ -51,6 +65,8 @@ impl LocalFederationSpec {
             round_timeout: Duration::from_secs(300),
             secure: true,
             stage_timeout_s: 30,
+            neighbors: 0,
+            random_updates: None,
         }
     }
 }
@@ -79,6 +95,7 @@ pub struct LocalFederation {
     pub ca: CertificateAuthority,
     participant_configs: Vec<ParticipantConfig>,
     agents: Vec<RunningAgent>,
+    random_updates: Option<RandomUpdatePlan>,
 }
 
 impl LocalFederation {
@@ -121,6 +138,7 @@ impl LocalFederation {
             ca,
             participant_configs,
             agents: Vec::new(),
+            random_updates: spec.random_updates.clone(),
         };
         for i in 0..spec.participants {
             federation.start_participant(i)?;
@@ -154,7 +172,17 @@ impl LocalFederation {
     pub fn start_participant(&mut self, index: usize) -> Result<(), ExperimentError> {
         let config = self.participant_configs[index].clone();
         let id = config.id.clone();
-        let agent = Agent::new(config)?;
+        let agent = match &self.random_updates {
+            None => Agent::new(config)?,
+            Some(plan) => Agent::with_random_updates(
+                config,
+                RandomUpdates {
+                    samples: plan.samples,
+                    scale: plan.scale,
+                    vanish_after_sharing_keys: index < plan.vanishing,
+                },
+            )?,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             agent
@@ -232,7 +260,7 @@ ring_bits = 64
 quant_bits = 16
 clip = 1.0
 max_samples = 1048576
-neighbors = 0
+neighbors = {neighbors}
 threshold = 0
 stage_timeout_s = {stage_timeout}
 
@@ -253,6 +281,7 @@ dir = "."
             "plaintext-insecure"
         },
         stage_timeout = spec.stage_timeout_s.max(1),
+        neighbors = spec.neighbors,
     )
 }
 

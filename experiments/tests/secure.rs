@@ -124,7 +124,8 @@ async fn scripted_participant(
         .await
         .unwrap()
         .into_inner();
-    let ca_pem = std::fs::read_to_string(&config.tls.ca).unwrap();
+    let members =
+        fedsoc_pki::MemberVerifier::new(&std::fs::read_to_string(&config.tls.ca).unwrap()).unwrap();
     let key = fedsoc_pki::load_signing_key(&config.tls.key).unwrap();
     tokio::spawn(async move {
         let send = |stage: u32, task_id: u64, bytes: Vec<u8>| {
@@ -155,7 +156,7 @@ async fn scripted_participant(
                     let (t, advert) = SecureTask::start(
                         &params,
                         &config.id,
-                        &ca_pem,
+                        &members,
                         &key,
                         (&delta, samples, 0.5),
                     )

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedsoc_datasets::FlowRecord;
 use fedsoc_models::{AutoencoderConfig, TrainConfig};
 use fedsoc_proto::chunk::Assembler;
 use fedsoc_proto::secagg_stage as stage;
@@ -28,6 +27,7 @@ use crate::error::{ParticipantError, chain};
 use crate::secure::SecureTask;
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
+use crate::workload::{RandomUpdates, Workload};
 
 /// Messages buffered towards the coordinator.
 const OUTBOX_DEPTH: usize = 16;
@@ -35,9 +35,9 @@ const OUTBOX_DEPTH: usize = 16;
 /// A participant with its telemetry and keys loaded.
 pub struct Agent {
     config: ParticipantConfig,
-    records: Arc<Vec<FlowRecord>>,
-    /// The federation CA, to check the other members of a secure round.
-    ca_pem: String,
+    workload: Workload,
+    /// Checks the other members of a secure round against the federation CA.
+    members: fedsoc_pki::MemberVerifier,
     /// Our certificate's Ed25519 key: signs our secure-aggregation messages.
     signing_key: ed25519_dalek::SigningKey,
 }
@@ -53,25 +53,51 @@ struct SecureInFlight {
 /// What the federation told us when we joined.
 struct Federation {
     model: AutoencoderConfig,
-    data: Arc<Array2<f32>>,
+    /// Our telemetry, encoded; `None` for random-update benchmarks.
+    data: Option<Arc<Array2<f32>>>,
+}
+
+/// A local update, ready to send.
+struct LocalUpdate {
+    delta: Vec<f32>,
+    samples: u64,
+    mean_loss: f32,
 }
 
 impl Agent {
     /// Loads the telemetry the configuration names.
     pub fn new(config: ParticipantConfig) -> Result<Self, ParticipantError> {
+        let records = telemetry::load(&config.data)?;
+        tracing::info!(participant = %config.id, rows = records.len(), "telemetry loaded");
+        Self::with_workload(config, Workload::Train(Arc::new(records)))
+    }
+
+    /// An agent that answers every task with random updates: for
+    /// benchmarks of the aggregation path. The configuration's data source
+    /// is not read.
+    pub fn with_random_updates(
+        config: ParticipantConfig,
+        updates: RandomUpdates,
+    ) -> Result<Self, ParticipantError> {
+        Self::with_workload(config, Workload::Random(updates))
+    }
+
+    fn with_workload(
+        config: ParticipantConfig,
+        workload: Workload,
+    ) -> Result<Self, ParticipantError> {
         let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(|source| {
             fedsoc_pki::PkiError::Read {
                 path: config.tls.ca.clone(),
                 source,
             }
         })?;
+        let members = fedsoc_pki::MemberVerifier::new(&ca_pem)?;
         let signing_key = fedsoc_pki::load_signing_key(&config.tls.key)?;
-        let records = telemetry::load(&config.data)?;
-        tracing::info!(participant = %config.id, rows = records.len(), "telemetry loaded");
         Ok(Agent {
             config,
-            records: Arc::new(records),
-            ca_pem,
+            workload,
+            members,
             signing_key,
         })
     }
@@ -182,7 +208,7 @@ impl Agent {
                     }
                 }
                 Some(coordinator_message::Body::Secagg(piece)) => {
-                    self.secure_step(&mut secure, piece, &outbox).await;
+                    self.secure_step(&mut secure, piece, &outbox).await?;
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
                     tracing::info!(
@@ -227,7 +253,10 @@ impl Agent {
             hidden: spec.hidden.iter().map(|&h| h as usize).collect(),
         };
         model.validate()?;
-        let records = self.records.clone();
+        let records = match &self.workload {
+            Workload::Train(records) => records.clone(),
+            Workload::Random(_) => return Ok(Federation { model, data: None }),
+        };
         let encoder_json = welcome.encoder_spec_json;
         let data = tokio::task::spawn_blocking(move || telemetry::encode(&records, &encoder_json))
             .await
@@ -241,7 +270,56 @@ impl Agent {
         }
         Ok(Federation {
             model,
-            data: Arc::new(data),
+            data: Some(Arc::new(data)),
+        })
+    }
+
+    /// Computes the task's update in the background: local training, or a
+    /// random update in benchmarks.
+    async fn compute_update(
+        &self,
+        federation: &Federation,
+        task: &fedsoc_proto::v1::TrainTask,
+        global: Vec<f32>,
+    ) -> Result<LocalUpdate, ParticipantError> {
+        let data = match (&self.workload, &federation.data) {
+            (Workload::Random(random), _) => {
+                return Ok(LocalUpdate {
+                    delta: random.delta(global.len(), task.seed),
+                    samples: random.samples,
+                    mean_loss: 0.0,
+                });
+            }
+            (Workload::Train(_), Some(data)) => data.clone(),
+            (Workload::Train(_), None) => {
+                return Err(ParticipantError::Protocol(
+                    "no encoded telemetry to train on".into(),
+                ));
+            }
+        };
+        let train = TrainConfig {
+            epochs: task.epochs as usize,
+            batch_size: task.batch_size as usize,
+            learning_rate: task.learning_rate,
+            seed: task.seed,
+        };
+        let model = federation.model.clone();
+        let trained = tokio::task::spawn_blocking(move || {
+            fedsoc_models::train_local(&model, &global, data.view(), &train)
+                .map(|outcome| (outcome, global))
+        })
+        .await
+        .map_err(|e| ParticipantError::Protocol(format!("training task failed: {e}")))?;
+        let (outcome, global) = trained?;
+        Ok(LocalUpdate {
+            delta: outcome
+                .weights
+                .iter()
+                .zip(&global)
+                .map(|(local, global)| local - global)
+                .collect(),
+            samples: outcome.samples as u64,
+            mean_loss: outcome.mean_loss,
         })
     }
 
@@ -253,22 +331,8 @@ impl Agent {
         outbox: &mpsc::Sender<ParticipantMessage>,
     ) -> Result<Option<SecureInFlight>, ParticipantError> {
         let ReadyTask { task, global } = ready;
-        let train = TrainConfig {
-            epochs: task.epochs as usize,
-            batch_size: task.batch_size as usize,
-            learning_rate: task.learning_rate,
-            seed: task.seed,
-        };
-        let model = federation.model.clone();
-        let data = federation.data.clone();
-        let trained = tokio::task::spawn_blocking(move || {
-            fedsoc_models::train_local(&model, &global, data.view(), &train)
-                .map(|outcome| (outcome, global))
-        })
-        .await
-        .map_err(|e| ParticipantError::Protocol(format!("training task failed: {e}")))?;
-        let (outcome, global) = match trained {
-            Ok(done) => done,
+        let update = match self.compute_update(federation, &task, global).await {
+            Ok(update) => update,
             Err(e) => {
                 tracing::warn!(participant = %self.config.id, round = task.round, error = %e, "training failed");
                 let failed = participant_message::Body::TaskFailed(TaskFailed {
@@ -278,21 +342,19 @@ impl Agent {
                 return send(outbox, failed).await.map(|()| None);
             }
         };
-        let delta: Vec<f32> = outcome
-            .weights
-            .iter()
-            .zip(&global)
-            .map(|(local, global)| local - global)
-            .collect();
-        tracing::info!(participant = %self.config.id, round = task.round, loss = outcome.mean_loss, samples = outcome.samples, "update ready");
+        let LocalUpdate {
+            delta,
+            samples,
+            mean_loss,
+        } = update;
+        tracing::info!(participant = %self.config.id, round = task.round, loss = mean_loss, samples, "update ready");
         if let Some(params) = &task.secure {
-            let update = (delta.as_slice(), outcome.samples as u64, outcome.mean_loss);
             let started = SecureTask::start(
                 params,
                 &self.config.id,
-                &self.ca_pem,
+                &self.members,
                 &self.signing_key,
-                update,
+                (delta.as_slice(), samples, mean_loss),
             );
             let (secure_task, advert) = match started {
                 Ok(started) => started,
@@ -313,10 +375,13 @@ impl Agent {
                 incoming: None,
             }));
         }
+        if self.vanishes() {
+            return Err(vanished());
+        }
         let header = participant_message::Body::UpdateHeader(UpdateHeader {
             task_id: task.task_id,
-            samples: outcome.samples as u64,
-            mean_loss: outcome.mean_loss,
+            samples,
+            mean_loss,
             num_params: delta.len() as u64,
         });
         send(outbox, header).await?;
@@ -326,23 +391,28 @@ impl Agent {
         Ok(None)
     }
 
+    /// Whether this benchmark agent plays a crashed machine mid-round.
+    fn vanishes(&self) -> bool {
+        matches!(&self.workload, Workload::Random(r) if r.vanish_after_sharing_keys)
+    }
+
     /// Feeds a chunk of the coordinator's secure-aggregation message to the
     /// round in flight and sends our answer once the message is complete.
     /// A failure ends our part in this round only (we become a dropout);
-    /// the session goes on.
+    /// the session goes on, unless a benchmark agent plays a crash.
     async fn secure_step(
         &self,
         secure: &mut Option<SecureInFlight>,
         piece: SecAggChunk,
         outbox: &mpsc::Sender<ParticipantMessage>,
-    ) {
+    ) -> Result<(), ParticipantError> {
         let Some(flight) = secure.as_mut() else {
             tracing::warn!(participant = %self.config.id, "secure-aggregation message without a round in flight; ignored");
-            return;
+            return Ok(());
         };
         if piece.task_id != flight.task_id {
             tracing::warn!(participant = %self.config.id, task = piece.task_id, "stale secure-aggregation message refused");
-            return;
+            return Ok(());
         }
         let outcome = async {
             let (stage_no, assembler) = match flight.incoming.take() {
@@ -369,17 +439,32 @@ impl Agent {
                     Ok(())
                 }
                 Some(bytes) => {
+                    // A benchmark crash after sharing keys: the shares
+                    // were delivered, the masked input never comes.
+                    if stage_no == stage::MASKED_INPUT && self.vanishes() {
+                        return Err(vanished());
+                    }
                     let reply = flight.task.handle(stage_no, &bytes)?;
                     send_secagg(outbox, flight.task_id, stage_no, &reply).await
                 }
             }
         }
         .await;
-        if let Err(e) = outcome {
-            tracing::warn!(participant = %self.config.id, error = %e, "left the secure round");
-            *secure = None;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e @ ParticipantError::Session(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(participant = %self.config.id, error = %e, "left the secure round");
+                *secure = None;
+                Ok(())
+            }
         }
     }
+}
+
+/// The session end a benchmark agent plays when it vanishes mid-round.
+fn vanished() -> ParticipantError {
+    ParticipantError::Session("vanished mid-round (benchmark dropout)".into())
 }
 
 /// Largest secure-aggregation message we accept: the masked vector

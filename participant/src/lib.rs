@@ -10,6 +10,8 @@
 //! - [`task`]: receiving a training task and its global model (sans-IO).
 //! - [`secure`]: our side of secure aggregation (sans-IO): member
 //!   certificates checked, update encoded, client stages driven.
+//! - [`workload`]: what each update comes from: local training, or random
+//!   updates for benchmarks of the aggregation path.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`]: [`ParticipantError`].
 #![forbid(unsafe_code)]
@@ -20,7 +22,9 @@ pub mod error;
 pub mod secure;
 pub mod task;
 pub mod telemetry;
+pub mod workload;
 
 pub use agent::Agent;
 pub use config::{DataSource, ParticipantConfig};
 pub use error::ParticipantError;
+pub use workload::RandomUpdates;

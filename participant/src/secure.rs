@@ -59,7 +59,7 @@ pub fn encoding(params: &SecureAggregation) -> Result<WeightedEncoding, Particip
 fn round_config(
     params: &SecureAggregation,
     me: &str,
-    ca_pem: &str,
+    members: &fedsoc_pki::MemberVerifier,
     num_params: usize,
 ) -> Result<(RoundConfig, ParticipantId), ParticipantError> {
     let round_id: [u8; 32] = params
@@ -71,7 +71,7 @@ fn round_config(
     let mut verifying_keys = BTreeMap::new();
     let mut my_index = None;
     for (i, member) in params.members.iter().enumerate() {
-        let verified = fedsoc_pki::verify_member(ca_pem, &member.certificate_der).map_err(|e| {
+        let verified = members.verify(&member.certificate_der).map_err(|e| {
             ParticipantError::Protocol(format!(
                 "member {:?} of the secure round: {e}; the coordinator may be compromised",
                 member.participant_id
@@ -120,12 +120,12 @@ impl SecureTask {
     pub fn start(
         params: &SecureAggregation,
         me: &str,
-        ca_pem: &str,
+        members: &fedsoc_pki::MemberVerifier,
         signing_key: &SigningKey,
         update: (&[f32], u64, f32),
     ) -> Result<(Self, Vec<u8>), ParticipantError> {
         let (delta, samples, loss) = update;
-        let (config, my_id) = round_config(params, me, ca_pem, delta.len())?;
+        let (config, my_id) = round_config(params, me, members, delta.len())?;
         let mut rng = rand::rng();
         let input = encoding(params)?
             .encode(delta, samples, loss, &mut rng)

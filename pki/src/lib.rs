@@ -26,5 +26,7 @@ pub mod tls;
 pub use authority::{CertificateAuthority, IssuedCertificate};
 pub use error::PkiError;
 pub use identity::{Identity, Role, identity_from_der};
-pub use member::{VerifiedMember, load_certificate_der, load_signing_key, verify_member};
+pub use member::{
+    MemberVerifier, VerifiedMember, load_certificate_der, load_signing_key, verify_member,
+};
 pub use tls::TlsFiles;

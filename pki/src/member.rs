@@ -6,7 +6,11 @@
 //! federation CA and is valid now, and yields its identity and Ed25519
 //! public key. A coordinator cannot invent members: it holds no CA key.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use ed25519_dalek::pkcs8::DecodePrivateKey;
+use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{Identity, PkiError, identity_from_der, tls};
@@ -23,40 +27,108 @@ pub struct VerifiedMember {
 
 /// Checks `cert_der` against the CA certificate in `ca_pem`.
 pub fn verify_member(ca_pem: &str, cert_der: &[u8]) -> Result<VerifiedMember, PkiError> {
-    let ca_der = tls::first_certificate_der(ca_pem)
-        .ok_or_else(|| PkiError::BadCertificate("the CA PEM holds no certificate".into()))?;
-    let (_, ca) = X509Certificate::from_der(&ca_der)
-        .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
-    let (_, cert) =
-        X509Certificate::from_der(cert_der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| PkiError::BadCertificate("not signed by the federation CA".into()))?;
-    if cert.tbs_certificate.issuer != ca.tbs_certificate.subject {
-        return Err(PkiError::BadCertificate(
-            "issuer is not the federation CA".into(),
-        ));
+    MemberVerifier::new(ca_pem)?
+        .check(cert_der)
+        .map(|(member, _)| member)
+}
+
+/// Most certificates a [`MemberVerifier`] remembers; past it, it forgets
+/// them all and starts over.
+const CACHE_LIMIT: usize = 4096;
+
+/// [`verify_member`] for every round: the same members come back round
+/// after round, so a certificate that checked out is remembered by its
+/// SHA-256 until it expires, and a round with N members costs N hashes
+/// instead of N signature checks.
+pub struct MemberVerifier {
+    ca_der: Vec<u8>,
+    /// SHA-256 of a verified certificate → the member and its expiry (Unix s).
+    verified: Mutex<HashMap<[u8; 32], (VerifiedMember, i64)>>,
+}
+
+impl std::fmt::Debug for MemberVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberVerifier")
+            .field("remembered", &self.lock().len())
+            .finish()
     }
-    if !cert.validity().is_valid() {
-        return Err(PkiError::BadCertificate(
-            "expired or not yet valid; issue a new certificate".into(),
-        ));
+}
+
+impl MemberVerifier {
+    pub fn new(ca_pem: &str) -> Result<Self, PkiError> {
+        let ca_der = tls::first_certificate_der(ca_pem)
+            .ok_or_else(|| PkiError::BadCertificate("the CA PEM holds no certificate".into()))?;
+        X509Certificate::from_der(&ca_der)
+            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
+        Ok(MemberVerifier {
+            ca_der,
+            verified: Mutex::new(HashMap::new()),
+        })
     }
-    let spki = cert.public_key();
-    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
-        return Err(PkiError::BadCertificate(
-            "its key is not Ed25519; issue it with `fedsoc pki issue`".into(),
-        ));
+
+    /// Checks `cert_der` against the CA, or recalls that it did and that
+    /// the certificate has not expired since.
+    pub fn verify(&self, cert_der: &[u8]) -> Result<VerifiedMember, PkiError> {
+        let digest: [u8; 32] = Sha256::digest(cert_der).into();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let recalled = self
+            .lock()
+            .get(&digest)
+            .filter(|(_, not_after)| now < *not_after)
+            .map(|(member, _)| member.clone());
+        if let Some(member) = recalled {
+            return Ok(member);
+        }
+        let (member, not_after) = self.check(cert_der)?;
+        let mut verified = self.lock();
+        if verified.len() >= CACHE_LIMIT {
+            verified.clear();
+        }
+        verified.insert(digest, (member.clone(), not_after));
+        Ok(member)
     }
-    let ed25519_public: [u8; 32] = spki
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .map_err(|_| PkiError::BadCertificate("malformed Ed25519 public key".into()))?;
-    Ok(VerifiedMember {
-        identity: identity_from_der(cert_der)?,
-        ed25519_public,
-    })
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (VerifiedMember, i64)>> {
+        // Every update is a single insert or clear: poison is moot.
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The full check; also returns the certificate's expiry.
+    fn check(&self, cert_der: &[u8]) -> Result<(VerifiedMember, i64), PkiError> {
+        let (_, ca) = X509Certificate::from_der(&self.ca_der)
+            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| PkiError::BadCertificate("not signed by the federation CA".into()))?;
+        if cert.tbs_certificate.issuer != ca.tbs_certificate.subject {
+            return Err(PkiError::BadCertificate(
+                "issuer is not the federation CA".into(),
+            ));
+        }
+        if !cert.validity().is_valid() {
+            return Err(PkiError::BadCertificate(
+                "expired or not yet valid; issue a new certificate".into(),
+            ));
+        }
+        let spki = cert.public_key();
+        if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
+            return Err(PkiError::BadCertificate(
+                "its key is not Ed25519; issue it with `fedsoc pki issue`".into(),
+            ));
+        }
+        let ed25519_public: [u8; 32] = spki
+            .subject_public_key
+            .data
+            .as_ref()
+            .try_into()
+            .map_err(|_| PkiError::BadCertificate("malformed Ed25519 public key".into()))?;
+        let member = VerifiedMember {
+            identity: identity_from_der(cert_der)?,
+            ed25519_public,
+        };
+        Ok((member, cert.validity().not_after.timestamp()))
+    }
 }
 
 /// The Ed25519 signing key in a PKCS#8 PEM file (our certificate's key).
@@ -103,5 +175,35 @@ mod tests {
         let err = verify_member(other.cert_pem(), &der).unwrap_err();
         assert!(err.to_string().contains("federation CA"), "{err}");
         assert!(verify_member(ca.cert_pem(), b"garbage").is_err());
+    }
+
+    #[test]
+    fn the_verifier_remembers_only_certificates_that_checked_out() {
+        let ca = CertificateAuthority::generate("a").unwrap();
+        let other = CertificateAuthority::generate("b").unwrap();
+        let who = Identity::new(Role::Participant, "soc-fr").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        ca.issue(&who, &[])
+            .unwrap()
+            .save(dir.path(), "ours")
+            .unwrap();
+        other
+            .issue(&who, &[])
+            .unwrap()
+            .save(dir.path(), "theirs")
+            .unwrap();
+        let ours = load_certificate_der(&dir.path().join("ours.pem")).unwrap();
+        let theirs = load_certificate_der(&dir.path().join("theirs.pem")).unwrap();
+
+        let verifier = MemberVerifier::new(ca.cert_pem()).unwrap();
+        let first = verifier.verify(&ours).unwrap();
+        assert_eq!(verifier.verify(&ours).unwrap(), first);
+        assert_eq!(verifier.lock().len(), 1);
+        for _ in 0..2 {
+            let err = verifier.verify(&theirs).unwrap_err();
+            assert!(err.to_string().contains("federation CA"), "{err}");
+        }
+        assert_eq!(verifier.lock().len(), 1);
+        assert!(MemberVerifier::new("no pem here").is_err());
     }
 }

@@ -159,11 +159,12 @@ impl ClientAdvertised {
                 });
             }
         }
-        if peers.len() < c.t() {
+        // I hold a share of my own secrets too, so I count towards t.
+        if peers.len() + 1 < c.t() {
             return Err(SecAggError::TooManyDropouts {
                 stage: Stage::AdvertiseKeys,
                 detail: format!(
-                    "{} of my neighbours advertised, threshold {}",
+                    "{} of my neighbours advertised, threshold {} counting me",
                     peers.len(),
                     c.t()
                 ),
@@ -178,6 +179,7 @@ impl ClientAdvertised {
         let sk_shares = shamir::share(&s_sk_bytes, c.t(), &xs, rng)?;
         let b_shares = shamir::share(&b, c.t(), &xs, rng)?;
         let mut out = Vec::with_capacity(peers.len());
+        let mut c_shared = BTreeMap::new();
         let mut own_b_share = None;
         for ((holder, sk_share), b_share) in holders.iter().zip(sk_shares).zip(b_shares) {
             if *holder == c.me {
@@ -186,14 +188,9 @@ impl ClientAdvertised {
             }
             // `holder` came from `peers`, so the lookup cannot fail.
             let pk = peers[holder];
-            let key = crypto::share_key(
-                &self.c_sk,
-                &pk.c_pk,
-                &c.config.round_id,
-                c.me,
-                *holder,
-                *holder,
-            )?;
+            let shared = crypto::agree(&self.c_sk, &pk.c_pk, *holder)?;
+            let key = crypto::share_key_from(&shared, &c.config.round_id, c.me, *holder);
+            c_shared.insert(*holder, shared);
             let pt = Zeroizing::new(
                 SharePlaintext {
                     round_id: c.config.round_id,
@@ -223,6 +220,7 @@ impl ClientAdvertised {
                 s_sk: self.s_sk,
                 b,
                 peers,
+                c_shared,
                 own_b_share,
             },
             msg,
@@ -237,6 +235,8 @@ pub struct ClientShared {
     s_sk: StaticSecret,
     b: Zeroizing<[u8; 32]>,
     peers: BTreeMap<ParticipantId, PeerKeys>,
+    /// The X25519 secret agreed with each neighbour's `c_pk` in stage 1.
+    c_shared: BTreeMap<ParticipantId, Zeroizing<[u8; 32]>>,
     own_b_share: Share,
 }
 
@@ -285,7 +285,10 @@ impl ClientShared {
                     what: "encrypted share",
                 });
             }
-            let key = crypto::share_key(&self.c_sk, &pk.c_pk, &round, from, c.me, from)?;
+            let key = match self.c_shared.get(&from) {
+                Some(shared) => crypto::share_key_from(shared, &round, from, c.me),
+                None => crypto::share_key(&self.c_sk, &pk.c_pk, &round, from, c.me, from)?,
+            };
             let pt = crypto::decrypt(&key, &round, from, c.me, &es.ciphertext)?;
             let p =
                 SharePlaintext::decode(&pt).map_err(|_| SecAggError::DecryptionFailed { from })?;
@@ -306,11 +309,11 @@ impl ClientShared {
                 },
             );
         }
-        if held.len() < c.t() {
+        if held.len() + 1 < c.t() {
             return Err(SecAggError::TooManyDropouts {
                 stage: Stage::ShareKeys,
                 detail: format!(
-                    "{} of my neighbours sent shares, threshold {}",
+                    "{} of my neighbours sent shares, threshold {} counting me",
                     held.len(),
                     c.t()
                 ),
@@ -440,7 +443,9 @@ pub enum Revealed {
 }
 
 impl ClientConsistent {
-    /// Stage 4: check that at least t neighbours signed the same U3 I signed,
+    /// Stage 4: check that at least t neighbours (counting me) validly
+    /// signed the same U3 I signed; other members' signatures are not my
+    /// concern and are not checked,
     /// then reveal, per neighbour j that sent me shares, b_j's share if j
     /// survived else s_sk_j's share, plus my own b share. Never both for one j:
     /// a signed list that differs from the one I signed is refused with
@@ -475,6 +480,11 @@ impl ClientConsistent {
                     participant: s.signer,
                     what: "consistency signature",
                 });
+            }
+            // Only neighbours' signatures (and our own) decide what we
+            // reveal, so only theirs are checked: k checks, not n.
+            if !(c.neighbours.contains(&s.signer) || s.signer == c.me) {
+                continue;
             }
             // Survivors are roster members (checked in stage 3).
             let Some(vk) = c.config.verifying_keys.get(&s.signer) else {

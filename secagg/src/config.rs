@@ -106,8 +106,7 @@ pub struct RoundConfig {
 ///
 /// * `n <= 16`: complete graph, `k = n - 1` (cheap at this size and
 ///   tolerates the most dropouts).
-/// * `n > 16`: `k = min(n - 1, 2 * ceil(log2 n))` (always even, as the Harary
-///   ring requires). This is the O(log n) degree of Bell et al. 2020: client
+/// * `n > 16`: `k = min(n - 1, 2 * ceil(log2 n))`. This is the O(log n) degree of Bell et al. 2020: client
 ///   cost grows with log n instead of n. n = 100 gives k = 14.
 /// * `t = floor(k / 2) + 1`, the smallest strict majority of neighbours, so
 ///   a minority of colluding neighbours can never reconstruct both secrets;
@@ -173,9 +172,9 @@ impl RoundConfig {
                 n - 1
             ));
         }
-        if k < n - 1 && (k % 2 != 0 || k < 2) {
+        if k < n - 1 && k < 2 {
             return bad(format!(
-                "neighbours k = {k} < n - 1 needs an even k >= 2 (Harary ring); use an even k or n - 1"
+                "neighbours k = {k} < 2: a participant's masks would involve a single neighbour; use k >= 2"
             ));
         }
         if n > 2 && t < 2 {
@@ -263,8 +262,13 @@ mod tests {
         c.verifying_keys.remove(&ParticipantId(5));
         assert!(unsafe_reason(&c).contains("no verifying key"));
         let mut c = base.clone();
+        c.neighbors = 1;
+        c.threshold = 1;
+        assert!(unsafe_reason(&c).contains("k = 1 < 2"));
+        // Odd k is a Harary graph with the diameter added: accepted.
+        let mut c = base.clone();
         c.neighbors = 5;
         c.threshold = 3;
-        assert!(unsafe_reason(&c).contains("even"));
+        c.validate().unwrap();
     }
 }

@@ -79,14 +79,34 @@ pub fn share_key(
     receiver: ParticipantId,
     peer: ParticipantId,
 ) -> Result<Zeroizing<[u8; 32]>> {
-    let s = dh(my_c_sk, their_c_pk, peer)?;
-    Ok(Zeroizing::new(hkdf32(
-        s.as_ref(),
+    let shared = agree(my_c_sk, their_c_pk, peer)?;
+    Ok(share_key_from(&shared, round_id, sender, receiver))
+}
+
+/// The X25519 secret shared with `peer`: computed once per neighbour and
+/// used for the shares in both directions (an X25519 costs ~100× an HKDF).
+pub fn agree(
+    my_sk: &StaticSecret,
+    their_pk: &[u8; 32],
+    peer: ParticipantId,
+) -> Result<Zeroizing<[u8; 32]>> {
+    dh(my_sk, their_pk, peer)
+}
+
+/// [`share_key`] from an [`agree`]d secret.
+pub fn share_key_from(
+    shared: &[u8; 32],
+    round_id: &[u8; 32],
+    sender: ParticipantId,
+    receiver: ParticipantId,
+) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(hkdf32(
+        shared,
         round_id,
         sender,
         receiver,
         b"share-encryption",
-    )))
+    ))
 }
 
 /// Pairwise mask seed of `me` and `peer` (symmetric: ids in ascending order).

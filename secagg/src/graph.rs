@@ -2,8 +2,11 @@
 //!
 //! Derived deterministically from `round_id`, so every party computes the
 //! same graph without a message. Complete graph when `k = n - 1`; otherwise a
-//! k-regular Harary ring (each node joined to the k/2 nearest on each side)
-//! over a ChaCha20-seeded permutation of the roster (Bell et al. 2020).
+//! Harary graph H(k, n) over a ChaCha20-seeded permutation of the roster
+//! (Bell et al. 2020): each node joined to the ⌊k/2⌋ nearest on each side
+//! of a ring and, for odd k, to the node across the ring. That graph is
+//! k-regular, except for odd k and odd n (no k-regular graph exists):
+//! there one node has k - 1 neighbours.
 //! Note: whoever picks `round_id` could grind it to shape the graph; the
 //! round id should come from a source the server does not fully control
 //! (e.g. hash of the participants' contributions) where that matters.
@@ -49,11 +52,19 @@ impl NeighbourGraph {
                 .into();
             let mut rng = ChaCha20Rng::from_seed(seed);
             ids.shuffle(&mut rng);
+            let mut join = |a: ParticipantId, b: ParticipantId| {
+                adj.entry(a).or_default().insert(b);
+                adj.entry(b).or_default().insert(a);
+            };
             for p in 0..n {
                 for d in 1..=k / 2 {
-                    let (a, b) = (ids[p], ids[(p + d) % n]);
-                    adj.entry(a).or_default().insert(b);
-                    adj.entry(b).or_default().insert(a);
+                    join(ids[p], ids[(p + d) % n]);
+                }
+            }
+            if k % 2 == 1 {
+                // The diameter: ring distance n/2 > k/2, never a ring edge.
+                for p in 0..n / 2 {
+                    join(ids[p], ids[p + n / 2]);
                 }
             }
         }
@@ -116,6 +127,26 @@ mod tests {
             if k < n as usize - 1 {
                 assert_ne!(g, NeighbourGraph::new(&cfg(n, k, 8)));
             }
+        }
+    }
+
+    #[test]
+    fn odd_k_adds_the_diameter_and_stays_symmetric() {
+        for (n, k) in [(50u32, 7usize), (51, 7), (17, 3), (10, 5), (9, 5)] {
+            let c = cfg(n, k, 3);
+            c.validate().unwrap();
+            let g = NeighbourGraph::new(&c);
+            let mut short = 0;
+            for &i in &c.participants {
+                let d = g.neighbours(i).len();
+                assert!(d == k || d == k - 1, "n={n} k={k}: degree {d}");
+                short += usize::from(d == k - 1);
+                for &j in g.neighbours(i) {
+                    assert!(g.are_neighbours(j, i) && i != j);
+                }
+            }
+            // Only odd k with odd n leaves one node a neighbour short.
+            assert_eq!(short, usize::from(n % 2 == 1), "n={n} k={k}");
         }
     }
 

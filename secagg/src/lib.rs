@@ -21,7 +21,7 @@
 //!   (complete, or a k-regular Harary ring over a seeded permutation).
 //! - [`quantize`]: float ↔ ring quantisation (unbiased stochastic rounding,
 //!   overflow checks, documented error bound).
-//! - [`prg`]: ChaCha20 mask expansion added/subtracted in place; `RingVec`.
+//! - [`prg`]: AES-256-CTR mask expansion added/subtracted in place; `RingVec`.
 //! - [`shamir`]: t-of-n sharing of 32-byte secrets over GF(2^61 - 1).
 //! - [`crypto`]: X25519, HKDF-SHA256 key derivation with full context
 //!   binding, ChaCha20-Poly1305 share encryption, Ed25519 signatures.

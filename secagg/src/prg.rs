@@ -1,15 +1,30 @@
-//! Mask expansion: a 256-bit seed -> a ChaCha20 keystream added to (or
-//! subtracted from) a ring vector in place.
+//! Mask expansion: a 256-bit seed -> an AES-256-CTR keystream added to
+//! (or subtracted from) a ring vector in place.
 //!
-//! ChaCha20 (IETF, 96-bit zero nonce) keyed by the full 32-byte seed. The
-//! zero nonce is safe because every seed is used for exactly one stream:
-//! self-mask seeds are fresh per round and pairwise seeds are derived by HKDF
-//! bound to the round id and the pair. The keystream is produced 4 KiB at a
-//! time into a stack buffer and added word-wise, so the loop is the cipher
-//! plus one vectorisable add per word: no allocation, no per-element calls.
+//! AES-256 in counter mode (NIST SP 800-38A, 128-bit big-endian counter
+//! from zero) keyed by the full 32-byte seed: no truncation. The zero
+//! initial counter is safe because every seed is used for exactly one
+//! stream: self-mask seeds are fresh per round and pairwise seeds are
+//! derived by HKDF bound to the round id and the pair.
+//!
+//! Why AES and not ChaCha20: expansion dominates a secure round, and on the
+//! same machine 8 MiB of keystream took 1.46 ms with AES-256-CTR against
+//! 4.61 ms with ChaCha20, 2.79 ms with ChaCha12 and 1.91 ms with ChaCha8
+//! (`cargo bench -p fedsoc-secagg -- prg_choice`). The `aes` crate picks
+//! the AES instructions at run time (x86 AES-NI, ARMv8 crypto extensions)
+//! and falls back to a constant-time software AES elsewhere, so one
+//! portable binary is fast where the hardware allows. Every party must
+//! expand masks identically, so the generator is fixed by the protocol.
+//!
+//! The keystream is produced 4 KiB at a time into a stack buffer and added
+//! word-wise, so the loop is the cipher plus one vectorisable add per word:
+//! no allocation, no per-element calls.
 
-use chacha20::ChaCha20;
-use chacha20::cipher::{KeyIvInit, StreamCipher};
+use aes::Aes256;
+use ctr::cipher::{KeyIvInit, StreamCipher};
+
+/// The mask generator: AES-256 in CTR mode with a 128-bit counter.
+type MaskCipher = ctr::Ctr128BE<Aes256>;
 
 use crate::config::Ring;
 use crate::error::{Result, SecAggError};
@@ -107,15 +122,15 @@ impl RingWord for u64 {
 
 const BUF: usize = 4096;
 
-/// `out (+|-)= ChaCha20(seed)` interpreted as little-endian ring words.
+/// `out (+|-)= AES-256-CTR(seed)` interpreted as little-endian ring words.
 pub fn expand_into<W: RingWord>(seed: &[u8; 32], out: &mut [W], sign: Sign) {
-    let mut cipher = ChaCha20::new(seed.into(), &[0u8; 12].into());
+    let mut cipher = MaskCipher::new(seed.into(), &[0u8; 16].into());
     let mut buf = [0u8; BUF];
     for chunk in out.chunks_mut(BUF / W::BYTES) {
         let bytes = &mut buf[..chunk.len() * W::BYTES];
         bytes.fill(0);
         // Keystream length is bounded by MAX_VECTOR_LEN * 8 = 2 GiB, far below
-        // ChaCha20's 256 GiB limit, so apply_keystream cannot panic.
+        // the 2^128-block counter space, so apply_keystream cannot panic.
         cipher.apply_keystream(bytes);
         match sign {
             Sign::Add => add_words(chunk, bytes),
@@ -248,12 +263,28 @@ mod tests {
     }
 
     #[test]
-    fn matches_rfc8439_keystream() {
-        // RFC 8439 2.4.2 uses counter 1; we use counter 0, whose first block for
-        // the all-zero key and nonce is RFC 8439 A.1 test vector #1.
-        let mut v = vec![0u32; 4];
+    fn matches_aes_256_ctr_known_answers() {
+        // Counter block 0 under the all-zero key: AES-256(0^128).
+        let mut v = vec![0u64; 2];
         expand_into(&[0u8; 32], &mut v, Sign::Add);
-        assert_eq!(v[0].to_le_bytes(), [0x76, 0xb8, 0xe0, 0xad]);
+        let mut bytes = v[0].to_le_bytes().to_vec();
+        bytes.extend_from_slice(&v[1].to_le_bytes());
+        assert_eq!(hex(&bytes), "dc95c078a2408989ad48a21492842087");
+        // Three blocks under key 00..1f, as `openssl enc -aes-256-ctr`
+        // with a zero IV produces them (the counter carries across blocks).
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let mut w = vec![0u64; 6];
+        expand_into(&key, &mut w, Sign::Add);
+        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(
+            hex(&bytes),
+            "f29000b62a499fd0a9f39a6add2e7780f05d76ae4ab99fe5a6f69b3148c2\
+             363d0ebcb5deb52c83bd08a8a935182c9199"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]

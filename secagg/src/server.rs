@@ -43,6 +43,10 @@ pub struct Aggregate {
     /// such stage. Members of U3 may appear here (dropped at Consistency or
     /// Unmask) and are still in the sum.
     pub dropped: BTreeMap<ParticipantId, Stage>,
+    /// Mask vectors the server expanded to unmask (one self mask per
+    /// survivor, one pairwise mask per surviving neighbour of a dropout):
+    /// its PRG work, the floor of its cost.
+    pub masks_expanded: usize,
 }
 
 #[derive(Clone)]
@@ -176,12 +180,14 @@ impl ServerCollectingKeys {
         let all: BTreeSet<_> = self.c.config.participants.iter().copied().collect();
         let u1: BTreeSet<_> = self.adverts.keys().copied().collect();
         self.c.record_drops(&all, &u1, Stage::AdvertiseKeys);
+        // Counting each participant itself, as Bonawitz et al. do
+        // (|U1| ≥ t): a dropout here must not kill a round that can finish.
         self.c.require(
             &u1,
             &u1,
-            false,
+            true,
             Stage::AdvertiseKeys,
-            "neighbours that advertised",
+            "advertisers among itself and its neighbours",
         )?;
         if u1.is_empty() {
             return Err(SecAggError::TooManyDropouts {
@@ -268,12 +274,14 @@ impl ServerCollectingShares {
     pub fn close(mut self) -> Result<(ServerCollectingMasked, Vec<ShareBundle>)> {
         let u2: BTreeSet<_> = self.shares.keys().copied().collect();
         self.c.record_drops(&self.u1, &u2, Stage::ShareKeys);
+        // Counting itself, as at every stage: whether a participant that
+        // later drops leaves enough holders of its key is checked then.
         self.c.require(
             &u2,
             &u2,
-            false,
+            true,
             Stage::ShareKeys,
-            "neighbours that sent shares",
+            "share senders among itself and its neighbours",
         )?;
         if u2.is_empty() {
             return Err(SecAggError::TooManyDropouts {
@@ -558,6 +566,7 @@ impl ServerCollectingUnmask {
         let t = self.c.t();
         let round = self.c.config.round_id;
         let empty = Vec::new();
+        let mut masks_expanded = 0;
         for &i in &self.u3 {
             let shares = self.b_shares.get(&i).unwrap_or(&empty);
             if shares.len() < t {
@@ -571,6 +580,7 @@ impl ServerCollectingUnmask {
             }
             let b = Zeroizing::new(shamir::reconstruct(shares, t)?);
             self.sum.expand(&b, Sign::Sub);
+            masks_expanded += 1;
         }
         for &j in &self.gone {
             let shares = self.sk_shares.get(&j).unwrap_or(&empty);
@@ -600,6 +610,7 @@ impl ServerCollectingUnmask {
                     // i added +PRG if i < j else -PRG; remove it.
                     let added = if i < j { Sign::Add } else { Sign::Sub };
                     self.sum.expand(&seed, added.flip());
+                    masks_expanded += 1;
                 }
             }
         }
@@ -607,6 +618,7 @@ impl ServerCollectingUnmask {
             sum: self.sum.to_u64s(),
             survivors: self.u3.into_iter().collect(),
             dropped: self.c.dropped,
+            masks_expanded,
         })
     }
 }
