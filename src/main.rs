@@ -225,7 +225,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         seed: args.seed,
     };
     println!(
-        "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS, {} rounds, {} synthetic flows each",
+        "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS with secure aggregation, {} rounds, {} synthetic flows each",
         options.participants, options.rounds, options.rows
     );
     println!(

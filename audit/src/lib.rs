@@ -4,51 +4,33 @@
 //!
 //! # Layout
 //!
-//! - [`merkle`]: RFC 9162 leaf and node hashes.
+//! - [`merkle`]: RFC 9162 hashes, tree heads, inclusion and consistency proofs and their verification.
+//! - [`entry`]: the versioned entry envelope and its canonical byte encoding.
+//! - [`blob`]: the content-addressed blob store (`blobs/ab/cdef…`, SHA-256, atomic writes, checked reads).
+//! - `frame` (private): the framed record files `entries.log` and `checkpoints.log`, torn-tail detection.
+//! - [`log`]: the log directory and the [`AuditLog`] facade (append, checkpoint, proofs, replay, [`repair`]).
+//! - [`checkpoint`]: Ed25519-signed checkpoints (origin, size, root, time) and their text note form.
+//! - [`verify`]: offline verification of a log directory against the audit public key.
+//! - [`error`]: [`AuditError`], which says what is wrong and what to do.
 //!
-//! The log itself, its checkpoints and proofs arrive with the audit work;
-//! until then the coordinator keeps its round history in its storage folder.
+//! What the entries mean (round configs, rosters, aggregates) is the
+//! caller's business: this crate stores `kind` + opaque (JSON) body.
 #![forbid(unsafe_code)]
 
-pub mod merkle {
-    //! RFC 9162 §2.1 hashing: the one-byte prefixes keep a leaf from ever
-    //! being confused with an interior node.
-    use sha2::{Digest, Sha256};
+pub mod blob;
+pub mod checkpoint;
+pub mod entry;
+pub mod error;
+mod frame;
+mod hexfmt;
+pub mod log;
+pub mod merkle;
+pub mod verify;
 
-    /// SHA-256(0x00 ‖ entry).
-    pub fn leaf_hash(entry: &[u8]) -> [u8; 32] {
-        Sha256::new()
-            .chain_update([0u8])
-            .chain_update(entry)
-            .finalize()
-            .into()
-    }
-
-    /// SHA-256(0x01 ‖ left ‖ right).
-    pub fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-        Sha256::new()
-            .chain_update([1u8])
-            .chain_update(left)
-            .chain_update(right)
-            .finalize()
-            .into()
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn empty_leaf_matches_rfc_9162_test_vector() {
-            // SHA-256 of the single byte 0x00.
-            assert_eq!(
-                hex::encode(leaf_hash(b"")),
-                "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
-            );
-            assert_ne!(
-                node_hash(&leaf_hash(b"a"), &leaf_hash(b"b")),
-                leaf_hash(b"ab")
-            );
-        }
-    }
-}
+pub use blob::{BlobId, BlobStore};
+pub use checkpoint::{Checkpoint, CheckpointError, KeyId, SignedCheckpoint};
+pub use entry::{Entry, EntryError};
+pub use error::AuditError;
+pub use log::{AppendReceipt, AuditLog, Entries, RepairedFile, now_ms, repair};
+pub use merkle::{Hash, MerkleTree, ProofError, verify_consistency, verify_inclusion};
+pub use verify::{Verifier, VerifyReport, verify_dir};
