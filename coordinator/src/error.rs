@@ -41,6 +41,8 @@ pub enum CoordinatorError {
     SecAgg(#[from] fedsoc_secagg::SecAggError),
     #[error("storage {path}: {reason}")]
     Storage { path: PathBuf, reason: String },
+    #[error("audit log: {0}")]
+    Audit(#[from] fedsoc_audit::AuditError),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -17,6 +17,9 @@
 //!   and the plaintext reference that secure rounds must equal.
 //! - [`strategy`]: FedAvg on the aggregate.
 //! - [`store`]: durable models and round history.
+//! - [`trail`]: the audit trail: entry kinds and bodies, written to the
+//!   auditors' log (fedsoc-audit) as rounds happen.
+//! - [`replay`]: the auditor's side: verify a log and replay every round.
 //! - [`server`]: the running [`Coordinator`] and its round loop.
 //! - [`error`]: [`CoordinatorError`].
 #![forbid(unsafe_code)]
@@ -27,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod federation;
 pub mod registry;
+pub mod replay;
 pub mod round;
 pub mod secure_round;
 pub mod server;
@@ -34,6 +38,7 @@ pub mod session;
 pub mod stats;
 pub mod store;
 pub mod strategy;
+pub mod trail;
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;

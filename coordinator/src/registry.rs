@@ -26,6 +26,8 @@ pub struct Link {
     pub certificate: Vec<u8>,
     pub outbox: Outbox,
     pub inbox: mpsc::Receiver<ParticipantMessage>,
+    /// Tree size of the last audit checkpoint the participant holds.
+    pub audit_size: u64,
 }
 
 impl Link {
@@ -101,6 +103,13 @@ impl Registry {
             return;
         }
         self.links().entry(link.id.clone()).or_insert(link);
+    }
+
+    /// Calls `f` on every idle link (between rounds: all of them).
+    pub fn for_each_idle(&self, mut f: impl FnMut(&mut Link)) {
+        for link in self.links().values_mut() {
+            f(link);
+        }
     }
 
     /// Waits until at least `n` participants are connected, or `timeout`.

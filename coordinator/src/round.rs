@@ -23,6 +23,7 @@ use crate::federation::FederationSpec;
 use crate::registry::{Link, Registry};
 use crate::stats::RoundStats;
 use crate::strategy;
+use crate::trail::{self, Opening, Trail};
 
 /// How rounds are run.
 #[derive(Clone, Debug)]
@@ -35,7 +36,7 @@ pub struct RoundPolicy {
 }
 
 /// A participant that did not contribute to a round, and why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dropout {
     pub participant: String,
     pub reason: String,
@@ -53,6 +54,8 @@ pub struct RoundReport {
     pub model_sha256: String,
     /// Time and traffic per stage.
     pub stats: RoundStats,
+    /// The audit entry recording each included participant's update.
+    pub receipt_entry: Option<u64>,
 }
 
 /// A participant's update as it arrived.
@@ -89,6 +92,7 @@ pub async fn run_round(
     policy: &RoundPolicy,
     round: u64,
     global: Arc<Vec<f32>>,
+    trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
     let links = registry.take_idle();
     if links.len() < policy.min_participants {
@@ -100,6 +104,30 @@ pub async fn run_round(
             need: policy.min_participants,
         });
     }
+    let opening = Opening {
+        round,
+        members: links
+            .iter()
+            .map(|l| (l.id.clone(), l.certificate.as_slice()))
+            .collect(),
+        secagg: None,
+        global: &global,
+        epochs: spec.training.epochs,
+        batch_size: spec.training.batch_size,
+        learning_rate: spec.training.learning_rate,
+    };
+    let mut log = match trail.open_round(opening) {
+        Ok(log) => log,
+        Err(e) => {
+            links.into_iter().for_each(|l| registry.restore(l));
+            return Err(e);
+        }
+    };
+    let member_index: std::collections::HashMap<String, u32> = links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.id.clone(), i as u32))
+        .collect();
     let span = tracing::info_span!("round", round);
     let _guard = span.enter();
     tracing::info!(participants = links.len(), "round started");
@@ -132,6 +160,7 @@ pub async fn run_round(
     let mut included = Vec::new();
     let mut dropped = Vec::new();
     let mut finished = Vec::new();
+    let mut accepted = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (link, task_id, traffic, result) =
             joined.map_err(|e| CoordinatorError::Internal(format!("round task: {e}")))?;
@@ -140,7 +169,12 @@ pub async fn run_round(
         let adding = std::time::Instant::now();
         let outcome = result.and_then(|u| {
             sum.add(u.samples, u.mean_loss, &u.delta)
-                .map_err(|e| format!("update refused: {e}"))
+                .map_err(|e| format!("update refused: {e}"))?;
+            accepted.push((
+                member_index.get(&link.id).copied().unwrap_or(u32::MAX),
+                trail::encode_plain_update(u.samples, u.mean_loss, &u.delta),
+            ));
+            Ok(())
         });
         compute += adding.elapsed();
         match outcome {
@@ -178,7 +212,19 @@ pub async fn run_round(
         let _ = link.outbox.try_send(Ok(closed));
         registry.restore(link);
     }
+    let reasons = dropped
+        .iter()
+        .map(|d| (d.participant.clone(), d.reason.clone()))
+        .collect();
+    let entry = log.stage(
+        trail::PLAINTEXT_UPDATES_STAGE,
+        "updates",
+        &accepted,
+        &reasons,
+    )?;
+    log.receipt_entry = Some(entry);
     if !enough {
+        log.aborted("updates", "too many dropouts", &reasons)?;
         return Err(CoordinatorError::TooManyDropouts {
             round,
             survivors: included.len(),
@@ -195,6 +241,13 @@ pub async fn run_round(
     let sum = sum.finish();
     let model = strategy::fedavg(&global, &sum);
     compute += finishing.elapsed();
+    let sum_bytes: Vec<u8> = sum
+        .weighted_delta
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    log.aggregated(&included, &sum_bytes, sum.total_samples, sum.weighted_loss)?;
+    log.model(&global, &model, strategy::mean_loss(&sum))?;
     stats.stage("train and upload", started.elapsed(), compute);
     let report = RoundReport {
         round,
@@ -205,6 +258,7 @@ pub async fn run_round(
         included,
         dropped,
         stats,
+        receipt_entry: log.receipt_entry,
     };
     tracing::info!(
         included = report.included.len(),

@@ -39,6 +39,7 @@ use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, model_sha256, next_task_id};
 use crate::stats::RoundStats;
 use crate::strategy;
+use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
 
 /// What a secure round needs beyond the plaintext policy.
 #[derive(Clone, Debug)]
@@ -74,6 +75,7 @@ pub async fn run_secure_round(
     settings: &SecureSettings,
     round: u64,
     global: Arc<Vec<f32>>,
+    trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
     let mut links = registry.take_idle();
     // Members whose certificate does not yield an Ed25519 key cannot sign;
@@ -144,7 +146,36 @@ pub async fn run_secure_round(
         }
     };
 
-    let span = tracing::info_span!("round", round, secure = true);
+    let train = &spec.training;
+    let opening = Opening {
+        round,
+        members: links
+            .iter()
+            .map(|l| (l.id.clone(), l.certificate.as_slice()))
+            .collect(),
+        secagg: Some(SecAggRecord {
+            round_id: hex::encode(round_id),
+            neighbors,
+            threshold,
+            ring_bits: agg.ring_bits,
+            quant_bits: agg.quant_bits,
+            clip: agg.clip,
+            max_samples: agg.max_samples,
+        }),
+        global: &global,
+        epochs: train.epochs,
+        batch_size: train.batch_size,
+        learning_rate: train.learning_rate,
+    };
+    let log = match trail.open_round(opening) {
+        Ok(log) => log,
+        Err(e) => {
+            links.into_iter().for_each(|l| registry.restore(l));
+            return Err(e);
+        }
+    };
+
+    let span = tracing::info_span!("round", round, secure = true, attempt = log.attempt);
     let _guard = span.enter();
     tracing::info!(participants = n, neighbors, threshold, round_id = %hex::encode(round_id), "secure round started");
 
@@ -193,6 +224,8 @@ pub async fn run_secure_round(
         gone: BTreeSet::new(),
         reasons: BTreeMap::new(),
         compute: Duration::ZERO,
+        log,
+        accepted: Vec::new(),
     };
     let outcome = driver
         .run(
@@ -209,7 +242,7 @@ pub async fn run_secure_round(
 
     // Close the round for everyone, then give the links back.
     let survivors: BTreeSet<String> = match &outcome {
-        Ok((included, _)) => included.iter().cloned().collect(),
+        Ok((included, _, _)) => included.iter().cloned().collect(),
         Err(_) => BTreeSet::new(),
     };
     for m in &driver.members {
@@ -236,7 +269,18 @@ pub async fn run_secure_round(
         }
     }
 
-    let (included, sum) = outcome.map_err(|e| match e {
+    if let Err(e) = &outcome {
+        let stage = match e {
+            CoordinatorError::SecAgg(SecAggError::TooManyDropouts { stage, .. }) => {
+                format!("{stage:?}")
+            }
+            _ => "round".to_string(),
+        };
+        driver
+            .log
+            .aborted(&stage, &e.to_string(), &driver.reasons)?;
+    }
+    let (included, sum, ring_sum) = outcome.map_err(|e| match e {
         CoordinatorError::SecAgg(SecAggError::TooManyDropouts { stage, detail }) => {
             CoordinatorError::SecureAbort {
                 round,
@@ -270,6 +314,14 @@ pub async fn run_secure_round(
     let model = strategy::fedavg(&global, &sum);
     let mut stats = driver.stats;
     stats.stage("model update", stepping.elapsed(), stepping.elapsed());
+    let ring_bytes: Vec<u8> = ring_sum.iter().flat_map(|w| w.to_le_bytes()).collect();
+    driver
+        .log
+        .aggregated(&included, &ring_bytes, sum.total_samples, sum.weighted_loss)?;
+    driver
+        .log
+        .model(&global, &model, strategy::mean_loss(&sum))?;
+    let receipt_entry = driver.log.receipt_entry;
     let report = RoundReport {
         round,
         samples: sum.total_samples,
@@ -279,6 +331,7 @@ pub async fn run_secure_round(
         included,
         dropped,
         stats,
+        receipt_entry,
     };
     tracing::info!(
         included = report.included.len(),
@@ -317,7 +370,7 @@ async fn pump(
     }
 }
 
-struct Driver {
+struct Driver<'t> {
     members: Vec<Member_>,
     events: mpsc::Receiver<(usize, Event)>,
     gone: BTreeSet<usize>,
@@ -326,12 +379,17 @@ struct Driver {
     stats: RoundStats,
     /// Coordinator compute in the current stage so far.
     compute: Duration,
+    /// The round's record in the audit trail.
+    log: RoundLog<'t>,
+    /// Messages the state machine accepted in the current stage.
+    accepted: Vec<(u32, Vec<u8>)>,
 }
 
-/// What the driver returns: the survivors by id and the decoded sum.
-type Outcome = (Vec<String>, WeightedSum);
+/// What the driver returns: the survivors by id, the decoded sum and the
+/// ring sum it was decoded from.
+type Outcome = (Vec<String>, WeightedSum, Vec<u64>);
 
-impl Driver {
+impl Driver<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &mut self,
@@ -388,7 +446,11 @@ impl Driver {
         )
         .await;
         let (mut server, bundles) = self.timed(|| server.close())?;
-        self.end_stage("advertise keys (with local work)", &mut stage_started);
+        self.end_stage(
+            stage::ADVERTISE_KEYS,
+            "advertise keys (with local work)",
+            &mut stage_started,
+        )?;
         let sent = self
             .send_stage(
                 stage::SHARE_KEYS,
@@ -405,7 +467,7 @@ impl Driver {
         )
         .await;
         let (mut server, bundles) = self.timed(|| server.close())?;
-        self.end_stage("share keys", &mut stage_started);
+        self.end_stage(stage::SHARE_KEYS, "share keys", &mut stage_started)?;
         let sent = self
             .send_stage(
                 stage::MASKED_INPUT,
@@ -422,7 +484,7 @@ impl Driver {
         )
         .await;
         let (mut server, list) = self.timed(|| server.close())?;
-        self.end_stage("masked input", &mut stage_started);
+        self.end_stage(stage::MASKED_INPUT, "masked input", &mut stage_started)?;
         let encoded = list.encode();
         let sent = self
             .send_stage(
@@ -440,7 +502,7 @@ impl Driver {
         )
         .await;
         let (mut server, signed) = self.timed(|| server.close())?;
-        self.end_stage("consistency check", &mut stage_started);
+        self.end_stage(stage::CONSISTENCY, "consistency check", &mut stage_started)?;
         let encoded = signed.encode();
         let signers: Vec<ParticipantId> = signed.signatures.iter().map(|s| s.signer).collect();
         let sent = self
@@ -458,7 +520,7 @@ impl Driver {
         let aggregate = self.timed(|| server.close())?;
         self.stats.masks_expanded = aggregate.masks_expanded;
         let total = self.timed(|| encoding.decode(&aggregate.sum))?;
-        self.end_stage("unmask", &mut stage_started);
+        self.end_stage(stage::UNMASK, "unmask", &mut stage_started)?;
         let survivors = aggregate
             .survivors
             .iter()
@@ -471,6 +533,7 @@ impl Driver {
                 total_samples: total.total_weight,
                 weighted_loss: total.weighted_loss,
             },
+            aggregate.sum,
         ))
     }
 
@@ -482,10 +545,23 @@ impl Driver {
         out
     }
 
-    fn end_stage(&mut self, name: &'static str, started: &mut Instant) {
+    /// Closes a stage: its record in the trail (accepted messages, new
+    /// dropouts) and its timing.
+    fn end_stage(
+        &mut self,
+        stage_no: u32,
+        name: &'static str,
+        started: &mut Instant,
+    ) -> Result<(), CoordinatorError> {
+        let accepted = std::mem::take(&mut self.accepted);
+        let entry = self.log.stage(stage_no, name, &accepted, &self.reasons)?;
+        if stage_no == stage::MASKED_INPUT {
+            self.log.receipt_entry = Some(entry);
+        }
         let compute = std::mem::take(&mut self.compute);
         self.stats.stage(name, started.elapsed(), compute);
         *started = Instant::now();
+        Ok(())
     }
 
     /// Sends messages to one participant, counting bytes; false if it is
@@ -598,6 +674,9 @@ impl Driver {
                             let handling = std::time::Instant::now();
                             let handled = handle(ParticipantId(index as u32), &bytes);
                             self.compute += handling.elapsed();
+                            if handled.is_ok() {
+                                self.accepted.push((index as u32, bytes));
+                            }
                             if let Err(e) = handled {
                                 self.drop_member(
                                     index,

@@ -20,6 +20,7 @@ use crate::round::{RoundPolicy, RoundReport, run_round};
 use crate::secure_round::{SecureSettings, run_secure_round};
 use crate::session::FederationService;
 use crate::store::{RoundRecord, Store};
+use crate::trail::{self, Trail};
 
 /// Rounds kept in memory for `Status`.
 const RECENT_ROUNDS: usize = 20;
@@ -63,11 +64,63 @@ impl Shared {
     }
 }
 
+/// Opens the audit log under the storage folder; a new log starts with
+/// `federation.created`, a reopened one records the restart.
+fn open_trail(
+    config: &CoordinatorConfig,
+    spec: &FederationSpec,
+    completed_round: u64,
+    global: &[f32],
+) -> Result<Trail, CoordinatorError> {
+    let key = fedsoc_pki::load_signing_key(&config.tls.key)?;
+    let dir = config.storage.dir.join("audit");
+    let log =
+        fedsoc_audit::AuditLog::open_or_create(&dir, &format!("fedsoc/{}", spec.federation), key)?;
+    let trail = Trail::new(log);
+    let config_toml = toml::to_string(config)
+        .map_err(|e| CoordinatorError::Internal(format!("configuration to TOML: {e}")))?;
+    let config_sha256 = trail::sha256_hex(config_toml.as_bytes());
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| fedsoc_pki::PkiError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let model = trail::f32_bytes(global);
+    if trail.is_empty() {
+        let created = trail::FederationCreated {
+            federation: spec.federation.clone(),
+            config_sha256,
+            config_toml,
+            participants: config.roster.participants.clone(),
+            data_scientists: config.roster.data_scientists.clone(),
+            model_input_dim: spec.model.input_dim,
+            model_hidden: spec.model.hidden.clone(),
+            encoder_sha256: trail::sha256_hex(spec.encoder_json.as_bytes()),
+            initial_model: trail.blob(&model)?,
+            initial_model_sha256: trail::sha256_hex(&model),
+            ca_certificate: trail.blob(&read(&config.tls.ca)?)?,
+            coordinator_certificate: trail.blob(&read(&config.tls.cert)?)?,
+        };
+        trail.append(trail::kind::FEDERATION_CREATED, &created)?;
+    } else {
+        let started = trail::CoordinatorStarted {
+            config_sha256,
+            completed_round,
+            global_model_sha256: trail::sha256_hex(&model),
+        };
+        trail.append(trail::kind::COORDINATOR_STARTED, &started)?;
+    }
+    trail.checkpoint()?;
+    Ok(trail)
+}
+
 /// A coordinator serving on a socket.
 pub struct Coordinator {
     shared: Arc<Shared>,
     policy: RoundPolicy,
     store: Store,
+    trail: Arc<Trail>,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -118,6 +171,7 @@ impl Coordinator {
                 (0, initial)
             }
         };
+        let trail = Arc::new(open_trail(config, &spec, completed_round, &global)?);
         let recent = store.history()?;
         let recent = recent[recent.len().saturating_sub(RECENT_ROUNDS)..].to_vec();
         let registry = Registry::default();
@@ -149,6 +203,7 @@ impl Coordinator {
             spec.clone(),
             Arc::new(config.roster.participants.clone()),
             registry,
+            Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?),
         );
         let admin = AdminService {
             shared: shared.clone(),
@@ -180,6 +235,7 @@ impl Coordinator {
                 secure,
             },
             store,
+            trail,
             local_addr,
             shutdown: Some(shutdown),
             server,
@@ -215,7 +271,7 @@ impl Coordinator {
             let p = self.shared.progress();
             (p.completed_round + 1, p.global.clone())
         };
-        let report = match &self.policy.secure {
+        let outcome = match &self.policy.secure {
             Some(settings) => {
                 run_secure_round(
                     &self.shared.spec,
@@ -224,8 +280,9 @@ impl Coordinator {
                     settings,
                     round,
                     global,
+                    &self.trail,
                 )
-                .await?
+                .await
             }
             None => {
                 run_round(
@@ -234,19 +291,112 @@ impl Coordinator {
                     &self.policy,
                     round,
                     global,
+                    &self.trail,
                 )
-                .await?
+                .await
+            }
+        };
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                // An attempt that opened its record is closed by a checkpoint too.
+                if !matches!(e, CoordinatorError::NotEnoughParticipants { .. }) {
+                    self.publish_checkpoint(None, &[])?;
+                }
+                return Err(e);
             }
         };
         self.store.save_round(&report)?;
-        let mut p = self.shared.progress();
-        p.completed_round = report.round;
-        p.global = report.model.clone();
-        p.recent.push(RoundRecord::from(&report));
-        if p.recent.len() > RECENT_ROUNDS {
-            p.recent.remove(0);
+        {
+            let mut p = self.shared.progress();
+            p.completed_round = report.round;
+            p.global = report.model.clone();
+            p.recent.push(RoundRecord::from(&report));
+            if p.recent.len() > RECENT_ROUNDS {
+                p.recent.remove(0);
+            }
         }
+        self.publish_checkpoint(report.receipt_entry, &report.included)?;
         Ok(report)
+    }
+
+    /// Records an evaluation of `round`'s model in the audit trail.
+    pub fn record_metrics(
+        &self,
+        round: u64,
+        model_sha256: &str,
+        metrics: serde_json::Value,
+    ) -> Result<(), CoordinatorError> {
+        self.trail.append(
+            trail::kind::ROUND_METRICS,
+            &trail::RoundMetrics {
+                round,
+                model_sha256: model_sha256.to_string(),
+                metrics,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Signs a checkpoint and sends it to every connected participant with
+    /// a consistency proof from the checkpoint it holds and, for those in
+    /// `receipted`, the inclusion proof of the entry recording its update.
+    fn publish_checkpoint(
+        &self,
+        receipt: Option<u64>,
+        receipted: &[String],
+    ) -> Result<(), CoordinatorError> {
+        let checkpoint = self.trail.checkpoint()?;
+        let size = checkpoint.checkpoint.tree_size;
+        let note = checkpoint
+            .to_bytes()
+            .map_err(fedsoc_audit::AuditError::from)?;
+        let log = self.trail.log();
+        let receipt = match receipt {
+            Some(index) => Some((
+                index,
+                log.entry(index)?
+                    .encode()
+                    .map_err(fedsoc_audit::AuditError::from)?,
+                log.inclusion_proof(index, size)?,
+            )),
+            None => None,
+        };
+        self.shared.registry.for_each_idle(|link| {
+            let from = link.audit_size;
+            let proof = if from > 0 && from <= size {
+                log.consistency_proof(from, size).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut message = fedsoc_proto::v1::AuditCheckpoint {
+                checkpoint: note.clone(),
+                from_size: if proof.is_empty() && from != size {
+                    0
+                } else {
+                    from
+                },
+                consistency_proof: proof.iter().map(|h| h.to_vec()).collect(),
+                ..Default::default()
+            };
+            if let Some((index, entry, path)) = &receipt
+                && receipted.contains(&link.id)
+            {
+                message.receipt_index = *index;
+                message.receipt_entry = entry.clone();
+                message.receipt_proof = path.iter().map(|h| h.to_vec()).collect();
+            }
+            let body = fedsoc_proto::v1::coordinator_message::Body::AuditCheckpoint(message);
+            let sent = link
+                .outbox
+                .try_send(Ok(fedsoc_proto::v1::CoordinatorMessage {
+                    body: Some(body),
+                }));
+            if sent.is_ok() {
+                link.audit_size = size;
+            }
+        });
+        Ok(())
     }
 
     /// Runs queued rounds as participants allow, until `stop` resolves.

@@ -34,15 +34,23 @@ pub struct FederationService {
     pub spec: Arc<FederationSpec>,
     pub roster: Arc<Vec<String>>,
     pub registry: Registry,
+    /// Our certificate (DER), sent in Welcome: its key signs checkpoints.
+    pub certificate: Arc<Vec<u8>>,
     next_session: AtomicU64,
 }
 
 impl FederationService {
-    pub fn new(spec: Arc<FederationSpec>, roster: Arc<Vec<String>>, registry: Registry) -> Self {
+    pub fn new(
+        spec: Arc<FederationSpec>,
+        roster: Arc<Vec<String>>,
+        registry: Registry,
+        certificate: Arc<Vec<u8>>,
+    ) -> Self {
         FederationService {
             spec,
             roster,
             registry,
+            certificate,
             next_session: AtomicU64::new(1),
         }
     }
@@ -66,7 +74,8 @@ fn peer_certificate<T>(request: &Request<T>) -> Result<Vec<u8>, Status> {
 }
 
 /// Checks the Hello against the certificate and protocol version.
-fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result<(), Status> {
+/// Checks the Hello; returns the participant's last checkpoint size.
+fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result<u64, Status> {
     let hello = match first.and_then(|m| m.body) {
         Some(participant_message::Body::Hello(hello)) => hello,
         _ => {
@@ -89,7 +98,7 @@ fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result
             hello.participant_id, identity.id
         )));
     }
-    Ok(())
+    Ok(hello.last_checkpoint_size)
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
@@ -128,7 +137,7 @@ impl Federation for FederationService {
                 ));
             }
         };
-        check_hello(first, &identity)?;
+        let audit_size = check_hello(first, &identity)?;
 
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_DEPTH);
         let welcome = CoordinatorMessage {
@@ -137,6 +146,7 @@ impl Federation for FederationService {
                 federation: self.spec.federation.clone(),
                 model: Some(self.spec.model_spec()),
                 encoder_spec_json: self.spec.encoder_json.clone(),
+                coordinator_certificate_der: self.certificate.to_vec(),
             })),
         };
         outbox
@@ -152,6 +162,7 @@ impl Federation for FederationService {
             certificate,
             outbox,
             inbox,
+            audit_size,
         });
         tracing::info!(participant = %identity.id, session, "joined");
 

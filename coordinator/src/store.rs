@@ -213,6 +213,7 @@ mod tests {
             model_sha256: model_sha256(&model),
             model: Arc::new(model),
             stats: Default::default(),
+            receipt_entry: None,
         }
     }
 

@@ -146,6 +146,16 @@ pub async fn run_demo(
         for _ in 0..options.rounds {
             let report = federation.coordinator.run_next_round().await?;
             let (roc, pr) = test.evaluate(&model, &report.model)?;
+            federation.coordinator.record_metrics(
+                report.round,
+                &report.model_sha256,
+                serde_json::json!({
+                    "test_set": "synthetic held-out",
+                    "test_rows": test.labels.len(),
+                    "roc_auc": roc,
+                    "pr_auc": pr,
+                }),
+            )?;
             let line = DemoRound {
                 round: report.round,
                 included: report.included.clone(),

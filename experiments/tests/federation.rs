@@ -168,6 +168,7 @@ async fn raw_session(
             protocol_version: version,
             participant_id: config.id.clone(),
             agent_version: "test".into(),
+            last_checkpoint_size: 0,
         })),
     })
     .await

@@ -115,6 +115,7 @@ async fn scripted_participant(
             protocol_version: PROTOCOL_VERSION,
             participant_id: config.id.clone(),
             agent_version: "script".into(),
+            last_checkpoint_size: 0,
         })),
     })
     .await

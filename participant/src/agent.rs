@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::audit::{CheckpointKeeper, Expected};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
 use crate::secure::SecureTask;
@@ -40,6 +41,8 @@ pub struct Agent {
     members: fedsoc_pki::MemberVerifier,
     /// Our certificate's Ed25519 key: signs our secure-aggregation messages.
     signing_key: ed25519_dalek::SigningKey,
+    /// The audit checkpoints we accepted, kept across sessions.
+    audit: std::sync::Mutex<CheckpointKeeper>,
 }
 
 /// The secure-aggregation attempt in progress and its incoming message.
@@ -99,6 +102,7 @@ impl Agent {
             workload,
             members,
             signing_key,
+            audit: std::sync::Mutex::new(CheckpointKeeper::default()),
         })
     }
 
@@ -171,6 +175,7 @@ impl Agent {
             protocol_version: PROTOCOL_VERSION,
             participant_id: self.config.id.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            last_checkpoint_size: self.keeper().size(),
         });
         send(&outbox, hello).await?;
         let mut inbound = client
@@ -194,6 +199,8 @@ impl Agent {
 
         let mut intake = TaskIntake::default();
         let mut secure: Option<SecureInFlight> = None;
+        // Our update in the round just closed, which its receipt must show.
+        let mut receipt: Option<Expected> = None;
         let expected_params = federation.model.num_params();
         while let Some(message) = inbound.message().await.map_err(refusal)? {
             match message.body {
@@ -211,6 +218,13 @@ impl Agent {
                     self.secure_step(&mut secure, piece, &outbox).await?;
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
+                    receipt = closed.included.then(|| Expected {
+                        participant: self.config.id.clone(),
+                        sha256: secure
+                            .as_ref()
+                            .filter(|f| f.task_id == closed.task_id)
+                            .and_then(|f| f.task.masked_input_sha256()),
+                    });
                     tracing::info!(
                         participant = %self.config.id,
                         round = closed.round,
@@ -218,6 +232,13 @@ impl Agent {
                         reason = %closed.reason,
                         "round closed"
                     );
+                }
+                Some(coordinator_message::Body::AuditCheckpoint(checkpoint)) => {
+                    let mut keeper = self.keeper();
+                    keeper
+                        .accept(&checkpoint, receipt.take().as_ref())
+                        .map_err(|e| ParticipantError::Audit(e.to_string()))?;
+                    tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
                 }
                 Some(coordinator_message::Body::Welcome(_)) | None => {
                     return Err(ParticipantError::Protocol(
@@ -231,6 +252,33 @@ impl Agent {
         ))
     }
 
+    fn keeper(&self) -> std::sync::MutexGuard<'_, CheckpointKeeper> {
+        // Updates are single assignments: poison is moot.
+        self.audit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The coordinator's checkpoint key, from its certificate checked
+    /// against the federation CA.
+    fn coordinator_key(&self, der: &[u8]) -> Result<ed25519_dalek::VerifyingKey, ParticipantError> {
+        let refused = |why: String| {
+            ParticipantError::Refused(format!(
+                "the coordinator's certificate in Welcome {why}; its audit checkpoints cannot be checked"
+            ))
+        };
+        let member = self
+            .members
+            .verify(der)
+            .map_err(|e| refused(e.to_string()))?;
+        if member.identity.role != fedsoc_pki::Role::Coordinator {
+            return Err(refused(format!(
+                "is a {} certificate",
+                member.identity.role
+            )));
+        }
+        ed25519_dalek::VerifyingKey::from_bytes(&member.ed25519_public)
+            .map_err(|e| refused(e.to_string()))
+    }
+
     /// Checks the Welcome and encodes our telemetry for this federation.
     async fn join(&self, welcome: Welcome) -> Result<Federation, ParticipantError> {
         if welcome.protocol_version != PROTOCOL_VERSION {
@@ -239,6 +287,8 @@ impl Agent {
                 welcome.protocol_version, PROTOCOL_VERSION
             )));
         }
+        let key = self.coordinator_key(&welcome.coordinator_certificate_der)?;
+        self.keeper().set_key(key);
         let spec = welcome
             .model
             .ok_or_else(|| ParticipantError::Protocol("Welcome without a model spec".into()))?;

@@ -17,6 +17,8 @@ pub enum ParticipantError {
     Session(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("audit check failed, no longer taking part: {0}")]
+    Audit(String),
 }
 
 impl ParticipantError {
@@ -29,6 +31,7 @@ impl ParticipantError {
                 | ParticipantError::Data(_)
                 | ParticipantError::Refused(_)
                 | ParticipantError::Protocol(_)
+                | ParticipantError::Audit(_)
         )
     }
 }

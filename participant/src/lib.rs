@@ -12,11 +12,14 @@
 //!   certificates checked, update encoded, client stages driven.
 //! - [`workload`]: what each update comes from: local training, or random
 //!   updates for benchmarks of the aggregation path.
+//! - [`audit`]: holding the coordinator to its audit log (sans-IO):
+//!   checkpoint signatures, consistency proofs, receipts for our updates.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`]: [`ParticipantError`].
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod secure;

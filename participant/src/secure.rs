@@ -16,6 +16,7 @@ use fedsoc_secagg::{
     Client, ClientAdvertised, ClientConsistent, ClientMasked, ClientShared, Message, ParticipantId,
     Quantizer, Ring, RoundConfig,
 };
+use sha2::{Digest, Sha256};
 
 use crate::error::ParticipantError;
 
@@ -32,6 +33,9 @@ enum State {
 pub struct SecureTask {
     state: Option<State>,
     input: Vec<u64>,
+    /// SHA-256 (hex) of the masked-input message we sent: what the
+    /// coordinator's audit receipt must record.
+    masked_input_sha256: Option<String>,
 }
 
 fn protocol(e: impl std::fmt::Display) -> ParticipantError {
@@ -136,9 +140,14 @@ impl SecureTask {
             SecureTask {
                 state: Some(State::Advertised(client)),
                 input,
+                masked_input_sha256: None,
             },
             advert.encode(),
         ))
+    }
+
+    pub fn masked_input_sha256(&self) -> Option<String> {
+        self.masked_input_sha256.clone()
     }
 
     /// Handles the coordinator's message starting `stage`; returns our
@@ -160,7 +169,9 @@ impl SecureTask {
                 let (c, m) = c
                     .handle_shares(bundle, &self.input, &mut rng)
                     .map_err(protocol)?;
-                (State::Masked(c), m.encode())
+                let bytes = m.encode();
+                self.masked_input_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
+                (State::Masked(c), bytes)
             }
             (stage::CONSISTENCY, State::Masked(c)) => {
                 let list = SurvivorList::decode(bytes).map_err(protocol)?;

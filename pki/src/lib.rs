@@ -30,3 +30,4 @@ pub use member::{
     MemberVerifier, VerifiedMember, load_certificate_der, load_signing_key, verify_member,
 };
 pub use tls::TlsFiles;
+pub use tls::{certificate_pem, first_certificate_der};

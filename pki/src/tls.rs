@@ -77,11 +77,16 @@ fn read_pem(path: &Path, kind: &str) -> Result<String, PkiError> {
 }
 
 /// DER bytes of the first CERTIFICATE block of a PEM text.
-pub(crate) fn first_certificate_der(pem: &str) -> Option<Vec<u8>> {
+pub fn first_certificate_der(pem: &str) -> Option<Vec<u8>> {
     x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
         .filter_map(Result::ok)
         .find(|p| p.label == "CERTIFICATE")
         .map(|p| p.contents)
+}
+
+/// A DER certificate as PEM text.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 
 pub(crate) fn write_public(path: &Path, text: &str) -> Result<(), PkiError> {

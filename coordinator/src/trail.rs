@@ -1,0 +1,510 @@
+//! The audit trail: what the coordinator writes to the auditors' log
+//! (fedsoc-audit) and in which shape. Every entry is a `kind` and a JSON
+//! body below; large items (models, certificates, the messages of each
+//! stage, the aggregate) go to the log's blob store and are named by their
+//! SHA-256. An auditor replays every round from these entries and blobs
+//! alone (see `replay`), seeing exactly what the coordinator saw: masked
+//! vectors, encrypted shares and revealed shares, never one update.
+//!
+//! Per round attempt the log holds, in order: `round.opened`, one
+//! `round.stage` per stage (the messages the coordinator accepted and who
+//! dropped), then `round.aggregated` and `round.model`, or `round.aborted`;
+//! `round.metrics` when an evaluation is reported. A checkpoint is signed
+//! after every round attempt and sent to every participant.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use fedsoc_audit::{AuditLog, BlobId, SignedCheckpoint};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::CoordinatorError;
+use crate::round::Dropout;
+
+/// Entry kinds.
+pub mod kind {
+    pub const FEDERATION_CREATED: &str = "federation.created";
+    pub const COORDINATOR_STARTED: &str = "coordinator.started";
+    pub const ROUND_OPENED: &str = "round.opened";
+    pub const ROUND_STAGE: &str = "round.stage";
+    pub const ROUND_AGGREGATED: &str = "round.aggregated";
+    pub const ROUND_MODEL: &str = "round.model";
+    pub const ROUND_METRICS: &str = "round.metrics";
+    pub const ROUND_ABORTED: &str = "round.aborted";
+}
+
+/// Stage numbers of a plaintext round in `round.stage` (secure rounds use
+/// `fedsoc_proto::secagg_stage`).
+pub const PLAINTEXT_UPDATES_STAGE: u32 = 100;
+
+/// `federation.created`: the first entry of a log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FederationCreated {
+    pub federation: String,
+    /// SHA-256 of the configuration file's text, and the text itself.
+    pub config_sha256: String,
+    pub config_toml: String,
+    pub participants: Vec<String>,
+    pub data_scientists: Vec<String>,
+    pub model_input_dim: usize,
+    pub model_hidden: Vec<usize>,
+    pub encoder_sha256: String,
+    pub initial_model: BlobId,
+    pub initial_model_sha256: String,
+    /// The federation CA and the coordinator's certificate (PEM blobs):
+    /// the coordinator's certificate key signs the checkpoints.
+    pub ca_certificate: BlobId,
+    pub coordinator_certificate: BlobId,
+}
+
+/// `coordinator.started`: a (re)start on an existing log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorStarted {
+    pub config_sha256: String,
+    pub completed_round: u64,
+    pub global_model_sha256: String,
+}
+
+/// A member of a round as the coordinator admitted it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    /// Its certificate (DER blob): identity and Ed25519 signing key.
+    pub certificate: BlobId,
+}
+
+/// The secure-aggregation parameters of a round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecAggRecord {
+    /// Hex of the 32-byte round id (seeds the neighbour graph, binds keys).
+    pub round_id: String,
+    pub neighbors: usize,
+    pub threshold: usize,
+    pub ring_bits: u32,
+    pub quant_bits: u32,
+    pub clip: f32,
+    pub max_samples: u64,
+}
+
+/// `round.opened`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundOpened {
+    pub round: u64,
+    /// 1 for the first attempt at this round, 2 after one abort, …
+    pub attempt: u32,
+    /// Members in participant-index order (index i is `ParticipantId(i)`).
+    pub members: Vec<MemberRecord>,
+    /// `None` for an explicitly plaintext round.
+    pub secagg: Option<SecAggRecord>,
+    pub num_params: usize,
+    pub global_model: BlobId,
+    pub global_model_sha256: String,
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+}
+
+/// One message the coordinator accepted in a stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub participant: String,
+    /// Its index among the round's members.
+    pub index: u32,
+    /// SHA-256 (hex) of the message bytes, which sit in the stage blob.
+    pub sha256: String,
+}
+
+/// `round.stage`: the end of one stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageClosed {
+    pub round: u64,
+    pub attempt: u32,
+    pub stage: u32,
+    pub name: String,
+    /// The accepted messages, framed (see [`encode_messages`]).
+    pub messages: BlobId,
+    pub received: Vec<MessageRecord>,
+    /// Who dropped out in this stage, and why.
+    pub dropped: Vec<Dropout>,
+}
+
+/// `round.aggregated`: what the aggregation produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundAggregated {
+    pub round: u64,
+    pub attempt: u32,
+    pub survivors: Vec<String>,
+    /// Secure: the unmasked ring sum, u64 little-endian words. Plaintext:
+    /// Σ nᵢ·Δᵢ as f64 little-endian.
+    pub sum: BlobId,
+    pub total_samples: u64,
+    pub weighted_loss: f64,
+}
+
+/// `round.model`: the strategy step and the new global model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundModel {
+    pub round: u64,
+    pub attempt: u32,
+    pub strategy: String,
+    pub global_in_sha256: String,
+    pub model: BlobId,
+    pub model_sha256: String,
+    pub mean_loss: f32,
+}
+
+/// `round.metrics`: an evaluation of a round's model, as reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundMetrics {
+    pub round: u64,
+    pub model_sha256: String,
+    pub metrics: serde_json::Value,
+}
+
+/// `round.aborted`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundAborted {
+    pub round: u64,
+    pub attempt: u32,
+    pub stage: String,
+    pub reason: String,
+    pub dropped: Vec<Dropout>,
+}
+
+/// Frames a stage's messages: per message, u32 LE member index, u32 LE
+/// length, the bytes.
+pub fn encode_messages(messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(messages.iter().map(|(_, m)| m.len() + 8).sum());
+    for (index, bytes) in messages {
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// Reads what [`encode_messages`] wrote; an error names the offset.
+pub fn decode_messages(mut bytes: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    let total = bytes.len();
+    while !bytes.is_empty() {
+        let offset = total - bytes.len();
+        if bytes.len() < 8 {
+            return Err(format!("truncated message header at byte {offset}"));
+        }
+        let index = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        bytes = &bytes[8..];
+        if bytes.len() < len {
+            return Err(format!(
+                "message at byte {offset} claims {len} bytes, {} remain",
+                bytes.len()
+            ));
+        }
+        out.push((index, bytes[..len].to_vec()));
+        bytes = &bytes[len..];
+    }
+    Ok(out)
+}
+
+/// A plaintext update as logged in its stage blob: samples (u64 LE), mean
+/// loss (f32 LE), then the delta (f32 LE each).
+pub fn encode_plain_update(samples: u64, mean_loss: f32, delta: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + 4 * delta.len());
+    out.extend_from_slice(&samples.to_le_bytes());
+    out.extend_from_slice(&mean_loss.to_le_bytes());
+    out.extend(delta.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// Reads what [`encode_plain_update`] wrote: (samples, mean loss, delta).
+pub fn decode_plain_update(bytes: &[u8]) -> Result<(u64, f32, Vec<f32>), String> {
+    if bytes.len() < 12 || (bytes.len() - 12) % 4 != 0 {
+        return Err(format!(
+            "a plaintext update of {} bytes is not 12 + 4·D bytes",
+            bytes.len()
+        ));
+    }
+    let samples = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+    let loss = f32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    Ok((samples, loss, f32_values(&bytes[12..])?))
+}
+
+/// f32 values from little-endian bytes (models, deltas).
+pub fn f32_values(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "{} bytes are not a whole number of f32",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Little-endian bytes of f32 values (models).
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The coordinator's handle on its audit log. Appends are durable (fsync)
+/// before they return; a round whose record cannot be written fails.
+pub struct Trail {
+    log: Mutex<AuditLog>,
+    /// Attempts so far per round.
+    attempts: Mutex<HashMap<u64, u32>>,
+}
+
+impl std::fmt::Debug for Trail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trail").finish_non_exhaustive()
+    }
+}
+
+impl Trail {
+    pub fn new(log: AuditLog) -> Self {
+        Trail {
+            log: Mutex::new(log),
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The log, locked. Every write is one append or one checkpoint, so a
+    /// panic elsewhere cannot leave it half-updated: poison is moot.
+    pub fn log(&self) -> MutexGuard<'_, AuditLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a blob.
+    pub fn blob(&self, bytes: &[u8]) -> Result<BlobId, CoordinatorError> {
+        Ok(self.log().blobs().put(bytes)?)
+    }
+
+    /// Appends one entry; returns its index.
+    pub fn append<T: Serialize>(&self, kind: &str, body: &T) -> Result<u64, CoordinatorError> {
+        Ok(self.log().append_json(kind, body)?.index)
+    }
+
+    /// The next attempt number for `round`.
+    pub fn next_attempt(&self, round: u64) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = attempts.entry(round).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Signs a checkpoint of the whole log now.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, CoordinatorError> {
+        Ok(self.log().checkpoint(fedsoc_audit::now_ms())?)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.log().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One round attempt being written to the trail.
+pub struct RoundLog<'a> {
+    trail: &'a Trail,
+    pub round: u64,
+    pub attempt: u32,
+    members: Vec<String>,
+    /// Dropouts already written in an earlier stage's entry.
+    reported: BTreeSet<String>,
+    /// The entry that records each participant's update (masked input in
+    /// a secure round): what its receipt proves.
+    pub receipt_entry: Option<u64>,
+}
+
+/// What a round needs to open its record.
+pub struct Opening<'a> {
+    pub round: u64,
+    /// (id, certificate DER) in member-index order.
+    pub members: Vec<(String, &'a [u8])>,
+    pub secagg: Option<SecAggRecord>,
+    pub global: &'a [f32],
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+}
+
+impl Trail {
+    /// Writes `round.opened` and returns the round's log.
+    pub fn open_round(&self, opening: Opening<'_>) -> Result<RoundLog<'_>, CoordinatorError> {
+        let attempt = self.next_attempt(opening.round);
+        let mut members = Vec::with_capacity(opening.members.len());
+        for (id, der) in &opening.members {
+            members.push(MemberRecord {
+                id: id.clone(),
+                certificate: self.blob(fedsoc_pki::certificate_pem(der).as_bytes())?,
+            });
+        }
+        let model_bytes = f32_bytes(opening.global);
+        let body = RoundOpened {
+            round: opening.round,
+            attempt,
+            members,
+            secagg: opening.secagg,
+            num_params: opening.global.len(),
+            global_model: self.blob(&model_bytes)?,
+            global_model_sha256: sha256_hex(&model_bytes),
+            epochs: opening.epochs,
+            batch_size: opening.batch_size,
+            learning_rate: opening.learning_rate,
+        };
+        self.append(kind::ROUND_OPENED, &body)?;
+        Ok(RoundLog {
+            trail: self,
+            round: opening.round,
+            attempt,
+            members: opening.members.into_iter().map(|(id, _)| id).collect(),
+            reported: BTreeSet::new(),
+            receipt_entry: None,
+        })
+    }
+}
+
+impl RoundLog<'_> {
+    /// Writes `round.stage`: the messages accepted in `stage` (by member
+    /// index) and the dropouts among `reasons` not yet written.
+    pub fn stage(
+        &mut self,
+        stage: u32,
+        name: &str,
+        messages: &[(u32, Vec<u8>)],
+        reasons: &BTreeMap<String, String>,
+    ) -> Result<u64, CoordinatorError> {
+        let received = messages
+            .iter()
+            .map(|(index, bytes)| MessageRecord {
+                participant: self
+                    .members
+                    .get(*index as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                index: *index,
+                sha256: sha256_hex(bytes),
+            })
+            .collect();
+        let dropped = self.new_dropouts(reasons);
+        let body = StageClosed {
+            round: self.round,
+            attempt: self.attempt,
+            stage,
+            name: name.to_string(),
+            messages: self.trail.blob(&encode_messages(messages))?,
+            received,
+            dropped,
+        };
+        self.trail.append(kind::ROUND_STAGE, &body)
+    }
+
+    fn new_dropouts(&mut self, reasons: &BTreeMap<String, String>) -> Vec<Dropout> {
+        reasons
+            .iter()
+            .filter(|(id, _)| self.reported.insert((*id).clone()))
+            .map(|(id, reason)| Dropout {
+                participant: id.clone(),
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+
+    /// Writes `round.aggregated`.
+    pub fn aggregated(
+        &self,
+        survivors: &[String],
+        sum_bytes: &[u8],
+        total_samples: u64,
+        weighted_loss: f64,
+    ) -> Result<u64, CoordinatorError> {
+        let body = RoundAggregated {
+            round: self.round,
+            attempt: self.attempt,
+            survivors: survivors.to_vec(),
+            sum: self.trail.blob(sum_bytes)?,
+            total_samples,
+            weighted_loss,
+        };
+        self.trail.append(kind::ROUND_AGGREGATED, &body)
+    }
+
+    /// Writes `round.model`: the FedAvg step from `global_in` to `model`.
+    pub fn model(
+        &self,
+        global_in: &[f32],
+        model: &[f32],
+        mean_loss: f32,
+    ) -> Result<u64, CoordinatorError> {
+        let bytes = f32_bytes(model);
+        let body = RoundModel {
+            round: self.round,
+            attempt: self.attempt,
+            strategy: "fedavg".into(),
+            global_in_sha256: sha256_hex(&f32_bytes(global_in)),
+            model: self.trail.blob(&bytes)?,
+            model_sha256: sha256_hex(&bytes),
+            mean_loss,
+        };
+        self.trail.append(kind::ROUND_MODEL, &body)
+    }
+
+    /// Writes `round.aborted` with every dropout of the attempt.
+    pub fn aborted(
+        &self,
+        stage: &str,
+        reason: &str,
+        reasons: &BTreeMap<String, String>,
+    ) -> Result<u64, CoordinatorError> {
+        let body = RoundAborted {
+            round: self.round,
+            attempt: self.attempt,
+            stage: stage.to_string(),
+            reason: reason.to_string(),
+            dropped: reasons
+                .iter()
+                .map(|(id, why)| Dropout {
+                    participant: id.clone(),
+                    reason: why.clone(),
+                })
+                .collect(),
+        };
+        self.trail.append(kind::ROUND_ABORTED, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_updates_round_trip() {
+        let bytes = encode_plain_update(12, 0.5, &[1.0, -2.5]);
+        assert_eq!(
+            decode_plain_update(&bytes).unwrap(),
+            (12, 0.5, vec![1.0, -2.5])
+        );
+        assert!(decode_plain_update(&bytes[..13]).is_err());
+    }
+
+    #[test]
+    fn message_framing_round_trips_and_names_truncation() {
+        let messages = vec![(0, vec![1, 2, 3]), (7, vec![]), (2, vec![9; 300])];
+        let bytes = encode_messages(&messages);
+        assert_eq!(decode_messages(&bytes).unwrap(), messages);
+        let err = decode_messages(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.contains("claims 300 bytes"), "{err}");
+        assert!(decode_messages(&bytes[..5]).unwrap_err().contains("byte 0"));
+    }
+}
