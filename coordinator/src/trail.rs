@@ -260,6 +260,9 @@ pub struct Trail {
     log: Mutex<AuditLog>,
     /// Attempts so far per round.
     attempts: Mutex<HashMap<u64, u32>>,
+    /// Large blobs being written in the background; every one is durable
+    /// before the next checkpoint is signed.
+    pending: Mutex<Vec<std::thread::JoinHandle<Result<BlobId, fedsoc_audit::AuditError>>>>,
 }
 
 impl std::fmt::Debug for Trail {
@@ -273,6 +276,7 @@ impl Trail {
         Trail {
             log: Mutex::new(log),
             attempts: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -285,6 +289,41 @@ impl Trail {
     /// Stores a blob.
     pub fn blob(&self, bytes: &[u8]) -> Result<BlobId, CoordinatorError> {
         Ok(self.log().blobs().put(bytes)?)
+    }
+
+    /// Stores a large blob in the background so the round goes on while it
+    /// reaches the disk; returns its id now. [`Trail::checkpoint`] waits for
+    /// it, so no signed checkpoint covers an entry whose blob is not durable.
+    pub fn blob_in_background(&self, bytes: Vec<u8>) -> BlobId {
+        let id = BlobId::of(&bytes);
+        let store = self.log().blobs().clone();
+        let writing = std::thread::spawn(move || store.put(&bytes));
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(writing);
+        id
+    }
+
+    /// Waits for the background blob writes; the first failure is returned.
+    pub fn flush(&self) -> Result<(), CoordinatorError> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut first_error = None;
+        for writing in pending {
+            let outcome = writing
+                .join()
+                .map_err(|_| CoordinatorError::Internal("a blob writer thread panicked".into()));
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(CoordinatorError::Audit(e));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Appends one entry; returns its index.
@@ -300,8 +339,9 @@ impl Trail {
         *n
     }
 
-    /// Signs a checkpoint of the whole log now.
+    /// Signs a checkpoint of the whole log now, once every blob is durable.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, CoordinatorError> {
+        self.flush()?;
         Ok(self.log().checkpoint(fedsoc_audit::now_ms())?)
     }
 
@@ -403,7 +443,7 @@ impl RoundLog<'_> {
             attempt: self.attempt,
             stage,
             name: name.to_string(),
-            messages: self.trail.blob(&encode_messages(messages))?,
+            messages: self.trail.blob_in_background(encode_messages(messages)),
             received,
             dropped,
         };

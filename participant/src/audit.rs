@@ -243,7 +243,10 @@ mod tests {
         let mut forged = log_with(b.path(), 1, &["r1", "r2-rewritten", "r3", "r4"]);
         let err = k.accept(&message(&mut forged, 3, None), None).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, AuditViolation::HistoryRewritten { .. }), "{text}");
+        assert!(
+            matches!(err, AuditViolation::HistoryRewritten { .. }),
+            "{text}"
+        );
         // The evidence: both signed notes.
         assert!(text.contains("size 3") && text.contains("size 4"), "{text}");
         assert_eq!(k.size(), 3, "a refused checkpoint is not kept");
@@ -291,7 +294,10 @@ mod tests {
         let err = keeper(1)
             .accept(&message(&mut log, 0, Some(1)), Some(&other))
             .unwrap_err();
-        assert!(err.to_string().contains("does not record our update"), "{err}");
+        assert!(
+            err.to_string().contains("does not record our update"),
+            "{err}"
+        );
         let err = keeper(1)
             .accept(&message(&mut log, 0, None), Some(&ours))
             .unwrap_err();
