@@ -104,18 +104,7 @@ pub async fn run_round(
             need: policy.min_participants,
         });
     }
-    let opening = Opening {
-        round,
-        members: links
-            .iter()
-            .map(|l| (l.id.clone(), l.certificate.as_slice()))
-            .collect(),
-        secagg: None,
-        global: &global,
-        epochs: spec.training.epochs,
-        batch_size: spec.training.batch_size,
-        learning_rate: spec.training.learning_rate,
-    };
+    let opening = Opening::new(round, &links, None, &global, &spec.training);
     let mut log = match trail.open_round(opening) {
         Ok(log) => log,
         Err(e) => {

@@ -146,27 +146,16 @@ pub async fn run_secure_round(
         }
     };
 
-    let train = &spec.training;
-    let opening = Opening {
-        round,
-        members: links
-            .iter()
-            .map(|l| (l.id.clone(), l.certificate.as_slice()))
-            .collect(),
-        secagg: Some(SecAggRecord {
-            round_id: hex::encode(round_id),
-            neighbors,
-            threshold,
-            ring_bits: agg.ring_bits,
-            quant_bits: agg.quant_bits,
-            clip: agg.clip,
-            max_samples: agg.max_samples,
-        }),
-        global: &global,
-        epochs: train.epochs,
-        batch_size: train.batch_size,
-        learning_rate: train.learning_rate,
+    let secagg = SecAggRecord {
+        round_id: hex::encode(round_id),
+        neighbors,
+        threshold,
+        ring_bits: agg.ring_bits,
+        quant_bits: agg.quant_bits,
+        clip: agg.clip,
+        max_samples: agg.max_samples,
     };
+    let opening = Opening::new(round, &links, Some(secagg), &global, &spec.training);
     let log = match trail.open_round(opening) {
         Ok(log) => log,
         Err(e) => {

@@ -379,6 +379,30 @@ pub struct Opening<'a> {
     pub learning_rate: f64,
 }
 
+impl<'a> Opening<'a> {
+    /// The opening of a round with `links` as members.
+    pub fn new(
+        round: u64,
+        links: &'a [crate::registry::Link],
+        secagg: Option<SecAggRecord>,
+        global: &'a [f32],
+        training: &crate::config::TrainingSection,
+    ) -> Self {
+        Opening {
+            round,
+            members: links
+                .iter()
+                .map(|l| (l.id.clone(), l.certificate.as_slice()))
+                .collect(),
+            secagg,
+            global,
+            epochs: training.epochs,
+            batch_size: training.batch_size,
+            learning_rate: training.learning_rate,
+        }
+    }
+}
+
 impl Trail {
     /// Writes `round.opened` and returns the round's log.
     pub fn open_round(&self, opening: Opening<'_>) -> Result<RoundLog<'_>, CoordinatorError> {

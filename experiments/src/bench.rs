@@ -265,32 +265,26 @@ pub fn render(report: &SecAggBenchReport) -> String {
         "\n{:<36} {:>10} {:>10}\n",
         "", "secure", "plaintext"
     ));
-    let row = |name: &str, a: String, b: String| format!("{name:<36} {a:>10} {b:>10}\n");
-    out.push_str(&row(
-        "round wall time (s)",
-        format!("{:.4}", report.secure.round_s),
-        format!("{:.4}", report.plain.round_s),
-    ));
-    out.push_str(&row(
-        "coordinator compute (s)",
-        format!("{:.4}", report.secure.server_compute_s),
-        format!("{:.4}", report.plain.server_compute_s),
-    ));
-    out.push_str(&row(
-        "bytes down per participant",
-        format!("{:.0}", report.secure.bytes_down_per_participant),
-        format!("{:.0}", report.plain.bytes_down_per_participant),
-    ));
-    out.push_str(&row(
-        "bytes up per participant",
-        format!("{:.0}", report.secure.bytes_up_per_participant),
-        format!("{:.0}", report.plain.bytes_up_per_participant),
-    ));
-    out.push_str(&row(
-        "participants included",
-        report.secure.included.to_string(),
-        report.plain.included.to_string(),
-    ));
+    let rows: [(&str, fn(&ModeFigures) -> String); 5] = [
+        ("round wall time (s)", |m| format!("{:.4}", m.round_s)),
+        ("coordinator compute (s)", |m| {
+            format!("{:.4}", m.server_compute_s)
+        }),
+        ("bytes down per participant", |m| {
+            format!("{:.0}", m.bytes_down_per_participant)
+        }),
+        ("bytes up per participant", |m| {
+            format!("{:.0}", m.bytes_up_per_participant)
+        }),
+        ("participants included", |m| m.included.to_string()),
+    ];
+    for (name, value) in rows {
+        out.push_str(&format!(
+            "{name:<36} {:>10} {:>10}\n",
+            value(&report.secure),
+            value(&report.plain)
+        ));
+    }
     out.push_str(&format!(
         "\nsecure / plaintext round: {:.2}x\n\
          bare PRG for the coordinator's {} mask words: {:.4} s \
