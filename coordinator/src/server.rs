@@ -104,6 +104,7 @@ fn open_trail(
         };
         trail.append(trail::kind::FEDERATION_CREATED, &created)?;
     } else {
+        trail.recall_attempts()?;
         let started = trail::CoordinatorStarted {
             config_sha256,
             completed_round,

@@ -331,6 +331,27 @@ impl Trail {
         Ok(self.log().append_json(kind, body)?.index)
     }
 
+    /// Reads back the attempts already logged, so that attempt numbers keep
+    /// counting across a restart.
+    pub fn recall_attempts(&self) -> Result<(), CoordinatorError> {
+        #[derive(Deserialize)]
+        struct Attempt {
+            round: u64,
+            attempt: u32,
+        }
+        let mut recalled = HashMap::new();
+        for entry in self.log().entries() {
+            let entry = entry?;
+            if entry.kind == kind::ROUND_OPENED {
+                let a: Attempt = entry.body_json().map_err(fedsoc_audit::AuditError::from)?;
+                let n = recalled.entry(a.round).or_insert(0);
+                *n = a.attempt.max(*n);
+            }
+        }
+        *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = recalled;
+        Ok(())
+    }
+
     /// The next attempt number for `round`.
     pub fn next_attempt(&self, round: u64) -> u32 {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
@@ -551,6 +572,41 @@ impl RoundLog<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_keep_counting_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let open =
+            || Trail::new(AuditLog::open_or_create(dir.path(), "fedsoc/t", key.clone()).unwrap());
+        let trail = open();
+        for _ in 0..2 {
+            let opening = Opening {
+                round: 4,
+                members: vec![],
+                secagg: None,
+                global: &[0.0, 1.0],
+                epochs: 1,
+                batch_size: 8,
+                learning_rate: 0.1,
+            };
+            trail.open_round(opening).unwrap();
+        }
+        drop(trail);
+        let trail = open();
+        assert_eq!(
+            trail.next_attempt(4),
+            1,
+            "before recalling, counting starts over"
+        );
+        let trail = {
+            drop(trail);
+            open()
+        };
+        trail.recall_attempts().unwrap();
+        assert_eq!(trail.next_attempt(4), 3);
+        assert_eq!(trail.next_attempt(5), 1);
+    }
 
     #[test]
     fn plaintext_updates_round_trip() {
