@@ -42,6 +42,58 @@ enum Command {
     /// Benchmarks over the real stack.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The auditors' log: verify and replay every round, inspect, prove,
+    /// export, repair.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every hash, signature and checkpoint, then replay every round
+    /// (unmasking and FedAvg) and compare each model hash.
+    Verify {
+        /// The audit log folder, a coordinator storage folder holding
+        /// audit/, or an exported bundle.
+        dir: PathBuf,
+        /// The federation CA to trust (else the log's own, with a warning).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The rounds as a table: members, messages per stage, dropouts,
+    /// survivors, samples, loss, model hash, metrics.
+    Show {
+        dir: PathBuf,
+        /// One round in detail: every stage and every message hash.
+        #[arg(long)]
+        round: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry with its inclusion proof against a signed checkpoint.
+    Prove {
+        dir: PathBuf,
+        #[arg(long)]
+        entry: u64,
+        /// Tree size to prove against (default: the newest checkpoint's).
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the log, the CA and a README into a folder for an auditor, and
+    /// verify the copy.
+    Export {
+        dir: PathBuf,
+        /// A new or empty folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Cut a torn tail (an interrupted write) off the log, keeping a copy.
+    Repair { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -150,7 +202,7 @@ fn init_logging(filter: Option<&str>, default: &str) {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Demo(_) | Command::Bench(_) => "warn",
+        Command::Demo(_) | Command::Bench(_) | Command::Audit(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log.as_deref(), default_log);
@@ -165,6 +217,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(args) => demo(args).await,
         Command::Bench(BenchCommand::Secagg(args)) => bench_secagg(args).await,
+        Command::Audit(command) => audit(command),
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;
@@ -286,6 +339,82 @@ async fn bench_secagg(args: SecAggArgs) -> Result<()> {
         print!("{}", bench::render(&report));
     }
     Ok(())
+}
+
+fn audit(command: AuditCommand) -> Result<()> {
+    use fedsoc_coordinator::{audit_view, replay};
+    match command {
+        AuditCommand::Verify { dir, ca, json } => {
+            let ca_pem = ca
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the CA {}", path.display()))
+                })
+                .transpose()?;
+            match replay::verify_log(&dir, ca_pem.as_deref()) {
+                Ok(report) => {
+                    if let Some(warning) = audit_view::tofu_warning(&report) {
+                        eprintln!("{warning}");
+                    }
+                    if json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        print!("{}", audit_view::render_report(&report));
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    if json {
+                        let failed = serde_json::json!({ "ok": false, "error": e.to_string() });
+                        println!("{failed}");
+                    }
+                    Err(anyhow::anyhow!("the audit log does not verify: {e}"))
+                }
+            }
+        }
+        AuditCommand::Show { dir, round, json } => {
+            let mut timeline = audit_view::timeline(&dir)?;
+            if let Some(round) = round {
+                timeline = timeline.only_round(round);
+                if timeline.attempts.is_empty() {
+                    anyhow::bail!("the log has no round {round}");
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string(&timeline)?);
+            } else {
+                print!(
+                    "{}",
+                    audit_view::render_timeline(&timeline, round.is_some())
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Prove {
+            dir,
+            entry,
+            size,
+            json,
+        } => {
+            let proof = audit_view::prove_entry(&dir, entry, size)?;
+            if json {
+                println!("{}", serde_json::to_string(&proof)?);
+            } else {
+                print!("{}", audit_view::render_proof(&proof));
+            }
+            Ok(())
+        }
+        AuditCommand::Export { dir, to } => {
+            let export = replay::export_bundle(&dir, &to)?;
+            print!("{}", audit_view::render_export(&export));
+            Ok(())
+        }
+        AuditCommand::Repair { dir } => {
+            let (dir, repaired) = replay::repair_log(&dir)?;
+            print!("{}", audit_view::render_repair(&dir, &repaired));
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on Ctrl-C (or SIGTERM on Unix).

@@ -20,12 +20,14 @@
 //! - [`trail`]: the audit trail: entry kinds and bodies, written to the
 //!   auditors' log (fedsoc-audit) as rounds happen.
 //! - [`replay`]: the auditor's side: verify a log and replay every round.
+//! - [`audit_view`]: a log's round timeline, entry proofs, and their text.
 //! - [`server`]: the running [`Coordinator`] and its round loop.
 //! - [`error`]: [`CoordinatorError`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod aggregate;
+pub mod audit_view;
 pub mod config;
 pub mod error;
 pub mod federation;
