@@ -313,8 +313,12 @@ async fn demo(args: DemoArgs) -> Result<()> {
         );
     }
     println!(
-        "models, certificates, configs and metrics.json are in {}",
+        "models, certificates, configs, metrics.json and the audit log are in {}",
         options.out.display()
+    );
+    println!(
+        "check every round: fedsoc audit verify {dir} --ca {dir}/pki/ca.pem",
+        dir = options.out.display()
     );
     Ok(())
 }
