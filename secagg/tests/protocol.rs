@@ -449,6 +449,42 @@ fn forged_signature_refused() {
     );
 }
 
+/// A coordinator that alters a neighbour's consistency signature before
+/// forwarding the signed list: the client refuses to reveal anything.
+#[test]
+fn forged_neighbour_consistency_signature_refused_by_the_client() {
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let mut m = to_stage2(4, Ring::U32, 2, 9, &mut rng);
+    let mut masked = Vec::new();
+    for (p, st) in std::mem::take(&mut m.shared) {
+        let (st, msg) = st
+            .handle_shares(m.share_bundles[&p].clone(), &[1, 2], &mut rng)
+            .unwrap();
+        m.server.handle_masked_input(p, msg).unwrap();
+        masked.push((p, st));
+    }
+    let (mut server, list) = m.server.close().unwrap();
+    let mut consistent = Vec::new();
+    for (p, st) in masked {
+        let (st, sig) = st.handle_survivors(list.clone()).unwrap();
+        server.handle_consistency(p, sig).unwrap();
+        consistent.push((p, st));
+    }
+    let (_, mut signed) = server.close().unwrap();
+    let (me, client) = consistent.remove(0);
+    let victim = signed
+        .signatures
+        .iter_mut()
+        .find(|s| s.signer != me)
+        .unwrap();
+    let forged = victim.signer;
+    victim.signature[7] ^= 0x10;
+    assert!(matches!(
+        client.handle_consistency(signed),
+        Err(SecAggError::BadSignature { participant }) if participant == forged
+    ));
+}
+
 #[test]
 fn unknown_participant_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
