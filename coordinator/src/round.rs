@@ -18,12 +18,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::aggregate::PlaintextSum;
+use crate::aggregate::WeightedSum;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::registry::{Link, Registry};
 use crate::stats::RoundStats;
 use crate::strategy;
-use crate::trail::{self, Opening, Trail};
+use crate::trail::{self, Opening, RoundLog, Trail};
 
 /// How rounds are run.
 #[derive(Clone, Debug)]
@@ -235,20 +236,10 @@ pub async fn run_round(
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    log.aggregated(&included, &sum_bytes, sum.total_samples, sum.weighted_loss)?;
-    log.model(&global, &model, strategy::mean_loss(&sum))?;
     stats.stage("train and upload", started.elapsed(), compute);
-    let report = RoundReport {
-        round,
-        samples: sum.total_samples,
-        mean_loss: strategy::mean_loss(&sum),
-        model_sha256: model_sha256(&model),
-        model: Arc::new(model),
-        included,
-        dropped,
-        stats,
-        receipt_entry: log.receipt_entry,
-    };
+    let report = conclude(
+        &log, &global, &sum, &sum_bytes, model, included, dropped, stats,
+    )?;
     tracing::info!(
         included = report.included.len(),
         dropped = report.dropped.len(),
@@ -256,6 +247,35 @@ pub async fn run_round(
         "round complete"
     );
     Ok(report)
+}
+
+/// The common end of a round: the aggregate and the FedAvg step written to
+/// the audit trail, then the report.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conclude(
+    log: &RoundLog<'_>,
+    global: &[f32],
+    sum: &WeightedSum,
+    sum_bytes: &[u8],
+    model: Vec<f32>,
+    included: Vec<String>,
+    dropped: Vec<Dropout>,
+    stats: RoundStats,
+) -> Result<RoundReport, CoordinatorError> {
+    let mean_loss = strategy::mean_loss(sum);
+    log.aggregated(&included, sum_bytes, sum.total_samples, sum.weighted_loss)?;
+    log.model(global, &model, mean_loss)?;
+    Ok(RoundReport {
+        round: log.round,
+        samples: sum.total_samples,
+        mean_loss,
+        model_sha256: model_sha256(&model),
+        model: Arc::new(model),
+        included,
+        dropped,
+        stats,
+        receipt_entry: log.receipt_entry,
+    })
 }
 
 /// Sends one participant its task and the global model, and waits for its

@@ -36,7 +36,7 @@ use crate::config::AggregationSection;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::registry::{Link, Outbox, Registry};
-use crate::round::{Dropout, RoundPolicy, RoundReport, model_sha256, next_task_id};
+use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
 use crate::stats::RoundStats;
 use crate::strategy;
 use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
@@ -304,24 +304,16 @@ pub async fn run_secure_round(
     let mut stats = driver.stats;
     stats.stage("model update", stepping.elapsed(), stepping.elapsed());
     let ring_bytes: Vec<u8> = ring_sum.iter().flat_map(|w| w.to_le_bytes()).collect();
-    driver
-        .log
-        .aggregated(&included, &ring_bytes, sum.total_samples, sum.weighted_loss)?;
-    driver
-        .log
-        .model(&global, &model, strategy::mean_loss(&sum))?;
-    let receipt_entry = driver.log.receipt_entry;
-    let report = RoundReport {
-        round,
-        samples: sum.total_samples,
-        mean_loss: strategy::mean_loss(&sum),
-        model_sha256: model_sha256(&model),
-        model: Arc::new(model),
+    let report = conclude(
+        &driver.log,
+        &global,
+        &sum,
+        &ring_bytes,
+        model,
         included,
         dropped,
         stats,
-        receipt_entry,
-    };
+    )?;
     tracing::info!(
         included = report.included.len(),
         dropped = report.dropped.len(),

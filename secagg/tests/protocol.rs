@@ -430,16 +430,7 @@ fn forged_signature_refused() {
         matches!(st.handle_key_bundle(bundle, &mut rng), Err(SecAggError::BadSignature { participant }) if participant == p)
     );
     // A forged consistency signature is refused by the server.
-    let mut m = to_stage2(4, Ring::U32, 2, 5, &mut rng);
-    let mut c2 = Vec::new();
-    for (p, st) in std::mem::take(&mut m.shared) {
-        let (st, msg) = st
-            .handle_shares(m.share_bundles[&p].clone(), &[1, 2], &mut rng)
-            .unwrap();
-        m.server.handle_masked_input(p, msg).unwrap();
-        c2.push((p, st));
-    }
-    let (mut server, list) = m.server.close().unwrap();
+    let (mut server, list, mut c2) = all_masked(to_stage2(4, Ring::U32, 2, 5, &mut rng), &mut rng);
     let (p, st) = c2.remove(0);
     let (_, mut sig) = st.handle_survivors(list).unwrap();
     sig.signature[5] ^= 0x40;
@@ -449,21 +440,34 @@ fn forged_signature_refused() {
     );
 }
 
+/// Every client of `m` sends its masked input [1, 2]; the server closes
+/// stage 2.
+fn all_masked(
+    mut m: Manual,
+    rng: &mut ChaCha20Rng,
+) -> (
+    ServerCollectingSignatures,
+    SurvivorList,
+    Vec<(ParticipantId, ClientMasked)>,
+) {
+    let mut masked = Vec::new();
+    for (p, st) in std::mem::take(&mut m.shared) {
+        let (st, msg) = st
+            .handle_shares(m.share_bundles[&p].clone(), &[1, 2], rng)
+            .unwrap();
+        m.server.handle_masked_input(p, msg).unwrap();
+        masked.push((p, st));
+    }
+    let (server, list) = m.server.close().unwrap();
+    (server, list, masked)
+}
+
 /// A coordinator that alters a neighbour's consistency signature before
 /// forwarding the signed list: the client refuses to reveal anything.
 #[test]
 fn forged_neighbour_consistency_signature_refused_by_the_client() {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let mut m = to_stage2(4, Ring::U32, 2, 9, &mut rng);
-    let mut masked = Vec::new();
-    for (p, st) in std::mem::take(&mut m.shared) {
-        let (st, msg) = st
-            .handle_shares(m.share_bundles[&p].clone(), &[1, 2], &mut rng)
-            .unwrap();
-        m.server.handle_masked_input(p, msg).unwrap();
-        masked.push((p, st));
-    }
-    let (mut server, list) = m.server.close().unwrap();
+    let (mut server, list, masked) = all_masked(to_stage2(4, Ring::U32, 2, 9, &mut rng), &mut rng);
     let mut consistent = Vec::new();
     for (p, st) in masked {
         let (st, sig) = st.handle_survivors(list.clone()).unwrap();
