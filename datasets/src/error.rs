@@ -37,6 +37,16 @@ pub enum DatasetError {
     /// Statistics were asked of zero records.
     #[error("cannot fit encoder statistics on zero records; pass at least one record")]
     EmptyInput,
+    /// A telemetry or schema file could not be read as its format says.
+    #[error("{file}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Read {
+        file: String,
+        line: Option<u64>,
+        reason: String,
+    },
+    /// A partitioning request cannot be met.
+    #[error("partition: {0}")]
+    Partition(String),
     /// A split into zero parts was asked for.
     #[error("cannot split records into 0 parts; ask for at least one part")]
     ZeroParts,

@@ -1,4 +1,4 @@
-//! Turning [`FlowRecord`]s into model input.
+//! Turning [`Records`] (or flows) into model input.
 //!
 //! An [`EncoderSpec`] is shared by the whole federation (it travels in the
 //! coordinator's Welcome as JSON), so every participant's column `j` means
@@ -14,10 +14,13 @@ pub mod features;
 
 pub use features::{CategoricalFeature, MIN_RATE_DURATION_S, NumericFeature, port_class};
 
+use std::borrow::Cow;
+
 use ndarray::Array2;
 
 use crate::error::DatasetError;
 use crate::record::FlowRecord;
+use crate::table::Records;
 
 /// Standard deviations at or below this are treated as 1: a constant column
 /// encodes as `x - mean` instead of dividing by zero.
@@ -80,30 +83,66 @@ pub struct EncoderSpec {
     pub categorical: Vec<CategoricalColumn>,
 }
 
+/// What an encoder reads: [`Records`], or flows (turned into their flow
+/// columns by [`Records::from_flows`] after their raw fields are checked).
+pub trait EncoderInput {
+    fn to_records(&self) -> Result<Cow<'_, Records>, DatasetError>;
+}
+
+impl EncoderInput for Records {
+    fn to_records(&self) -> Result<Cow<'_, Records>, DatasetError> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl EncoderInput for [FlowRecord] {
+    fn to_records(&self) -> Result<Cow<'_, Records>, DatasetError> {
+        for (row, record) in self.iter().enumerate() {
+            record.check_numeric(row)?;
+        }
+        Ok(Cow::Owned(Records::from_flows(self)))
+    }
+}
+
+impl EncoderInput for Vec<FlowRecord> {
+    fn to_records(&self) -> Result<Cow<'_, Records>, DatasetError> {
+        self.as_slice().to_records()
+    }
+}
+
+impl<const N: usize> EncoderInput for [FlowRecord; N] {
+    fn to_records(&self) -> Result<Cow<'_, Records>, DatasetError> {
+        self.as_slice().to_records()
+    }
+}
+
+/// Where each encoder column is in a [`Records`] table.
+pub(crate) struct Resolved {
+    numeric: Vec<usize>,
+    categorical: Vec<usize>,
+}
+
 impl EncoderSpec {
     /// A spec with `layout`'s columns, vocabularies and `log1p` flags, and
     /// means/stds (population) fitted on `records`. For centralised
-    /// baselines and tests; a federation uses a shared spec instead.
-    pub fn fit(records: &[FlowRecord], layout: &EncoderSpec) -> Result<Self, DatasetError> {
-        let (numeric, _) = layout.resolve()?;
+    /// baselines and tests; a federation computes the same statistics as
+    /// secure sums instead (see [`crate::moments`]).
+    pub fn fit<I: EncoderInput + ?Sized>(
+        records: &I,
+        layout: &EncoderSpec,
+    ) -> Result<Self, DatasetError> {
+        let records = records.to_records()?;
+        let resolved = layout.resolve(&records)?;
         if records.is_empty() {
             return Err(DatasetError::EmptyInput);
         }
         // Welford's running mean/variance, per column.
-        let mut mean = vec![0.0f64; numeric.len()];
-        let mut m2 = vec![0.0f64; numeric.len()];
-        for (row, record) in records.iter().enumerate() {
-            record.check_numeric(row)?;
+        let k = layout.numeric.len();
+        let mut mean = vec![0.0f64; k];
+        let mut m2 = vec![0.0f64; k];
+        for row in 0..records.len() {
             let count = (row + 1) as f64;
-            for (j, (feature, column)) in numeric.iter().zip(&layout.numeric).enumerate() {
-                let x = column.transform(feature.value(record));
-                if !x.is_finite() {
-                    return Err(DatasetError::NonFinite {
-                        row,
-                        column: column.name.clone(),
-                        value: x,
-                    });
-                }
+            for (j, x) in layout.transformed(&records, &resolved, row)?.enumerate() {
                 let delta = x - mean[j];
                 mean[j] += delta / count;
                 m2[j] += delta * (x - mean[j]);
@@ -116,6 +155,40 @@ impl EncoderSpec {
             column.std = (m2[j] / n).sqrt();
         }
         Ok(spec)
+    }
+
+    /// Row `row`'s numeric columns after `log1p` (where set), checked:
+    /// finite, and >= 0 before `log1p`.
+    pub(crate) fn transformed<'a>(
+        &'a self,
+        records: &'a Records,
+        resolved: &'a Resolved,
+        row: usize,
+    ) -> Result<impl Iterator<Item = f64> + 'a, DatasetError> {
+        let values = records.numeric_row(row);
+        for (column, &at) in self.numeric.iter().zip(&resolved.numeric) {
+            let x = values[at];
+            if column.log1p && x < 0.0 {
+                return Err(DatasetError::Negative {
+                    row,
+                    column: column.name.clone(),
+                    value: x,
+                });
+            }
+            let t = column.transform(x);
+            if !t.is_finite() {
+                return Err(DatasetError::NonFinite {
+                    row,
+                    column: column.name.clone(),
+                    value: x,
+                });
+            }
+        }
+        Ok(self
+            .numeric
+            .iter()
+            .zip(&resolved.numeric)
+            .map(move |(column, &at)| column.transform(values[at])))
     }
 
     /// Number of encoded columns.
@@ -140,14 +213,19 @@ impl EncoderSpec {
     }
 
     /// Encodes `records` into a `records.len() × dim()` matrix. Fails on the
-    /// first negative or non-finite numeric value, naming row and column.
-    pub fn encode(&self, records: &[FlowRecord]) -> Result<Array2<f32>, DatasetError> {
-        let (numeric, categorical) = self.resolve()?;
+    /// first non-finite value (or negative value of a `log1p` column),
+    /// naming row and column, and on a column the records do not have.
+    pub fn encode<I: EncoderInput + ?Sized>(&self, records: &I) -> Result<Array2<f32>, DatasetError> {
+        let records = records.to_records()?;
+        let resolved = self.resolve(&records)?;
         let mut out = Array2::<f32>::zeros((records.len(), self.dim()));
-        for (row, (record, mut encoded)) in records.iter().zip(out.rows_mut()).enumerate() {
-            record.check_numeric(row)?;
-            for (j, (feature, column)) in numeric.iter().zip(&self.numeric).enumerate() {
-                let z = (column.transform(feature.value(record)) - column.mean) / column.scale();
+        for (row, mut encoded) in out.rows_mut().into_iter().enumerate() {
+            for (j, (x, column)) in self
+                .transformed(&records, &resolved, row)?
+                .zip(&self.numeric)
+                .enumerate()
+            {
+                let z = (x - column.mean) / column.scale();
                 let z32 = z as f32;
                 if !z32.is_finite() {
                     return Err(DatasetError::NonFinite {
@@ -158,39 +236,27 @@ impl EncoderSpec {
                 }
                 encoded[j] = z32;
             }
+            let values = records.categorical_row(row);
             let mut offset = self.numeric.len();
-            for (feature, column) in categorical.iter().zip(&self.categorical) {
-                encoded[offset + column.slot(feature.value(record))] = 1.0;
+            for (column, &at) in self.categorical.iter().zip(&resolved.categorical) {
+                encoded[offset + column.slot(&values[at])] = 1.0;
                 offset += column.width();
             }
         }
         Ok(out)
     }
 
-    /// Checks that the spec can encode: known, unique column names; finite
-    /// means and non-negative finite stds; non-empty vocabularies without
-    /// blank or duplicate entries; at least one column.
+    /// Checks that the spec can encode: unique column names; finite means
+    /// and non-negative finite stds; non-empty vocabularies without blank
+    /// or duplicate entries; at least one column. Whether the data has the
+    /// named columns is checked when encoding.
     pub fn validate(&self) -> Result<(), DatasetError> {
-        self.resolve().map(|_| ())
-    }
-
-    /// Validates and maps column names to features.
-    fn resolve(&self) -> Result<(Vec<NumericFeature>, Vec<CategoricalFeature>), DatasetError> {
         let bad = |msg: String| Err(DatasetError::InvalidSpec(msg));
         if self.numeric.is_empty() && self.categorical.is_empty() {
             return bad("no columns; list at least one numeric or categorical column".into());
         }
-        let mut numeric = Vec::with_capacity(self.numeric.len());
-        for c in &self.numeric {
-            let Some(feature) = NumericFeature::from_name(&c.name) else {
-                let known: Vec<&str> = NumericFeature::ALL.iter().map(|f| f.name()).collect();
-                return bad(format!(
-                    "unknown numeric column `{}`; known: {}",
-                    c.name,
-                    known.join(", ")
-                ));
-            };
-            if numeric.contains(&feature) {
+        for (i, c) in self.numeric.iter().enumerate() {
+            if self.numeric[..i].iter().any(|o| o.name == c.name) {
                 return bad(format!(
                     "numeric column `{}` is listed twice; remove one",
                     c.name
@@ -202,19 +268,9 @@ impl EncoderSpec {
                     c.name, c.mean, c.std
                 ));
             }
-            numeric.push(feature);
         }
-        let mut categorical = Vec::with_capacity(self.categorical.len());
-        for c in &self.categorical {
-            let Some(feature) = CategoricalFeature::from_name(&c.name) else {
-                let known: Vec<&str> = CategoricalFeature::ALL.iter().map(|f| f.name()).collect();
-                return bad(format!(
-                    "unknown categorical column `{}`; known: {}",
-                    c.name,
-                    known.join(", ")
-                ));
-            };
-            if categorical.contains(&feature) {
+        for (i, c) in self.categorical.iter().enumerate() {
+            if self.categorical[..i].iter().any(|o| o.name == c.name) {
                 return bad(format!(
                     "categorical column `{}` is listed twice; remove one",
                     c.name
@@ -234,8 +290,33 @@ impl EncoderSpec {
                     ));
                 }
             }
-            categorical.push(feature);
         }
-        Ok((numeric, categorical))
+        Ok(())
+    }
+
+    /// Validates and finds every column in `records`.
+    pub(crate) fn resolve(&self, records: &Records) -> Result<Resolved, DatasetError> {
+        self.validate()?;
+        let find = |names: &[String], name: &str, kind: &str| {
+            names.iter().position(|n| n == name).ok_or_else(|| {
+                DatasetError::InvalidSpec(format!(
+                    "the encoder names {kind} column `{name}` but the data has no such column; \
+                     it has: {} (read the data with the federation's schema)",
+                    names.join(", ")
+                ))
+            })
+        };
+        Ok(Resolved {
+            numeric: self
+                .numeric
+                .iter()
+                .map(|c| find(records.numeric_names(), &c.name, "numeric"))
+                .collect::<Result<_, _>>()?,
+            categorical: self
+                .categorical
+                .iter()
+                .map(|c| find(records.categorical_names(), &c.name, "categorical"))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
