@@ -27,7 +27,8 @@ pub struct FlowRecord {
     /// Application protocol, lower case: "http", "https", "dns", "ssh",
     /// "smtp", "rdp", "smb", "ntp", "ldap" or "other" (unknown / none).
     pub service: String,
-    /// Zeek connection state: "SF", "S0", "REJ", "RSTO", "RSTR", "SH", "OTH".
+    /// Zeek connection state: "SF", "S0", "S1", "S2", "S3", "REJ", "RSTO",
+    /// "RSTR", "RSTOS0", "RSTRH", "SH", "SHR" or "OTH".
     pub conn_state: String,
     /// Responder port (ICMP: the message code, as Zeek does).
     pub dst_port: u16,

@@ -65,7 +65,7 @@ fn default_spec_shape_and_names() {
     spec.validate().unwrap();
     let names = spec.feature_names();
     assert_eq!(names.len(), spec.dim());
-    assert_eq!(spec.dim(), 9 + 4 + 10 + 8 + 4);
+    assert_eq!(spec.dim(), 9 + 4 + 10 + 14 + 4);
     let unique: std::collections::HashSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
     assert_eq!(names[0], "duration");
@@ -151,7 +151,7 @@ fn unknown_categories_go_to_the_other_slot() {
     let mut r = record();
     r.protocol = "sctp".into();
     r.service = "ftp".into();
-    r.conn_state = "S1".into();
+    r.conn_state = "S4".into();
     let mut generic = record();
     generic.service = "other".into();
     let x = spec.encode(&[r, generic, record()]).unwrap();
@@ -314,7 +314,7 @@ fn invalid_specs_are_rejected() {
         }],
         categorical: vec![base.categorical[2].clone()],
     };
-    assert_eq!(spec.encode(&[record()]).unwrap().dim(), (1, 1 + 8));
+    assert_eq!(spec.encode(&[record()]).unwrap().dim(), (1, 1 + 14));
 }
 
 #[test]

@@ -13,7 +13,10 @@ use super::{CategoricalColumn, EncoderSpec, NumericColumn};
 use crate::synthetic::{Service, reference_sample};
 
 const PROTOCOLS: [&str; 3] = ["tcp", "udp", "icmp"];
-const CONN_STATES: [&str; 7] = ["SF", "S0", "REJ", "RSTO", "RSTR", "SH", "OTH"];
+/// Zeek's 13 connection states (Suricata flows are mapped onto them).
+const CONN_STATES: [&str; 13] = [
+    "SF", "S0", "S1", "S2", "S3", "REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+];
 const PORT_CLASSES: [&str; 3] = ["well_known", "registered", "ephemeral"];
 
 impl EncoderSpec {

@@ -8,9 +8,13 @@
 //!
 //! - [`csv`]: any CSV described by a [`CsvSchema`](csv::CsvSchema) (TOML).
 //! - [`nsl_kdd`]: the four NSL-KDD files, through a built-in CSV schema.
+//! - [`zeek`]: Zeek `conn.log`, TSV or JSON lines, with Stratosphere labels.
+//! - [`suricata`]: Suricata EVE JSON `flow` events, labelled by their alerts.
 
 pub mod csv;
 pub mod nsl_kdd;
+pub mod suricata;
+pub mod zeek;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -205,6 +209,23 @@ pub(crate) fn non_negative(text: &str, column: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Environment variable naming the folder with the real datasets
+/// (`nsl-kdd/`, `formats/`), for users whose copy lives elsewhere.
+pub const DATA_ENV: &str = "FEDSOC_DATA";
+
+/// The real-data folder: `$FEDSOC_DATA`, else the first `shared/datasets`
+/// found beside the current directory or one of its parents (the layout of
+/// a checkout next to the shared data). `None` if neither exists.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(DATA_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|a| a.join("shared").join("datasets"))
+        .find(|p| p.is_dir())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,21 +298,4 @@ mod tests {
         assert_eq!(loaded.report.first_skips.len(), REPORTED_SKIPS);
         assert!(loaded.report.to_string().contains("20 malformed rows skipped"));
     }
-}
-
-/// Environment variable naming the folder with the real datasets
-/// (`nsl-kdd/`, `formats/`), for users whose copy lives elsewhere.
-pub const DATA_ENV: &str = "FEDSOC_DATA";
-
-/// The real-data folder: `$FEDSOC_DATA`, else the first `shared/datasets`
-/// found beside the current directory or one of its parents (the layout of
-/// a checkout next to the shared data). `None` if neither exists.
-pub fn default_data_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(DATA_ENV) {
-        return Some(PathBuf::from(dir));
-    }
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .map(|a| a.join("shared").join("datasets"))
-        .find(|p| p.is_dir())
 }
