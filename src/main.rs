@@ -46,6 +46,35 @@ enum Command {
     /// export, repair.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Experiments on real or synthetic data: local-only vs federated vs
+    /// centralized, with metrics, plots and a report.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Run a scenario file, e.g. experiments/scenarios/nsl-kdd-cross-border.toml.
+    Run(ExperimentArgs),
+}
+
+#[derive(Args)]
+struct ExperimentArgs {
+    /// The scenario (TOML).
+    scenario: PathBuf,
+    /// Folder for summary.json, metrics.csv, plots and report.md.
+    #[arg(long, default_value = "fedsoc-experiment")]
+    out: PathBuf,
+    /// Folder holding the data (e.g. the one with nsl-kdd/); overrides the
+    /// scenario and $FEDSOC_DATA.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seeds to run instead of the scenario's, e.g. --seeds 1,2,3.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Rounds instead of the scenario's (for a quick look).
+    #[arg(long)]
+    rounds: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +130,30 @@ enum BenchCommand {
     /// A secure round against the same round in plaintext, over gRPC and
     /// mutual TLS on loopback, with random updates instead of training.
     Secagg(SecAggArgs),
+    /// Local training throughput of the autoencoder (d→64→32→8→32→64→d,
+    /// batch 256, Adam), comparable with experiments/pytorch/autoencoder_throughput.py.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Folder with KDDTrain+ to encode and train on; without it, random rows.
+    #[arg(long)]
+    nsl_kdd: Option<PathBuf>,
+    #[arg(long, default_value_t = 125_973)]
+    rows: usize,
+    #[arg(long, default_value_t = 125)]
+    dim: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Timed epochs (after one warm-up epoch).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Write the rows trained on as raw f32 for the PyTorch script's --data.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -202,7 +255,9 @@ fn init_logging(filter: Option<&str>, default: &str) {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Demo(_) | Command::Bench(_) | Command::Audit(_) => "warn",
+        Command::Demo(_) | Command::Bench(_) | Command::Audit(_) | Command::Experiment(_) => {
+            "warn"
+        }
         _ => "info",
     };
     init_logging(cli.log.as_deref(), default_log);
@@ -217,7 +272,9 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(args) => demo(args).await,
         Command::Bench(BenchCommand::Secagg(args)) => bench_secagg(args).await,
+        Command::Bench(BenchCommand::Train(args)) => bench_train(args),
         Command::Audit(command) => audit(command),
+        Command::Experiment(ExperimentCommand::Run(args)) => experiment(args).await,
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;
@@ -320,6 +377,101 @@ async fn demo(args: DemoArgs) -> Result<()> {
         "check every round: fedsoc audit verify {dir} --ca {dir}/pki/ca.pem",
         dir = options.out.display()
     );
+    Ok(())
+}
+
+async fn experiment(args: ExperimentArgs) -> Result<()> {
+    use fedsoc_experiments::scenario::report::write_all;
+    use fedsoc_experiments::scenario::run::{Progress, RunOptions, run};
+    use std::io::IsTerminal;
+
+    let options = RunOptions {
+        scenario: args.scenario,
+        out: args.out,
+        data: args.data,
+        seeds: args.seeds,
+        rounds: args.rounds,
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let progress = |event: Progress| match event {
+        Progress::Phase { label, total } => {
+            bar.set_prefix(label);
+            bar.set_length(total);
+            bar.set_position(0);
+        }
+        Progress::Step { message } => {
+            bar.inc(1);
+            if bar.is_hidden() {
+                eprintln!("done: {message}");
+            }
+            bar.set_message(message);
+        }
+    };
+    let results = run(&options, &progress).await?;
+    bar.finish_and_clear();
+    let summary = write_all(&results, &options.out)?;
+    for (model, m) in &summary.models {
+        for test in &summary.tests {
+            let show = |label: &str, t: Option<&fedsoc_experiments::scenario::report::TestSummary>| {
+                if let Some(t) = t {
+                    println!(
+                        "{model:<12} {test:<12} {label:<12} ROC-AUC {:.4}  PR-AUC {:.4}  F1 {:.3}  recall@{:.0}%FPR {:.3}",
+                        t.roc_auc.mean,
+                        t.pr_auc.mean,
+                        t.f1.mean,
+                        summary.matched_fpr * 100.0,
+                        t.matched_recall.mean
+                    );
+                }
+            };
+            show("federated", m.federated.get(test));
+            show("centralized", m.centralized.get(test));
+            for (p, per_test) in &m.local {
+                show(&format!("local {p}"), per_test.get(test));
+            }
+        }
+    }
+    println!(
+        "report, plots, summary.json and metrics.csv are in {}",
+        options.out.display()
+    );
+    Ok(())
+}
+
+fn bench_train(args: TrainArgs) -> Result<()> {
+    use fedsoc_experiments::train_bench::{TrainBenchOptions, run_train_bench};
+    let report = run_train_bench(&TrainBenchOptions {
+        rows: args.rows,
+        dim: args.dim,
+        batch_size: args.batch,
+        epochs: args.epochs,
+        nsl_kdd: args.nsl_kdd,
+        dump: args.dump,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}: {} rows × {} columns ({}), batch {}, 1 thread: {:.0} samples/s (median epoch {:.3} s)",
+            report.framework,
+            report.rows,
+            report.dim,
+            report.data,
+            report.batch,
+            report.samples_per_s,
+            report.epoch_s_median
+        );
+    }
     Ok(())
 }
 

@@ -53,7 +53,11 @@ pub struct Roster {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Encoder widths of the autoencoder; the decoder mirrors them.
+    /// What the federation trains.
+    #[serde(default)]
+    pub kind: ModelKind,
+    /// Hidden widths: the autoencoder's encoder (the decoder mirrors
+    /// them), or the classifier's layers.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Seed of the initial global model and of every training task.
@@ -64,30 +68,52 @@ pub struct ModelSection {
 impl Default for ModelSection {
     fn default() -> Self {
         ModelSection {
+            kind: ModelKind::default(),
             hidden: default_hidden(),
             seed: 0,
         }
     }
 }
 
+/// Model kinds a federation can train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Anomaly detection: learns benign traffic, scores by reconstruction
+    /// error. Needs no labels.
+    #[default]
+    Autoencoder,
+    /// Supervised: learns P(attack) from labelled incidents.
+    Classifier,
+}
+
 fn default_hidden() -> Vec<usize> {
     vec![64, 32, 8]
 }
 
-/// The federation-wide feature encoding.
+/// The federation-wide feature encoding: a preset, or an encoder file
+/// (JSON, as `fedsoc experiment` and the federated preprocessing write it)
+/// that fixes columns, vocabularies and statistics for every participant.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeaturesSection {
     #[serde(default)]
     pub preset: FeaturePreset,
+    /// An encoder file; replaces the preset.
+    #[serde(default)]
+    pub encoder: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FeaturePreset {
-    /// The flow features of the built-in synthetic telemetry.
+    /// The flow features of the built-in synthetic telemetry (also what
+    /// the Zeek and Suricata readers produce).
     #[default]
     Synthetic,
+    /// The 41 NSL-KDD features with public unit statistics; use an
+    /// encoder file with federated statistics for real training.
+    NslKdd,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,6 +122,24 @@ pub struct TrainingSection {
     pub epochs: u32,
     pub batch_size: u32,
     pub learning_rate: f64,
+    /// Classifier loss: "bce", "balanced" (positives weighted by the local
+    /// class ratio) or "focal".
+    #[serde(default = "default_loss")]
+    pub loss: String,
+    /// Focal loss gamma.
+    #[serde(default = "default_focal_gamma")]
+    pub focal_gamma: f64,
+    /// FedProx proximal weight mu (0 = plain FedAvg).
+    #[serde(default)]
+    pub proximal_mu: f64,
+}
+
+fn default_loss() -> String {
+    "bce".into()
+}
+
+fn default_focal_gamma() -> f64 {
+    2.0
 }
 
 impl Default for TrainingSection {
@@ -104,6 +148,9 @@ impl Default for TrainingSection {
             epochs: 1,
             batch_size: 64,
             learning_rate: 1e-3,
+            loss: default_loss(),
+            focal_gamma: default_focal_gamma(),
+            proximal_mu: 0.0,
         }
     }
 }
@@ -198,6 +245,9 @@ impl CoordinatorConfig {
         ] {
             *p = fedsoc_conf::resolve(path, p);
         }
+        if let Some(encoder) = &mut config.features.encoder {
+            *encoder = fedsoc_conf::resolve(path, encoder);
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -262,6 +312,23 @@ impl CoordinatorConfig {
                 "training.learning_rate",
                 "must be a positive number, e.g. 0.001",
             ));
+        }
+        if !["bce", "balanced", "focal"].contains(&self.training.loss.as_str()) {
+            return Err(invalid(
+                path,
+                "training.loss",
+                format!("{:?}: use \"bce\", \"balanced\" or \"focal\"", self.training.loss),
+            ));
+        }
+        if !(self.training.proximal_mu.is_finite() && self.training.proximal_mu >= 0.0) {
+            return Err(invalid(
+                path,
+                "training.proximal_mu",
+                "must be >= 0 (0 is plain FedAvg, 0.01 a light FedProx term)",
+            ));
+        }
+        if !(self.training.focal_gamma.is_finite() && self.training.focal_gamma >= 0.0) {
+            return Err(invalid(path, "training.focal_gamma", "must be >= 0, e.g. 2"));
         }
         let agg = &self.aggregation;
         if agg.ring_bits != 32 && agg.ring_bits != 64 {

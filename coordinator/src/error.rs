@@ -7,6 +7,10 @@ pub enum CoordinatorError {
     Config(#[from] fedsoc_conf::ConfError),
     #[error(transparent)]
     Pki(#[from] fedsoc_pki::PkiError),
+    #[error("feature encoding: {0}")]
+    Encoder(String),
+    #[error("data: {0}")]
+    Data(#[from] fedsoc_datasets::DatasetError),
     #[error("model: {0}")]
     Model(#[from] fedsoc_models::ModelError),
     #[error("cannot listen on {addr}: {source}; is another coordinator running there?")]

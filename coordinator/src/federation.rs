@@ -3,19 +3,19 @@
 //! configuration.
 
 use fedsoc_datasets::EncoderSpec;
-use fedsoc_models::{AutoencoderConfig, TrainConfig};
-use fedsoc_proto::v1::ModelSpec;
+use fedsoc_datasets::read::nsl_kdd;
+use fedsoc_models::{
+    AutoencoderConfig, ClassifierConfig, ClassifierLoss, ModelConfig, TrainConfig,
+};
+use fedsoc_proto::v1::{ModelSpec, SecureAggregation, TrainTask};
 
-use crate::config::{CoordinatorConfig, FeaturePreset, TrainingSection};
+use crate::config::{CoordinatorConfig, FeaturePreset, ModelKind, TrainingSection};
 use crate::error::CoordinatorError;
-
-/// The kind string of the dense autoencoder on the wire.
-pub const AUTOENCODER: &str = "autoencoder";
 
 #[derive(Clone, Debug)]
 pub struct FederationSpec {
     pub federation: String,
-    pub model: AutoencoderConfig,
+    pub model: ModelConfig,
     pub encoder: EncoderSpec,
     /// The encoder as sent in every Welcome.
     pub encoder_json: String,
@@ -23,14 +23,42 @@ pub struct FederationSpec {
     pub training: TrainingSection,
 }
 
+/// The federation's encoder: the file the config names, else the preset.
+fn load_encoder(config: &CoordinatorConfig) -> Result<EncoderSpec, CoordinatorError> {
+    if let Some(path) = &config.features.encoder {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CoordinatorError::Encoder(format!("features.encoder {}: {e}", path.display()))
+        })?;
+        let encoder: EncoderSpec = serde_json::from_str(&text).map_err(|e| {
+            CoordinatorError::Encoder(format!(
+                "features.encoder {}: not an encoder spec: {e}",
+                path.display()
+            ))
+        })?;
+        encoder.validate().map_err(|e| {
+            CoordinatorError::Encoder(format!("features.encoder {}: {e}", path.display()))
+        })?;
+        return Ok(encoder);
+    }
+    Ok(match config.features.preset {
+        FeaturePreset::Synthetic => EncoderSpec::synthetic_default(),
+        FeaturePreset::NslKdd => nsl_kdd::encoder_layout()?,
+    })
+}
+
 impl FederationSpec {
     pub fn from_config(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
-        let encoder = match config.features.preset {
-            FeaturePreset::Synthetic => EncoderSpec::synthetic_default(),
-        };
-        let model = AutoencoderConfig {
-            input_dim: encoder.dim(),
-            hidden: config.model.hidden.clone(),
+        let encoder = load_encoder(config)?;
+        let hidden = config.model.hidden.clone();
+        let model = match config.model.kind {
+            ModelKind::Autoencoder => ModelConfig::Autoencoder(AutoencoderConfig {
+                input_dim: encoder.dim(),
+                hidden,
+            }),
+            ModelKind::Classifier => ModelConfig::Classifier(ClassifierConfig {
+                input_dim: encoder.dim(),
+                hidden,
+            }),
         };
         model.validate()?;
         let encoder_json = serde_json::to_string(&encoder)
@@ -45,17 +73,36 @@ impl FederationSpec {
         })
     }
 
+    /// The hidden widths of either model kind.
+    pub fn hidden(&self) -> &[usize] {
+        match &self.model {
+            ModelConfig::Autoencoder(c) => &c.hidden,
+            ModelConfig::Classifier(c) => &c.hidden,
+        }
+    }
+
     pub fn model_spec(&self) -> ModelSpec {
         ModelSpec {
-            kind: AUTOENCODER.to_string(),
-            input_dim: self.model.input_dim as u32,
-            hidden: self.model.hidden.iter().map(|&h| h as u32).collect(),
+            kind: self.model.kind().to_string(),
+            input_dim: self.model.input_dim() as u32,
+            hidden: self.hidden().iter().map(|&h| h as u32).collect(),
         }
     }
 
     /// The model every federation starts from: deterministic by seed.
     pub fn initial_model(&self) -> Result<Vec<f32>, CoordinatorError> {
         Ok(fedsoc_models::initial_weights(&self.model, self.seed)?)
+    }
+
+    /// The classifier loss the configuration names.
+    fn loss(&self) -> ClassifierLoss {
+        match self.training.loss.as_str() {
+            "balanced" => ClassifierLoss::Balanced,
+            "focal" => ClassifierLoss::Focal {
+                gamma: self.training.focal_gamma,
+            },
+            _ => ClassifierLoss::Bce,
+        }
     }
 
     /// The training settings of `participant`'s task in `round`.
@@ -65,6 +112,35 @@ impl FederationSpec {
             batch_size: self.training.batch_size as usize,
             learning_rate: self.training.learning_rate,
             seed: training_seed(self.seed, round, participant),
+            proximal_mu: self.training.proximal_mu,
+            loss: self.loss(),
+        }
+    }
+
+    /// `participant`'s task in `round`, as sent.
+    pub fn train_task(
+        &self,
+        round: u64,
+        participant: &str,
+        task_id: u64,
+        num_params: usize,
+        deadline: std::time::Duration,
+        secure: Option<SecureAggregation>,
+    ) -> TrainTask {
+        let train = self.train_config(round, participant);
+        TrainTask {
+            round,
+            task_id,
+            epochs: train.epochs as u32,
+            batch_size: train.batch_size as u32,
+            learning_rate: train.learning_rate,
+            seed: train.seed,
+            num_params: num_params as u64,
+            deadline_ms: deadline.as_millis() as u64,
+            secure,
+            proximal_mu: train.proximal_mu,
+            loss: self.training.loss.clone(),
+            focal_gamma: self.training.focal_gamma,
         }
     }
 }

@@ -131,18 +131,14 @@ pub async fn run_round(
     let deadline = Instant::now() + policy.timeout;
     let mut tasks = JoinSet::new();
     for link in links {
-        let train = spec.train_config(round, &link.id);
-        let task = TrainTask {
+        let task = spec.train_task(
             round,
-            task_id: next_task_id(),
-            epochs: train.epochs as u32,
-            batch_size: train.batch_size as u32,
-            learning_rate: train.learning_rate,
-            seed: train.seed,
-            num_params: global.len() as u64,
-            deadline_ms: policy.timeout.as_millis() as u64,
-            secure: None,
-        };
+            &link.id,
+            next_task_id(),
+            global.len(),
+            policy.timeout,
+            None,
+        );
         tasks.spawn(collect_update(link, task, global.clone(), deadline));
     }
 

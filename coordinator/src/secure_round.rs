@@ -17,7 +17,7 @@ use ed25519_dalek::VerifyingKey;
 use fedsoc_proto::chunk::{self, Assembler};
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_proto::v1::{
-    CoordinatorMessage, Member, ParticipantMessage, RoundClosed, SecureAggregation, TrainTask,
+    CoordinatorMessage, Member, ParticipantMessage, RoundClosed, SecureAggregation,
     coordinator_message, participant_message,
 };
 use fedsoc_secagg::messages::{
@@ -389,18 +389,14 @@ impl Driver<'_> {
         let mut undelivered = Vec::new();
         for index in 0..self.members.len() {
             let m = &self.members[index];
-            let train = spec.train_config(round, &m.id);
-            let task = TrainTask {
+            let task = spec.train_task(
                 round,
-                task_id: m.task_id,
-                epochs: train.epochs as u32,
-                batch_size: train.batch_size as u32,
-                learning_rate: train.learning_rate,
-                seed: train.seed,
-                num_params: global.len() as u64,
-                deadline_ms: policy.timeout.as_millis() as u64,
-                secure: Some(params.clone()),
-            };
+                &m.id,
+                m.task_id,
+                global.len(),
+                policy.timeout,
+                Some(params.clone()),
+            );
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages
                 .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));

@@ -38,6 +38,10 @@ pub mod kind {
 /// `fedsoc_proto::secagg_stage`).
 pub const PLAINTEXT_UPDATES_STAGE: u32 = 100;
 
+fn autoencoder_kind() -> String {
+    "autoencoder".into()
+}
+
 /// `federation.created`: the first entry of a log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FederationCreated {
@@ -47,6 +51,9 @@ pub struct FederationCreated {
     pub config_toml: String,
     pub participants: Vec<String>,
     pub data_scientists: Vec<String>,
+    /// "autoencoder" or "classifier" (logs from before classifiers: absent).
+    #[serde(default = "autoencoder_kind")]
+    pub model_kind: String,
     pub model_input_dim: usize,
     pub model_hidden: Vec<usize>,
     pub encoder_sha256: String,

@@ -119,6 +119,7 @@ fn build(plan: &LogPlan) -> Fixture {
                 config_toml: "federation = \"replay-test\"\n".into(),
                 participants: IDS.iter().map(|s| s.to_string()).collect(),
                 data_scientists: vec!["analyst".into()],
+                model_kind: "autoencoder".into(),
                 model_input_dim: 8,
                 model_hidden: vec![4],
                 encoder_sha256: sha256_hex(b"encoder"),

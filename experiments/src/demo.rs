@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use fedsoc_datasets::EncoderSpec;
 use fedsoc_datasets::synthetic::{SyntheticConfig, test_set};
-use fedsoc_models::{AutoencoderConfig, anomaly_scores, pr_auc, roc_auc};
+use fedsoc_models::{ModelConfig, anomaly_scores, pr_auc, roc_auc};
 use ndarray::Array2;
 use serde::Serialize;
 
@@ -80,7 +80,7 @@ impl TestSet {
 
     fn evaluate(
         &self,
-        model: &AutoencoderConfig,
+        model: &ModelConfig,
         weights: &[f32],
     ) -> Result<(f64, f64), ExperimentError> {
         let scores = anomaly_scores(model, weights, self.features.view())?;
@@ -126,7 +126,7 @@ pub async fn run_demo(
     spec.seed = options.seed;
     let test = TestSet::build(options.seed)?;
     let federation = LocalFederation::start(&spec).await?;
-    let model = federation.coordinator.spec().model.clone();
+    let model = ModelConfig::from(federation.coordinator.spec().model.clone());
 
     let initial = federation.coordinator.global_model();
     let (roc, pr) = test.evaluate(&model, &initial)?;

@@ -9,6 +9,12 @@
 //!   held-out test set, models and `metrics.json` written out.
 //! - [`bench`]: `fedsoc bench secagg`: a secure round against the same
 //!   plaintext round over the real stack, per stage, with the PRG floor.
+//! - [`scenario`]: `fedsoc experiment run SCENARIO.toml`: scenario files,
+//!   real-data splits, federated preprocessing, local-only / federated /
+//!   centralized training, evaluation and the report.
+//! - [`train_bench`]: `fedsoc bench train`: local training throughput,
+//!   comparable with the PyTorch script in `experiments/pytorch/`.
+//! - [`plot`]: the report's figures as SVG: ROC curves, lines, heat maps.
 //! - [`error`]: [`ExperimentError`].
 #![forbid(unsafe_code)]
 
@@ -16,5 +22,8 @@ pub mod bench;
 pub mod demo;
 pub mod error;
 pub mod local;
+pub mod plot;
+pub mod scenario;
+pub mod train_bench;
 
 pub use error::ExperimentError;

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use fedsoc_coordinator::{Coordinator, CoordinatorConfig};
+use fedsoc_datasets::{EncoderSpec, Records};
 use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError, RandomUpdates};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 use tokio::sync::oneshot;
@@ -39,6 +42,24 @@ pub struct LocalFederationSpec {
     /// Benchmarks: participants answer with random updates instead of
     /// training, and the first `vanishing` of them drop out mid-round.
     pub random_updates: Option<RandomUpdatePlan>,
+    /// Experiments: each participant's rows, the federation's encoder and
+    /// model; `None` is the synthetic telemetry of the demo.
+    pub data: Option<FederationData>,
+}
+
+/// Real data for a local federation: what each participant holds and
+/// what the federation trains on it.
+#[derive(Clone, Debug)]
+pub struct FederationData {
+    /// Written to `encoder.json` and named by the coordinator's config.
+    pub encoder: EncoderSpec,
+    /// Participant `i` trains on `records[i]`.
+    pub records: Vec<Arc<Records>>,
+    /// "autoencoder" or "classifier".
+    pub model_kind: String,
+    pub loss: String,
+    pub focal_gamma: f64,
+    pub proximal_mu: f64,
 }
 
 /// Random updates for a benchmark federation.
@@ -67,6 +88,7 @@ impl LocalFederationSpec {
             stage_timeout_s: 30,
             neighbors: 0,
             random_updates: None,
+            data: None,
         }
     }
 }
@@ -96,6 +118,7 @@ pub struct LocalFederation {
     participant_configs: Vec<ParticipantConfig>,
     agents: Vec<RunningAgent>,
     random_updates: Option<RandomUpdatePlan>,
+    records: Option<Vec<Arc<Records>>>,
 }
 
 impl LocalFederation {
@@ -120,6 +143,19 @@ impl LocalFederation {
         ca.issue(&Identity::new(Role::DataScientist, "analyst")?, &[])?
             .save(&pki, "analyst")?;
 
+        if let Some(data) = &spec.data {
+            if data.records.len() != spec.participants {
+                return Err(ExperimentError::Setup(format!(
+                    "{} record sets for {} participants",
+                    data.records.len(),
+                    spec.participants
+                )));
+            }
+            let path = spec.dir.join("encoder.json");
+            let json = serde_json::to_string_pretty(&data.encoder)
+                .map_err(|e| ExperimentError::Setup(format!("encoder to JSON: {e}")))?;
+            write(&path, &json)?;
+        }
         let coordinator_toml = spec.dir.join("coordinator.toml");
         write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;
         let config = CoordinatorConfig::load(&coordinator_toml)?;
@@ -139,6 +175,7 @@ impl LocalFederation {
             participant_configs,
             agents: Vec::new(),
             random_updates: spec.random_updates.clone(),
+            records: spec.data.as_ref().map(|d| d.records.clone()),
         };
         for i in 0..spec.participants {
             federation.start_participant(i)?;
@@ -172,9 +209,10 @@ impl LocalFederation {
     pub fn start_participant(&mut self, index: usize) -> Result<(), ExperimentError> {
         let config = self.participant_configs[index].clone();
         let id = config.id.clone();
-        let agent = match &self.random_updates {
-            None => Agent::new(config)?,
-            Some(plan) => Agent::with_random_updates(
+        let agent = match (&self.random_updates, &self.records) {
+            (None, Some(records)) => Agent::with_records(config, records[index].clone())?,
+            (None, None) => Agent::new(config)?,
+            (Some(plan), _) => Agent::with_random_updates(
                 config,
                 RandomUpdates {
                     samples: plan.samples,
@@ -241,13 +279,17 @@ participants = {participants:?}
 data_scientists = ["analyst"]
 
 [model]
+kind = "{kind}"
 hidden = {hidden:?}
 seed = {seed}
-
+{features}
 [training]
 epochs = {epochs}
 batch_size = {batch}
 learning_rate = {lr:?}
+loss = "{loss}"
+focal_gamma = {gamma:?}
+proximal_mu = {mu:?}
 
 [rounds]
 count = 0
@@ -268,6 +310,15 @@ stage_timeout_s = {stage_timeout}
 dir = "."
 "#,
         participants = ids,
+        kind = spec.data.as_ref().map_or("autoencoder", |d| d.model_kind.as_str()),
+        features = if spec.data.is_some() {
+            "\n[features]\nencoder = \"encoder.json\"\n"
+        } else {
+            ""
+        },
+        loss = spec.data.as_ref().map_or("bce", |d| d.loss.as_str()),
+        gamma = spec.data.as_ref().map_or(2.0, |d| d.focal_gamma),
+        mu = spec.data.as_ref().map_or(0.0, |d| d.proximal_mu),
         hidden = spec.hidden,
         seed = spec.seed,
         epochs = spec.epochs,

@@ -40,7 +40,8 @@ fn local_model(
     let data = EncoderSpec::synthetic_default().encode(&records).unwrap();
     let spec = federation.coordinator.spec();
     let train = spec.train_config(round, &config.id);
-    let out = fedsoc_models::train_local(&spec.model, global, data.view(), &train).unwrap();
+    let model = spec.model.clone();
+    let out = fedsoc_models::train_local(&model, global, data.view(), None, &train).unwrap();
     (out.weights, out.samples)
 }
 

@@ -43,7 +43,8 @@ fn local_delta(
     let data = EncoderSpec::synthetic_default().encode(&records).unwrap();
     let spec = federation.coordinator.spec();
     let train = spec.train_config(round, &config.id);
-    let out = fedsoc_models::train_local(&spec.model, global, data.view(), &train).unwrap();
+    let model = spec.model.clone();
+    let out = fedsoc_models::train_local(&model, global, data.view(), None, &train).unwrap();
     let delta = out.weights.iter().zip(global).map(|(l, g)| l - g).collect();
     (delta, out.samples as u64)
 }

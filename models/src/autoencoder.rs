@@ -1,13 +1,11 @@
-//! The autoencoder architecture: a plain-Rust config (public) and the burn module (crate-private,
-//! so burn types never leak into the workspace's API).
+//! The autoencoder architecture as a plain-Rust config (public). Its burn module is the
+//! crate-private `Mlp` shared with the classifier, built from the layer widths listed here, so
+//! burn types never leak into the workspace's API.
 
-use burn::module::Module;
-use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::mlp;
 
 /// Default encoder widths; small enough for CPU federated rounds, with an 8-wide bottleneck.
 pub const DEFAULT_HIDDEN: [usize; 3] = [64, 32, 8];
@@ -35,35 +33,25 @@ impl AutoencoderConfig {
 
     /// Checks the architecture is buildable; every other entry point calls this first.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let invalid = |reason: String| Err(ModelError::InvalidConfig { reason });
-        if self.input_dim == 0 {
-            return invalid("input_dim is 0, it must be the number of features (> 0)".into());
-        }
         if self.hidden.is_empty() {
-            return invalid("hidden is empty, give at least one encoder width".into());
+            return Err(ModelError::InvalidConfig {
+                model: "autoencoder",
+                reason: "hidden is empty, give at least one encoder width".into(),
+            });
         }
-        if let Some(pos) = self.hidden.iter().position(|&w| w == 0) {
-            return invalid(format!("hidden[{pos}] is 0, every width must be > 0"));
-        }
-        if self.checked_num_params().is_none() {
-            return invalid("the parameter count overflows usize, use smaller widths".into());
-        }
-        Ok(())
+        mlp::check_widths(
+            "autoencoder",
+            self.input_dim,
+            &self.hidden,
+            &self.layer_dims(),
+        )
     }
 
     /// Total number of scalars in the flat weight vector (weights + biases of every layer).
     ///
     /// Saturates at `usize::MAX` for absurd configs; [`validate`](Self::validate) rejects those.
     pub fn num_params(&self) -> usize {
-        self.checked_num_params().unwrap_or(usize::MAX)
-    }
-
-    fn checked_num_params(&self) -> Option<usize> {
-        self.layer_dims()
-            .into_iter()
-            .try_fold(0usize, |acc, (i, o)| {
-                i.checked_mul(o)?.checked_add(o)?.checked_add(acc)
-            })
+        mlp::checked_num_params(&self.layer_dims()).unwrap_or(usize::MAX)
     }
 
     /// `(d_in, d_out)` of every linear layer, encoder then decoder.
@@ -74,39 +62,6 @@ impl AutoencoderConfig {
             .chain(std::iter::once(self.input_dim))
             .collect();
         widths.windows(2).map(|w| (w[0], w[1])).collect()
-    }
-}
-
-/// The burn module. Fields are visited in declaration order, `layers` in index order, and each
-/// `Linear` visits `weight` (`[d_in, d_out]`, row-major) before `bias` (`[d_out]`).
-#[derive(Module, Debug)]
-pub(crate) struct Autoencoder {
-    layers: Vec<Linear>,
-}
-
-impl Autoencoder {
-    /// Builds the layer skeleton on `device` with lazy zero initialisers: the real values always
-    /// come from a flat vector (see [`crate::flat`]), so burn's global-RNG initialiser is never run.
-    pub(crate) fn skeleton(config: &AutoencoderConfig, device: &Device) -> Self {
-        let layers = config
-            .layer_dims()
-            .into_iter()
-            .map(|(i, o)| {
-                LinearConfig::new(i, o)
-                    .with_initializer(Initializer::Zeros)
-                    .init(device)
-            })
-            .collect();
-        Self { layers }
-    }
-
-    /// Reconstruction of `x` (`[batch, d]` → `[batch, d]`): ReLU between layers, linear output.
-    pub(crate) fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len().saturating_sub(1);
-        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
-            let h = layer.forward(h);
-            if i < last { relu(h) } else { h }
-        })
     }
 }
 

@@ -8,9 +8,11 @@ use thiserror::Error;
 /// Everything that can go wrong when building, training or scoring a model.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ModelError {
-    /// The autoencoder architecture is unusable.
-    #[error("invalid autoencoder config: {reason}; fix `input_dim`/`hidden` in the model config")]
+    /// The model architecture is unusable.
+    #[error("invalid {model} config: {reason}; fix `input_dim`/`hidden` in the model config")]
     InvalidConfig {
+        /// Which model kind (`"autoencoder"` or `"classifier"`).
+        model: &'static str,
         /// What exactly is wrong.
         reason: String,
     },
@@ -24,11 +26,11 @@ pub enum ModelError {
 
     /// A flat weight vector does not match the architecture.
     #[error(
-        "weight vector has {actual} values but the autoencoder config needs {expected}; \
-         make sure every party uses the same `input_dim` and `hidden` widths"
+        "weight vector has {actual} values but the model config needs {expected}; \
+         make sure every party uses the same model kind, `input_dim` and `hidden` widths"
     )]
     WeightLength {
-        /// `AutoencoderConfig::num_params()`.
+        /// `ModelConfig::num_params()`.
         expected: usize,
         /// Length of the vector that was passed in.
         actual: usize,
@@ -40,9 +42,31 @@ pub enum ModelError {
          check the feature pipeline or the model config"
     )]
     ColumnMismatch {
-        /// `AutoencoderConfig::input_dim`.
+        /// `ModelConfig::input_dim()`.
         expected: usize,
         /// Columns of the data that was passed in.
+        actual: usize,
+    },
+
+    /// A supervised model was asked to train without labels.
+    #[error(
+        "the {model} is supervised and needs one label per row (true = attack); \
+         pass the labels, or train an autoencoder on unlabelled data"
+    )]
+    MissingLabels {
+        /// Which model kind needed them.
+        model: &'static str,
+    },
+
+    /// The labels do not line up with the data rows.
+    #[error(
+        "got {actual} labels for {expected} data rows; pass exactly one label per row, \
+         in row order"
+    )]
+    LabelLength {
+        /// Rows of the data.
+        expected: usize,
+        /// Length of the label slice.
         actual: usize,
     },
 

@@ -3,11 +3,17 @@
 //! # Order
 //!
 //! The flat vector is the concatenation of every float parameter **in the order burn's
-//! `ModuleVisitor` visits them**, each tensor in row-major order. For the autoencoder that is,
-//! for each linear layer `i` (encoder first, then the mirrored decoder):
-//! `layers.i.weight` (`[d_in, d_out]`), then `layers.i.bias` (`[d_out]`).
+//! `ModuleVisitor` visits them**, each tensor in row-major order. Both model kinds are the same
+//! layer stack, so for each linear layer `i` the vector holds `layers.i.weight`
+//! (`[d_in, d_out]`), then `layers.i.bias` (`[d_out]`). The layers are, in order:
+//!
+//! - autoencoder: the encoder widths, then the mirrored decoder (`d → 64 → 32 → 8 → 32 → 64 → d`);
+//! - classifier: the hidden widths, then the logit (`d → 64 → 32 → 1`).
+//!
 //! [`layout`] reports the exact spans, derived from a real module traversal rather than
-//! hard-coded, and the tests pin it down.
+//! hard-coded, and the tests pin it down. The vector does not record the model kind: a vector of
+//! the right length for the other kind loads without complaint, so parties must agree on the
+//! whole [`ModelConfig`], not just its size.
 //!
 //! Loading goes through `ModuleMapper::map_float` + `Param::transform_for_load`, which keeps each
 //! parameter's id and gradient requirement (a fresh `Param` would silently drop `require_grad`).
@@ -17,9 +23,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::autoencoder::{Autoencoder, AutoencoderConfig};
 use crate::error::ModelError;
 use crate::input::check_weights;
+use crate::mlp::Mlp;
+use crate::model::ModelConfig;
 
 /// Where one parameter tensor lives inside the flat vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,10 +42,10 @@ pub struct ParamSpan {
 }
 
 /// The flat-vector layout for `config`, in visitor order (see the module docs).
-pub fn layout(config: &AutoencoderConfig) -> Result<Vec<ParamSpan>, ModelError> {
+pub fn layout(config: &ModelConfig) -> Result<Vec<ParamSpan>, ModelError> {
     config.validate()?;
     // A plain (non-autodiff) device: building the lazy skeleton allocates no tensors.
-    let model = Autoencoder::skeleton(config, &Device::flex());
+    let model = config.skeleton(&Device::flex());
     let mut visitor = LayoutVisitor::default();
     model.visit(&mut visitor);
     Ok(visitor.spans)
@@ -46,7 +53,7 @@ pub fn layout(config: &AutoencoderConfig) -> Result<Vec<ParamSpan>, ModelError> 
 
 /// Deterministic initial weights: Kaiming-uniform-like `U(-1/√fan_in, 1/√fan_in)` for weights
 /// and biases (burn's `Linear` default), drawn from a ChaCha8 stream so the seed alone decides.
-pub fn initial_weights(config: &AutoencoderConfig, seed: u64) -> Result<Vec<f32>, ModelError> {
+pub fn initial_weights(config: &ModelConfig, seed: u64) -> Result<Vec<f32>, ModelError> {
     let spans = layout(config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut flat = Vec::with_capacity(config.num_params());
@@ -63,13 +70,9 @@ pub fn initial_weights(config: &AutoencoderConfig, seed: u64) -> Result<Vec<f32>
 }
 
 /// Builds the model on `device` from a checked flat vector.
-pub(crate) fn load(
-    config: &AutoencoderConfig,
-    flat: &[f32],
-    device: &Device,
-) -> Result<Autoencoder, ModelError> {
+pub(crate) fn load(config: &ModelConfig, flat: &[f32], device: &Device) -> Result<Mlp, ModelError> {
     check_weights(config, flat)?;
-    let skeleton = Autoencoder::skeleton(config, device);
+    let skeleton = config.skeleton(device);
     let mut mapper = LoadMapper {
         flat,
         offset: 0,
@@ -88,7 +91,7 @@ pub(crate) fn load(
 }
 
 /// Reads every parameter back into one vector, in visitor order.
-pub(crate) fn to_flat(model: &Autoencoder) -> Result<Vec<f32>, ModelError> {
+pub(crate) fn to_flat(model: &Mlp) -> Result<Vec<f32>, ModelError> {
     let mut visitor = FlattenVisitor {
         out: Vec::new(),
         error: None,
@@ -183,12 +186,21 @@ impl ModuleMapper for LoadMapper<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::autoencoder::AutoencoderConfig;
+    use crate::classifier::ClassifierConfig;
 
-    fn small() -> AutoencoderConfig {
-        AutoencoderConfig {
+    fn small() -> ModelConfig {
+        ModelConfig::Autoencoder(AutoencoderConfig {
             input_dim: 5,
             hidden: vec![4, 2],
-        }
+        })
+    }
+
+    fn small_classifier() -> ModelConfig {
+        ModelConfig::Classifier(ClassifierConfig {
+            input_dim: 5,
+            hidden: vec![4, 2],
+        })
     }
 
     #[test]
@@ -216,8 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn classifier_layout_ends_in_the_logit() {
+        let spans = layout(&small_classifier()).unwrap();
+        let got: Vec<(&str, Vec<usize>, usize)> = spans
+            .iter()
+            .map(|s| (s.name.as_str(), s.shape.clone(), s.offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("layers.0.weight", vec![5, 4], 0),
+                ("layers.0.bias", vec![4], 20),
+                ("layers.1.weight", vec![4, 2], 24),
+                ("layers.1.bias", vec![2], 32),
+                ("layers.2.weight", vec![2, 1], 34),
+                ("layers.2.bias", vec![1], 36),
+            ]
+        );
+        assert_eq!(small_classifier().num_params(), 37);
+    }
+
+    #[test]
     fn initial_weights_length_and_determinism() {
-        for config in [small(), AutoencoderConfig::new(40)] {
+        let configs = [
+            small(),
+            AutoencoderConfig::new(40).into(),
+            small_classifier(),
+            ClassifierConfig::new(40).into(),
+        ];
+        for config in configs {
             let a = initial_weights(&config, 7).unwrap();
             assert_eq!(a.len(), config.num_params());
             assert_eq!(a, initial_weights(&config, 7).unwrap());
@@ -228,7 +267,7 @@ mod tests {
 
     #[test]
     fn flatten_unflatten_is_bitwise_identity() {
-        let config = AutoencoderConfig::new(40);
+        let config: ModelConfig = AutoencoderConfig::new(40).into();
         let mut flat = initial_weights(&config, 3).unwrap();
         // Awkward values must survive too.
         flat[0] = f32::MIN_POSITIVE / 2.0; // subnormal

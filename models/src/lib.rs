@@ -1,21 +1,32 @@
-//! Anomaly models for fedsoc: an MLP autoencoder in burn, exchanged between parties as a flat
-//! `Vec<f32>`, trained locally, and scored by reconstruction error.
+//! Detection models for fedsoc: an MLP autoencoder (unsupervised, scores by reconstruction
+//! error) and an MLP classifier (supervised, scores by P(attack)), both in burn, exchanged
+//! between parties as a flat `Vec<f32>`, trained locally (optionally with FedProx), and
+//! evaluated with ranking and threshold metrics.
 //!
 //! Burn types never cross this crate's boundary: callers see plain Rust, `ndarray` views and
 //! flat weight vectors, so the federation code does not depend on burn's API or backend.
 //!
 //! # Layout
 //!
-//! - [`autoencoder`]: [`AutoencoderConfig`] (architecture, validation, parameter count) and the
-//!   crate-private burn module with its forward pass.
+//! - [`model`]: [`ModelConfig`], the kind-tagged choice of architecture every entry point takes.
+//! - [`autoencoder`]: [`AutoencoderConfig`] (architecture, validation, parameter count).
+//! - [`classifier`]: [`ClassifierConfig`] (architecture, validation, parameter count).
+//! - `mlp` (private): the one burn module both kinds are built from (linear layers, ReLU
+//!   between) and the width checks they share.
 //! - [`flat`]: the model ⇄ flat-vector codec (visitor order, documented there), [`flat::layout`]
 //!   and seeded [`initial_weights`].
-//! - [`train`]: [`train_local`] — Adam on MSE, seeded shuffling, deterministic per seed;
-//!   [`TrainConfig`], [`TrainOutcome`].
+//! - [`train`]: [`train_local`] — Adam, seeded shuffling, deterministic per seed;
+//!   [`TrainConfig`] (including FedProx's `proximal_mu` and the classifier loss),
+//!   [`TrainOutcome`].
+//! - [`loss`]: [`ClassifierLoss`] (cross-entropy, class-balanced, focal) and the objectives as
+//!   burn tensors.
+//! - `proximal` (private): FedProx's `(μ/2)·‖w − w_global‖²` term.
 //! - [`score`]: [`anomaly_scores`] and [`reconstruction_loss`], batched inference.
-//! - [`metrics`]: [`roc_auc`] and [`pr_auc`] with tie handling.
+//! - [`metrics`]: [`roc_auc`] and [`pr_auc`] with tie handling; [`Confusion`] at a threshold,
+//!   [`threshold_at_fpr`], [`recall_by_family`] and [`roc_curve`].
 //! - [`error`]: [`ModelError`], one variant per thing a caller can get wrong.
-//! - `input` (private): boundary checks of weights and data shared by training and scoring.
+//! - `input` (private): boundary checks of weights, data and labels shared by training and
+//!   scoring.
 //!
 //! # Backend
 //!
@@ -25,10 +36,15 @@
 #![forbid(unsafe_code)]
 
 pub mod autoencoder;
+pub mod classifier;
 pub mod error;
 pub mod flat;
 mod input;
+pub mod loss;
 pub mod metrics;
+mod mlp;
+pub mod model;
+mod proximal;
 pub mod score;
 pub mod train;
 
@@ -36,8 +52,13 @@ pub mod train;
 mod testutil;
 
 pub use autoencoder::AutoencoderConfig;
+pub use classifier::ClassifierConfig;
 pub use error::ModelError;
 pub use flat::initial_weights;
-pub use metrics::{pr_auc, roc_auc};
+pub use loss::ClassifierLoss;
+pub use metrics::{
+    Confusion, confusion_at, pr_auc, recall_by_family, roc_auc, roc_curve, threshold_at_fpr,
+};
+pub use model::ModelConfig;
 pub use score::{anomaly_scores, reconstruction_loss};
 pub use train::{TrainConfig, TrainOutcome, train_local};

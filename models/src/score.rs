@@ -1,23 +1,28 @@
-//! Anomaly scores: per-row mean squared reconstruction error. Rows the autoencoder has not
-//! learned to reproduce (off the normal-traffic manifold) score high.
+//! Anomaly scores, higher = more suspicious: the autoencoder's per-row mean squared
+//! reconstruction error (rows off the normal-traffic manifold reconstruct badly), or the
+//! classifier's `sigmoid(logit)` = P(attack).
 
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::ArrayView2;
 
-use crate::autoencoder::{Autoencoder, AutoencoderConfig};
+use crate::autoencoder::AutoencoderConfig;
 use crate::error::ModelError;
 use crate::flat::{self, read_f32s};
 use crate::input::{check_weights, rows};
+use crate::mlp::Mlp;
+use crate::model::ModelConfig;
 
 /// Rows per forward pass: bounds activation memory (≈ rows × widest layer × 4 B per layer)
 /// while keeping matmuls large enough to be efficient.
 const SCORE_BATCH: usize = 2048;
 
-/// Per-row mean squared reconstruction error (mean over the `input_dim` features).
+/// One score per row: reconstruction MSE (mean over the `input_dim` features) for the
+/// autoencoder, P(attack) in `[0, 1]` for the classifier.
 ///
 /// Empty `data` (0 rows, right column count) yields an empty vector.
 pub fn anomaly_scores(
-    config: &AutoencoderConfig,
+    config: &ModelConfig,
     weights: &[f32],
     data: ArrayView2<f32>,
 ) -> Result<Vec<f32>, ModelError> {
@@ -26,22 +31,26 @@ pub fn anomaly_scores(
     // Inference needs no autodiff graph.
     let device = Device::flex();
     let model = flat::load(config, weights, &device)?;
-    let d = config.input_dim;
+    let d = config.input_dim();
     let mut scores = Vec::with_capacity(data.nrows());
     for chunk in rows.chunks(SCORE_BATCH * d) {
-        scores.extend(score_batch(&model, chunk, d, &device)?);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(chunk.to_vec(), [chunk.len() / d, d]),
+            &device,
+        );
+        scores.extend(read_f32s(score_batch(config, &model, x))?);
     }
     Ok(scores)
 }
 
 /// Mean reconstruction loss over all rows (the MSE the training loop minimises), for
-/// evaluating a global model. Accumulates in f64 so large sets do not lose precision.
+/// evaluating a global autoencoder. Accumulates in f64 so large sets do not lose precision.
 pub fn reconstruction_loss(
     config: &AutoencoderConfig,
     weights: &[f32],
     data: ArrayView2<f32>,
 ) -> Result<f32, ModelError> {
-    let scores = anomaly_scores(config, weights, data)?;
+    let scores = anomaly_scores(&ModelConfig::Autoencoder(config.clone()), weights, data)?;
     if scores.is_empty() {
         return Err(ModelError::EmptyData);
     }
@@ -49,22 +58,18 @@ pub fn reconstruction_loss(
     Ok((sum / scores.len() as f64) as f32)
 }
 
-/// Scores one contiguous block of whole rows (`chunk.len()` is a multiple of `d`).
-fn score_batch(
-    model: &Autoencoder,
-    chunk: &[f32],
-    d: usize,
-    device: &Device,
-) -> Result<Vec<f32>, ModelError> {
-    let n = chunk.len() / d;
-    let x = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [n, d]), device);
-    let err = (model.forward(x.clone()) - x).square().mean_dim(1);
-    read_f32s(err)
+/// `[n, 1]` scores of a block of whole rows `x` (`[n, d]`).
+fn score_batch(config: &ModelConfig, model: &Mlp, x: Tensor<2>) -> Tensor<2> {
+    match config {
+        ModelConfig::Autoencoder(_) => (model.forward(x.clone()) - x).square().mean_dim(1),
+        ModelConfig::Classifier(_) => sigmoid(model.forward(x)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classifier::ClassifierConfig;
     use crate::flat::initial_weights;
     use crate::metrics::roc_auc;
     use crate::testutil::{DIM, anomalous_rows, normal_rows};
@@ -72,11 +77,15 @@ mod tests {
     // Not `s![]`: the macro expands to `#[allow(unsafe_code)]`, which `forbid` rejects.
     use ndarray::{Array2, Axis, Slice, concatenate};
 
-    fn config() -> AutoencoderConfig {
+    fn ae() -> AutoencoderConfig {
         AutoencoderConfig {
             input_dim: DIM,
             hidden: vec![16, 2],
         }
+    }
+
+    fn config() -> ModelConfig {
+        ae().into()
     }
 
     #[test]
@@ -90,9 +99,36 @@ mod tests {
             let want = row.iter().map(|v| v * v).sum::<f32>() / DIM as f32;
             assert!((s - want).abs() <= 1e-6 * want.max(1.0), "{s} vs {want}");
         }
-        let loss = reconstruction_loss(&c, &zeros, data.view()).unwrap();
+        let loss = reconstruction_loss(&ae(), &zeros, data.view()).unwrap();
         let mean = scores.iter().sum::<f32>() / 5.0;
         assert!((loss - mean).abs() < 1e-6);
+    }
+
+    #[test]
+    fn classifier_scores_are_sigmoid_of_the_logit() {
+        // Logistic regression (no hidden layer): flat = weight [DIM, 1] then bias [1].
+        let c: ModelConfig = ClassifierConfig {
+            input_dim: DIM,
+            hidden: vec![],
+        }
+        .into();
+        let data = normal_rows(6, 3);
+        let zeros = vec![0.0; c.num_params()];
+        assert_eq!(
+            anomaly_scores(&c, &zeros, data.view()).unwrap(),
+            vec![0.5; 6]
+        );
+        // logit = 2·x₀ − x₃ − 1.
+        let mut w = vec![0.0; DIM + 1];
+        w[0] = 2.0;
+        w[3] = -1.0;
+        w[DIM] = -1.0;
+        let scores = anomaly_scores(&c, &w, data.view()).unwrap();
+        for (row, s) in data.rows().into_iter().zip(&scores) {
+            let z = 2.0 * f64::from(row[0]) - f64::from(row[3]) - 1.0;
+            let want = 1.0 / (1.0 + (-z).exp());
+            assert!((f64::from(*s) - want).abs() < 1e-6, "{s} vs {want}");
+        }
     }
 
     #[test]
@@ -116,9 +152,11 @@ mod tests {
             epochs: 30,
             batch_size: 32,
             learning_rate: 1e-2,
-            seed: 0,
+            ..TrainConfig::default()
         };
-        let w = train_local(&c, &w0, train.view(), &t).unwrap().weights;
+        let w = train_local(&c, &w0, train.view(), None, &t)
+            .unwrap()
+            .weights;
         let normal = normal_rows(200, 11);
         let attacks = anomalous_rows(200, 12);
         let test: Array2<f32> = concatenate(Axis(0), &[normal.view(), attacks.view()]).unwrap();
@@ -138,7 +176,7 @@ mod tests {
             Vec::<f32>::new()
         );
         assert_eq!(
-            reconstruction_loss(&c, &w, empty.view()).unwrap_err(),
+            reconstruction_loss(&ae(), &w, empty.view()).unwrap_err(),
             ModelError::EmptyData
         );
         let wide = Array2::<f32>::zeros((3, DIM + 2));
@@ -159,7 +197,7 @@ mod tests {
         let mut nan = normal_rows(3, 0);
         nan[[2, 0]] = f32::NAN;
         assert_eq!(
-            reconstruction_loss(&c, &w, nan.view()).unwrap_err(),
+            reconstruction_loss(&ae(), &w, nan.view()).unwrap_err(),
             ModelError::NonFiniteData { row: 2, col: 0 }
         );
     }

@@ -29,3 +29,30 @@ pub(crate) fn anomalous_rows(n: usize, seed: u64) -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Array2::from_shape_simple_fn((n, DIM), || rng.random_range(-1.0..1.0))
 }
+
+/// Standard-normal features shifted by `shift` along the unit diagonal `(1, …, 1)/√DIM`: two
+/// calls with different shifts give Gaussian classes whose separation is exactly `shift`.
+pub(crate) fn gaussian_rows(n: usize, shift: f32, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let offset = shift / (DIM as f32).sqrt();
+    Array2::from_shape_simple_fn((n, DIM), || {
+        // Box–Muller; `1 − u` keeps the log argument in (0, 1].
+        let u1: f32 = 1.0 - rng.random::<f32>();
+        let u2: f32 = rng.random();
+        offset + (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    })
+}
+
+/// `benign` rows of N(0, I) then `attacks` rows shifted by `shift`, with their labels.
+pub(crate) fn labelled_blobs(
+    benign: usize,
+    attacks: usize,
+    shift: f32,
+    seed: u64,
+) -> (Array2<f32>, Vec<bool>) {
+    let neg = gaussian_rows(benign, 0.0, seed);
+    let pos = gaussian_rows(attacks, shift, seed.wrapping_add(1_000_003));
+    let data = ndarray::concatenate(ndarray::Axis(0), &[neg.view(), pos.view()]).unwrap();
+    let labels = (0..benign + attacks).map(|i| i >= benign).collect();
+    (data, labels)
+}

@@ -7,7 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedsoc_models::{AutoencoderConfig, TrainConfig};
+use fedsoc_models::{
+    AutoencoderConfig, ClassifierConfig, ClassifierLoss, ModelConfig, TrainConfig,
+};
 use fedsoc_proto::chunk::Assembler;
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_proto::v1::federation_client::FederationClient;
@@ -55,9 +57,70 @@ struct SecureInFlight {
 
 /// What the federation told us when we joined.
 struct Federation {
-    model: AutoencoderConfig,
-    /// Our telemetry, encoded; `None` for random-update benchmarks.
-    data: Option<Arc<Array2<f32>>>,
+    model: ModelConfig,
+    /// Our telemetry, encoded, as the model trains on it; `None` for
+    /// random-update benchmarks.
+    data: Option<Arc<TrainingRows>>,
+}
+
+/// The rows a model trains on: the autoencoder learns benign traffic
+/// (rows labelled as attacks are left out), the classifier every row with
+/// its label.
+struct TrainingRows {
+    features: Array2<f32>,
+    attacks: Vec<bool>,
+}
+
+impl TrainingRows {
+    fn for_model(model: &ModelConfig, encoded: telemetry::Encoded) -> Result<Self, ParticipantError> {
+        if model.needs_labels() {
+            return Ok(TrainingRows {
+                features: encoded.features,
+                attacks: encoded.attacks,
+            });
+        }
+        let benign: Vec<usize> = (0..encoded.attacks.len())
+            .filter(|&i| !encoded.attacks[i])
+            .collect();
+        if benign.is_empty() {
+            return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
+        }
+        Ok(TrainingRows {
+            features: encoded.features.select(ndarray::Axis(0), &benign),
+            attacks: vec![false; benign.len()],
+        })
+    }
+}
+
+/// The model a Welcome describes.
+fn model_from_spec(spec: &fedsoc_proto::v1::ModelSpec) -> Result<ModelConfig, ParticipantError> {
+    let input_dim = spec.input_dim as usize;
+    let hidden: Vec<usize> = spec.hidden.iter().map(|&h| h as usize).collect();
+    let model = match spec.kind.as_str() {
+        "autoencoder" => ModelConfig::Autoencoder(AutoencoderConfig { input_dim, hidden }),
+        "classifier" => ModelConfig::Classifier(ClassifierConfig { input_dim, hidden }),
+        other => {
+            return Err(ParticipantError::Protocol(format!(
+                "model kind {other:?} is not supported by this participant (autoencoder, classifier)"
+            )));
+        }
+    };
+    model.validate()?;
+    Ok(model)
+}
+
+/// The classifier loss a task names; unknown names are refused.
+fn task_loss(task: &fedsoc_proto::v1::TrainTask) -> Result<ClassifierLoss, ParticipantError> {
+    match task.loss.as_str() {
+        "" | "bce" => Ok(ClassifierLoss::Bce),
+        "balanced" => Ok(ClassifierLoss::Balanced),
+        "focal" => Ok(ClassifierLoss::Focal {
+            gamma: task.focal_gamma,
+        }),
+        other => Err(ParticipantError::Protocol(format!(
+            "the task names loss {other:?}, which this participant does not know"
+        ))),
+    }
 }
 
 /// A local update, ready to send.
@@ -73,6 +136,19 @@ impl Agent {
         let records = telemetry::load(&config.data)?;
         tracing::info!(participant = %config.id, rows = records.len(), "telemetry loaded");
         Self::with_workload(config, Workload::Train(Arc::new(records)))
+    }
+
+    /// An agent that trains on records already in memory (experiments
+    /// split one dataset among participants); the configuration's data
+    /// source is not read.
+    pub fn with_records(
+        config: ParticipantConfig,
+        records: Arc<fedsoc_datasets::Records>,
+    ) -> Result<Self, ParticipantError> {
+        if records.is_empty() {
+            return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
+        }
+        Self::with_workload(config, Workload::Train(records))
     }
 
     /// An agent that answers every task with random updates: for
@@ -292,30 +368,23 @@ impl Agent {
         let spec = welcome
             .model
             .ok_or_else(|| ParticipantError::Protocol("Welcome without a model spec".into()))?;
-        if spec.kind != "autoencoder" {
-            return Err(ParticipantError::Protocol(format!(
-                "model kind {:?} is not supported by this participant",
-                spec.kind
-            )));
-        }
-        let model = AutoencoderConfig {
-            input_dim: spec.input_dim as usize,
-            hidden: spec.hidden.iter().map(|&h| h as usize).collect(),
-        };
-        model.validate()?;
+        let model = model_from_spec(&spec)?;
         let records = match &self.workload {
             Workload::Train(records) => records.clone(),
             Workload::Random(_) => return Ok(Federation { model, data: None }),
         };
         let encoder_json = welcome.encoder_spec_json;
-        let data = tokio::task::spawn_blocking(move || telemetry::encode(&records, &encoder_json))
-            .await
-            .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))??;
-        if data.ncols() != model.input_dim {
+        let for_model = model.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            TrainingRows::for_model(&for_model, telemetry::encode(&records, &encoder_json)?)
+        })
+        .await
+        .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))??;
+        if data.features.ncols() != model.input_dim() {
             return Err(ParticipantError::Protocol(format!(
                 "the feature encoding yields {} features but the model expects {}",
-                data.ncols(),
-                model.input_dim
+                data.features.ncols(),
+                model.input_dim()
             )));
         }
         Ok(Federation {
@@ -352,10 +421,13 @@ impl Agent {
             batch_size: task.batch_size as usize,
             learning_rate: task.learning_rate,
             seed: task.seed,
+            proximal_mu: task.proximal_mu,
+            loss: task_loss(task)?,
         };
         let model = federation.model.clone();
         let trained = tokio::task::spawn_blocking(move || {
-            fedsoc_models::train_local(&model, &global, data.view(), &train)
+            let labels = model.needs_labels().then_some(data.attacks.as_slice());
+            fedsoc_models::train_local(&model, &global, data.features.view(), labels, &train)
                 .map(|outcome| (outcome, global))
         })
         .await

@@ -50,6 +50,44 @@ pub enum DataSource {
         #[serde(default = "default_contamination")]
         contamination: f64,
     },
+    /// An NSL-KDD file (plain or .gz).
+    NslKdd {
+        path: PathBuf,
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
+    /// Any CSV flow export, described by a schema file (TOML).
+    Csv {
+        path: PathBuf,
+        schema: PathBuf,
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
+    /// A Zeek conn.log (TSV or JSON lines, plain or .gz).
+    Zeek {
+        path: PathBuf,
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
+    /// A Suricata eve.json (flow events; plain or .gz).
+    Suricata {
+        path: PathBuf,
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
+}
+
+impl DataSource {
+    /// The files this source reads, for resolving relative paths.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            DataSource::Synthetic { .. } => Vec::new(),
+            DataSource::Csv { path, schema, .. } => vec![path, schema],
+            DataSource::NslKdd { path, .. }
+            | DataSource::Zeek { path, .. }
+            | DataSource::Suricata { path, .. } => vec![path],
+        }
+    }
 }
 
 fn default_rows() -> usize {
@@ -99,6 +137,9 @@ impl ParticipantConfig {
         ] {
             *p = fedsoc_conf::resolve(path, p);
         }
+        for p in config.data.paths_mut() {
+            *p = fedsoc_conf::resolve(path, p);
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -134,6 +175,18 @@ impl ParticipantConfig {
                         "data.contamination",
                         "must be between 0.0 and 0.5",
                     ));
+                }
+            }
+            other => {
+                let mut other = other.clone();
+                for file in other.paths_mut() {
+                    if !file.is_file() {
+                        return Err(invalid(
+                            path,
+                            "data.path",
+                            format!("{} does not exist or is not a file", file.display()),
+                        ));
+                    }
                 }
             }
         }

@@ -83,6 +83,7 @@ mod tests {
             num_params: n,
             deadline_ms: 1000,
             secure: None,
+            ..TrainTask::default()
         }
     }
 

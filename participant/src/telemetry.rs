@@ -1,34 +1,67 @@
 //! The participant's local telemetry, loaded once and encoded with the
 //! federation's feature encoding. It never leaves this process.
 
+use fedsoc_datasets::read::{csv, nsl_kdd, suricata, zeek};
 use fedsoc_datasets::synthetic::{SyntheticConfig, site_telemetry};
-use fedsoc_datasets::{EncoderSpec, FlowRecord};
+use fedsoc_datasets::{EncoderSpec, ReadOptions, Records};
 use ndarray::Array2;
 
 use crate::config::DataSource;
 use crate::error::ParticipantError;
 
-/// Reads the records a data source describes.
-pub fn load(source: &DataSource) -> Result<Vec<FlowRecord>, ParticipantError> {
-    match source {
+/// Reads the records a data source describes; malformed rows skipped
+/// (where allowed) are reported in the log.
+pub fn load(source: &DataSource) -> Result<Records, ParticipantError> {
+    let options = |skip_bad_rows: bool| ReadOptions { skip_bad_rows };
+    let loaded = match source {
         DataSource::Synthetic {
             site,
             seed,
             rows,
             contamination,
-        } => Ok(site_telemetry(
-            *site,
-            &SyntheticConfig {
-                seed: *seed,
-                rows: *rows,
-                attack_fraction: *contamination,
-            },
-        )?),
+        } => {
+            return Ok(Records::from_flows(&site_telemetry(
+                *site,
+                &SyntheticConfig {
+                    seed: *seed,
+                    rows: *rows,
+                    attack_fraction: *contamination,
+                },
+            )?));
+        }
+        DataSource::NslKdd {
+            path,
+            skip_bad_rows,
+        } => nsl_kdd::read(path, &options(*skip_bad_rows))?,
+        DataSource::Csv {
+            path,
+            schema,
+            skip_bad_rows,
+        } => csv::read_csv(path, &csv::CsvSchema::load(schema)?, &options(*skip_bad_rows))?,
+        DataSource::Zeek {
+            path,
+            skip_bad_rows,
+        } => zeek::read(path, &options(*skip_bad_rows))?,
+        DataSource::Suricata {
+            path,
+            skip_bad_rows,
+        } => suricata::read(path, &options(*skip_bad_rows))?,
+    };
+    tracing::info!(report = %loaded.report, "telemetry loaded");
+    if loaded.records.is_empty() {
+        return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
     }
+    Ok(loaded.records)
+}
+
+/// The encoded rows and which of them are labelled attacks.
+pub struct Encoded {
+    pub features: Array2<f32>,
+    pub attacks: Vec<bool>,
 }
 
 /// Encodes records with the encoder the coordinator announced.
-pub fn encode(records: &[FlowRecord], encoder_json: &str) -> Result<Array2<f32>, ParticipantError> {
+pub fn encode(records: &Records, encoder_json: &str) -> Result<Encoded, ParticipantError> {
     let encoder: EncoderSpec = serde_json::from_str(encoder_json).map_err(|e| {
         ParticipantError::Protocol(format!(
             "the coordinator's feature encoding is unreadable: {e}"
@@ -37,5 +70,8 @@ pub fn encode(records: &[FlowRecord], encoder_json: &str) -> Result<Array2<f32>,
     encoder.validate().map_err(|e| {
         ParticipantError::Protocol(format!("the coordinator's feature encoding: {e}"))
     })?;
-    Ok(encoder.encode(records)?)
+    Ok(Encoded {
+        features: encoder.encode(records)?,
+        attacks: records.attack_flags(),
+    })
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use fedsoc_datasets::FlowRecord;
+use fedsoc_datasets::Records;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Clone, Debug)]
 pub enum Workload {
     /// Train the federation's model on local telemetry.
-    Train(Arc<Vec<FlowRecord>>),
+    Train(Arc<Records>),
     /// Answer every task with a random update, without data or training.
     Random(RandomUpdates),
 }

@@ -1,0 +1,469 @@
+//! Running a scenario: for every seed and model, the same split trained
+//! three ways — each participant alone, federated over the real round
+//! machinery (mutual TLS, secure aggregation), and centralized on the
+//! pooled rows — then evaluated on every test set.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fedsoc_datasets::moments::ScoreBins;
+use fedsoc_datasets::{EncoderSpec, Records};
+use fedsoc_models::{
+    AutoencoderConfig, ClassifierConfig, ClassifierLoss, ModelConfig, TrainConfig, anomaly_scores,
+    initial_weights, train_local,
+};
+use ndarray::Array2;
+use serde::Serialize;
+
+use super::data::{self, ScenarioData, Split};
+use super::evaluate::{Evaluation, TestData, combine, evaluate};
+use super::secure_sum::{federated_encoder, federated_threshold};
+use super::{ModelKind, ModelSection, Scenario, TrainOn};
+use crate::error::ExperimentError;
+use crate::local::{FederationData, LocalFederation, LocalFederationSpec};
+
+/// What `fedsoc experiment run` was asked.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub out: PathBuf,
+    /// Overrides the scenario's data folder.
+    pub data: Option<PathBuf>,
+    /// Overrides the scenario's seeds.
+    pub seeds: Option<Vec<u64>>,
+    /// Overrides the scenario's round count (quick runs).
+    pub rounds: Option<u32>,
+}
+
+/// Progress events, for a progress bar or a log.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// A new phase of `total` steps begins.
+    Phase { label: String, total: u64 },
+    /// One step of the current phase is done.
+    Step { message: String },
+}
+
+/// How a model was trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    Local,
+    Federated,
+    Centralized,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Local => "local",
+            Variant::Federated => "federated",
+            Variant::Centralized => "centralized",
+        }
+    }
+}
+
+/// One trained model's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub seed: u64,
+    pub model: String,
+    pub variant: Variant,
+    /// The participant, for local-only models.
+    pub participant: Option<String>,
+    /// ROC-AUC on the first test set after each round (round-equivalent
+    /// of local epochs when not federated).
+    pub auc_per_round: Vec<f64>,
+    pub evaluations: Vec<Evaluation>,
+    #[serde(skip)]
+    pub test_scores: Vec<Vec<f32>>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResults {
+    pub scenario: Scenario,
+    pub participants: Vec<String>,
+    /// Rows per family of each participant's training data (first seed).
+    pub participant_families: Vec<BTreeMap<String, usize>>,
+    pub tests: Vec<String>,
+    pub outcomes: Vec<Outcome>,
+    pub read_reports: Vec<fedsoc_datasets::ReadReport>,
+}
+
+/// The participant names of a scenario: soc-1, soc-2, …
+pub fn participant_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("soc-{i}")).collect()
+}
+
+fn model_config(section: &ModelSection, input_dim: usize) -> ModelConfig {
+    match section.kind {
+        ModelKind::Autoencoder => ModelConfig::Autoencoder(AutoencoderConfig {
+            input_dim,
+            hidden: section.hidden.clone(),
+        }),
+        ModelKind::Classifier => ModelConfig::Classifier(ClassifierConfig {
+            input_dim,
+            hidden: section.hidden.clone(),
+        }),
+    }
+}
+
+/// The classifier loss a scenario's model section names.
+pub fn classifier_loss(section: &ModelSection) -> ClassifierLoss {
+    match section.loss.as_str() {
+        "balanced" => ClassifierLoss::Balanced,
+        "focal" => ClassifierLoss::Focal {
+            gamma: section.focal_gamma,
+        },
+        _ => ClassifierLoss::Bce,
+    }
+}
+
+fn train_config(section: &ModelSection, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs: section.epochs as usize,
+        batch_size: section.batch_size as usize,
+        learning_rate: section.learning_rate,
+        seed,
+        proximal_mu: 0.0,
+        loss: classifier_loss(section),
+    }
+}
+
+/// Bins for the threshold histogram: log-spaced for reconstruction
+/// errors, even on [0, 1] for probabilities.
+pub fn score_bins(kind: ModelKind) -> ScoreBins {
+    match kind {
+        ModelKind::Autoencoder => ScoreBins::logarithmic(1e-6, 1e6, 100),
+        ModelKind::Classifier => ScoreBins::unit(10_000),
+    }
+}
+
+/// One participant's (or the pool's) encoded rows.
+struct Encoded {
+    features: Array2<f32>,
+    attacks: Vec<bool>,
+}
+
+impl Encoded {
+    fn new(encoder: &EncoderSpec, records: &Records) -> Result<Self, ExperimentError> {
+        Ok(Encoded {
+            features: encoder.encode(records)?,
+            attacks: records.attack_flags(),
+        })
+    }
+
+    /// The rows a model trains on, with labels where it needs them.
+    fn training_rows(&self, on: TrainOn) -> (Array2<f32>, Vec<bool>) {
+        match on {
+            TrainOn::All => (self.features.clone(), self.attacks.clone()),
+            TrainOn::Benign => {
+                let keep: Vec<usize> = (0..self.attacks.len()).filter(|&i| !self.attacks[i]).collect();
+                (self.features.select(ndarray::Axis(0), &keep), vec![false; keep.len()])
+            }
+        }
+    }
+}
+
+fn encode_tests(encoder: &EncoderSpec, data: &ScenarioData) -> Result<Vec<TestData>, ExperimentError> {
+    data.tests
+        .iter()
+        .map(|(name, records)| {
+            Ok(TestData {
+                name: name.clone(),
+                features: encoder.encode(records)?,
+                attacks: records.attack_flags(),
+                families: records.families().to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// A per-(seed, purpose, round) training seed.
+fn round_seed(seed: u64, salt: u64, round: u32) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.rotate_left(17) ^ u64::from(round)
+}
+
+/// Trains `rounds` round-equivalents alone, scoring the first test set
+/// after each; returns the final weights and the AUC curve.
+fn train_alone(
+    model: &ModelConfig,
+    section: &ModelSection,
+    rows: &(Array2<f32>, Vec<bool>),
+    rounds: u32,
+    seed: u64,
+    salt: u64,
+    probe: &TestData,
+) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    let mut weights = initial_weights(model, seed)?;
+    let mut curve = Vec::with_capacity(rounds as usize);
+    for round in 1..=rounds {
+        let cfg = train_config(section, round_seed(seed, salt, round));
+        weights = train_local(model, &weights, rows.0.view(), Some(&rows.1), &cfg)?.weights;
+        let scores = anomaly_scores(model, &weights, probe.features.view())?;
+        curve.push(fedsoc_models::roc_auc(&scores, &probe.attacks).unwrap_or(f64::NAN));
+    }
+    Ok((weights, curve))
+}
+
+/// Scores the validation rows and tests, calibrates and evaluates.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    model: &ModelConfig,
+    weights: &[f32],
+    threshold: f64,
+    tests: &[TestData],
+    matched_fpr: f64,
+    seed: u64,
+    name: &str,
+    variant: Variant,
+    participant: Option<String>,
+    curve: Vec<f64>,
+) -> Result<Outcome, ExperimentError> {
+    let mut evaluations = Vec::new();
+    let mut test_scores = Vec::new();
+    for test in tests {
+        let scores = anomaly_scores(model, weights, test.features.view())?;
+        evaluations.push(evaluate(test, &scores, threshold, matched_fpr)?);
+        test_scores.push(scores);
+    }
+    Ok(Outcome {
+        seed,
+        model: name.to_string(),
+        variant,
+        participant,
+        auc_per_round: curve,
+        evaluations,
+        test_scores,
+    })
+}
+
+/// The quantile threshold of `scores` through the histogram bins (the
+/// same estimator the federation uses, without the secure sum).
+fn local_threshold(bins: &ScoreBins, scores: &[f32], q: f64) -> Result<f64, ExperimentError> {
+    bins.quantile(&bins.histogram(scores)?, q)
+        .ok_or_else(|| ExperimentError::Setup("no validation rows to calibrate on".into()))
+}
+
+/// Runs the scenario and returns every outcome; `progress` hears about
+/// each step.
+pub async fn run(options: &RunOptions, progress: &dyn Fn(Progress)) -> Result<RunResults, ExperimentError> {
+    let mut scenario = Scenario::load(&options.scenario)?;
+    if let Some(seeds) = &options.seeds {
+        scenario.seeds = seeds.clone();
+    }
+    if let Some(rounds) = options.rounds {
+        scenario.federation.rounds = rounds;
+    }
+    let data = data::load(&scenario, &options.scenario, options.data.as_deref())?;
+    let names = participant_names(scenario.federation.participants);
+    let variants = &scenario.variants;
+    let per_model = u64::from(variants.local) * names.len() as u64
+        + u64::from(variants.federated)
+        + u64::from(variants.centralized);
+    progress(Progress::Phase {
+        label: format!("{}: training", scenario.name),
+        total: scenario.seeds.len() as u64 * scenario.models.len() as u64 * per_model,
+    });
+    let mut outcomes = Vec::new();
+    let mut participant_families = Vec::new();
+    for (k, &seed) in scenario.seeds.iter().enumerate() {
+        let split = data::split(&data, &scenario, seed)?;
+        if k == 0 {
+            participant_families = split.participants.iter().map(Records::family_counts).collect();
+        }
+        outcomes.extend(run_seed(&scenario, &data, &split, seed, &names, &options.out, progress).await?);
+    }
+    Ok(RunResults {
+        tests: data.tests.iter().map(|(n, _)| n.clone()).collect(),
+        scenario,
+        participants: names,
+        participant_families,
+        outcomes,
+        read_reports: data.reports.clone(),
+    })
+}
+
+async fn run_seed(
+    scenario: &Scenario,
+    data: &ScenarioData,
+    split: &Split,
+    seed: u64,
+    names: &[String],
+    out: &Path,
+    progress: &dyn Fn(Progress),
+) -> Result<Vec<Outcome>, ExperimentError> {
+    let rounds = scenario.federation.rounds;
+    let cal = &scenario.calibration;
+    // The federation's encoder, from secure sums (equal to the pooled fit).
+    let encoder = federated_encoder(&data.layout, &split.participants, seed)?;
+    let tests = encode_tests(&encoder, data)?;
+    let probe = &tests[0];
+    let validation: Vec<Array2<f32>> = split
+        .validation
+        .iter()
+        .map(|r| encoder.encode(r))
+        .collect::<Result<_, _>>()?;
+    let mut outcomes = Vec::new();
+    for (m, section) in scenario.models.iter().enumerate() {
+        let model = model_config(section, encoder.dim());
+        let bins = score_bins(section.kind);
+        let salt = m as u64;
+        let step = |variant: &str| {
+            progress(Progress::Step {
+                message: format!("seed {seed} · {} · {variant}", section.name()),
+            })
+        };
+
+        if scenario.variants.centralized {
+            let mut pooled = split.participants[0].clone();
+            for p in &split.participants[1..] {
+                pooled.append(p)?;
+            }
+            let rows = Encoded::new(&encoder, &pooled)?.training_rows(section.train_on());
+            let (weights, curve) = train_alone(&model, section, &rows, rounds, seed, salt, probe)?;
+            let mut val_scores = Vec::new();
+            for v in &validation {
+                val_scores.extend(anomaly_scores(&model, &weights, v.view())?);
+            }
+            let threshold = local_threshold(&bins, &val_scores, cal.quantile)?;
+            outcomes.push(finish(
+                &model, &weights, threshold, &tests, cal.matched_fpr, seed, section.name(),
+                Variant::Centralized, None, curve,
+            )?);
+            step("centralized");
+        }
+
+        if scenario.variants.local {
+            for (p, name) in names.iter().enumerate() {
+                // Alone, a SOC standardises with its own statistics.
+                let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
+                let own_tests = encode_tests(&own, data)?;
+                let rows = Encoded::new(&own, &split.participants[p])?.training_rows(section.train_on());
+                let (weights, curve) =
+                    train_alone(&model, section, &rows, rounds, seed, salt + 100 * (p as u64 + 1), &own_tests[0])?;
+                let val = own.encode(&split.validation[p])?;
+                let threshold =
+                    local_threshold(&bins, &anomaly_scores(&model, &weights, val.view())?, cal.quantile)?;
+                outcomes.push(finish(
+                    &model, &weights, threshold, &own_tests, cal.matched_fpr, seed, section.name(),
+                    Variant::Local, Some(name.clone()), curve,
+                )?);
+                step(&format!("local {name}"));
+            }
+        }
+
+        if scenario.variants.federated {
+            let dir = out.join("federations").join(format!("seed-{seed}-{}", section.name()));
+            let (weights, curve) = train_federated(scenario, section, &encoder, split, seed, &dir, probe).await?;
+            let val_scores: Vec<Vec<f32>> = validation
+                .iter()
+                .map(|v| anomaly_scores(&model, &weights, v.view()))
+                .collect::<Result<_, _>>()?;
+            let threshold = federated_threshold(&bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
+            outcomes.push(finish(
+                &model, &weights, threshold, &tests, cal.matched_fpr, seed, section.name(),
+                Variant::Federated, None, curve,
+            )?);
+            step("federated");
+        }
+    }
+    outcomes.extend(combined_outcomes(scenario, &outcomes, &tests, seed)?);
+    Ok(outcomes)
+}
+
+/// The first autoencoder combined with each classifier, per variant
+/// (and participant): a row is flagged when either model flags it at its
+/// calibrated threshold. Named "autoencoder+classifier".
+fn combined_outcomes(
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+    tests: &[TestData],
+    seed: u64,
+) -> Result<Vec<Outcome>, ExperimentError> {
+    let Some(ae) = scenario.models.iter().find(|m| m.kind == ModelKind::Autoencoder) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for clf in scenario.models.iter().filter(|m| m.kind == ModelKind::Classifier) {
+        for a in outcomes.iter().filter(|o| o.model == ae.name()) {
+            let Some(c) = outcomes.iter().find(|o| {
+                o.model == clf.name() && o.variant == a.variant && o.participant == a.participant
+            }) else {
+                continue;
+            };
+            // Local models scored their own encoding of the same rows;
+            // labels and families are the same.
+            let mut evaluations = Vec::new();
+            for (i, test) in tests.iter().enumerate() {
+                let (ea, ec) = (&a.evaluations[i], &c.evaluations[i]);
+                let scores = combine(&a.test_scores[i], ea.threshold, &c.test_scores[i], ec.threshold);
+                evaluations.push(evaluate(test, &scores, 1.0, scenario.calibration.matched_fpr)?);
+            }
+            out.push(Outcome {
+                seed,
+                model: format!("{}+{}", ae.name(), clf.name()),
+                variant: a.variant,
+                participant: a.participant.clone(),
+                auc_per_round: Vec::new(),
+                evaluations,
+                test_scores: Vec::new(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Federated training over a local federation: coordinator and one agent
+/// per participant, mutual TLS, secure aggregation (unless the scenario
+/// asks for plaintext), FedProx where configured.
+async fn train_federated(
+    scenario: &Scenario,
+    section: &ModelSection,
+    encoder: &EncoderSpec,
+    split: &Split,
+    seed: u64,
+    dir: &Path,
+    probe: &TestData,
+) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
+    let n = split.participants.len();
+    let mut spec = LocalFederationSpec::new(dir, n);
+    spec.seed = seed;
+    spec.epochs = section.epochs;
+    spec.batch_size = section.batch_size;
+    spec.learning_rate = section.learning_rate;
+    spec.hidden = section.hidden.clone();
+    spec.min_participants = n;
+    spec.secure = scenario.federation.secure;
+    spec.stage_timeout_s = 600;
+    spec.data = Some(FederationData {
+        encoder: encoder.clone(),
+        records: split.participants.iter().cloned().map(Arc::new).collect(),
+        model_kind: section.kind.name().to_string(),
+        loss: section.loss.clone(),
+        focal_gamma: section.focal_gamma,
+        proximal_mu: section.proximal_mu,
+    });
+    let federation = LocalFederation::start(&spec).await?;
+    let model = federation.coordinator.spec().model.clone();
+    let outcome = async {
+        let mut curve = Vec::new();
+        let mut weights = federation.coordinator.global_model();
+        for _ in 0..scenario.federation.rounds {
+            let report = federation.coordinator.run_next_round().await?;
+            weights = report.model;
+            let scores = anomaly_scores(&model, &weights, probe.features.view())?;
+            curve.push(fedsoc_models::roc_auc(&scores, &probe.attacks).unwrap_or(f64::NAN));
+        }
+        Ok::<_, ExperimentError>((weights.to_vec(), curve))
+    }
+    .await;
+    federation.shutdown().await;
+    outcome
+}
