@@ -255,9 +255,7 @@ fn init_logging(filter: Option<&str>, default: &str) {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let default_log = match cli.command {
-        Command::Demo(_) | Command::Bench(_) | Command::Audit(_) | Command::Experiment(_) => {
-            "warn"
-        }
+        Command::Demo(_) | Command::Bench(_) | Command::Audit(_) | Command::Experiment(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log.as_deref(), default_log);
@@ -422,18 +420,19 @@ async fn experiment(args: ExperimentArgs) -> Result<()> {
     let summary = write_all(&results, &options.out)?;
     for (model, m) in &summary.models {
         for test in &summary.tests {
-            let show = |label: &str, t: Option<&fedsoc_experiments::scenario::report::TestSummary>| {
-                if let Some(t) = t {
-                    println!(
-                        "{model:<12} {test:<12} {label:<12} ROC-AUC {:.4}  PR-AUC {:.4}  F1 {:.3}  recall@{:.0}%FPR {:.3}",
-                        t.roc_auc.mean,
-                        t.pr_auc.mean,
-                        t.f1.mean,
-                        summary.matched_fpr * 100.0,
-                        t.matched_recall.mean
-                    );
-                }
-            };
+            let show =
+                |label: &str, t: Option<&fedsoc_experiments::scenario::report::TestSummary>| {
+                    if let Some(t) = t {
+                        println!(
+                            "{model:<12} {test:<12} {label:<12} ROC-AUC {:.4}  PR-AUC {:.4}  F1 {:.3}  recall@{:.0}%FPR {:.3}",
+                            t.roc_auc.mean,
+                            t.pr_auc.mean,
+                            t.f1.mean,
+                            summary.matched_fpr * 100.0,
+                            t.matched_recall.mean
+                        );
+                    }
+                };
             show("federated", m.federated.get(test));
             show("centralized", m.centralized.get(test));
             for (p, per_test) in &m.local {

@@ -148,8 +148,8 @@ fn bench_secagg_reports_json_with_a_dropout_survived() {
     assert_eq!(report["dropouts"], 1);
     assert_eq!(report["secure"]["included"], 3);
     assert_eq!(report["plain"]["included"], 3);
-    // The nearest one-hidden-layer autoencoder over 35 features: 35→28→35.
-    assert_eq!(report["params"], 2023);
+    // The nearest one-hidden-layer autoencoder over 41 features: 41→24→41.
+    assert_eq!(report["params"], 2033);
     let stages: Vec<&str> = report["secure"]["stages"]
         .as_array()
         .unwrap()

@@ -317,7 +317,10 @@ impl CoordinatorConfig {
             return Err(invalid(
                 path,
                 "training.loss",
-                format!("{:?}: use \"bce\", \"balanced\" or \"focal\"", self.training.loss),
+                format!(
+                    "{:?}: use \"bce\", \"balanced\" or \"focal\"",
+                    self.training.loss
+                ),
             ));
         }
         if !(self.training.proximal_mu.is_finite() && self.training.proximal_mu >= 0.0) {
@@ -328,7 +331,11 @@ impl CoordinatorConfig {
             ));
         }
         if !(self.training.focal_gamma.is_finite() && self.training.focal_gamma >= 0.0) {
-            return Err(invalid(path, "training.focal_gamma", "must be >= 0, e.g. 2"));
+            return Err(invalid(
+                path,
+                "training.focal_gamma",
+                "must be >= 0, e.g. 2",
+            ));
         }
         let agg = &self.aggregation;
         if agg.ring_bits != 32 && agg.ring_bits != 64 {

@@ -45,5 +45,5 @@ pub use encoder::{CategoricalColumn, EncoderSpec, NumericColumn};
 pub use error::DatasetError;
 pub use read::{Loaded, ReadOptions, ReadReport};
 pub use record::FlowRecord;
-pub use table::Records;
 pub use synthetic::{SyntheticConfig, site_telemetry, test_set};
+pub use table::Records;

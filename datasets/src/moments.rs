@@ -52,7 +52,10 @@ fn decode_real(word: u64) -> f64 {
 }
 
 /// The layout's transformed numeric values of `records`, row by row.
-fn transformed_rows(layout: &EncoderSpec, records: &Records) -> Result<Vec<Vec<f64>>, DatasetError> {
+fn transformed_rows(
+    layout: &EncoderSpec,
+    records: &Records,
+) -> Result<Vec<Vec<f64>>, DatasetError> {
     let numeric_only = EncoderSpec {
         numeric: layout.numeric.clone(),
         categorical: Vec::new(),
@@ -80,7 +83,11 @@ pub fn first_pass(
     let mut out = Vec::with_capacity(1 + sums.len());
     out.push(records.len() as u64);
     for (s, c) in sums.iter().zip(&layout.numeric) {
-        out.push(encode_real(*s, &format!("sum of column `{}`", c.name), max_participants)?);
+        out.push(encode_real(
+            *s,
+            &format!("sum of column `{}`", c.name),
+            max_participants,
+        )?);
     }
     Ok(out)
 }
@@ -99,7 +106,13 @@ pub fn means_from(layout: &EncoderSpec, sum: &[u64]) -> Result<(u64, Vec<f64>), 
     if n == 0 {
         return Err(DatasetError::EmptyInput);
     }
-    Ok((n, sum[1..].iter().map(|&w| decode_real(w) / n as f64).collect()))
+    Ok((
+        n,
+        sum[1..]
+            .iter()
+            .map(|&w| decode_real(w) / n as f64)
+            .collect(),
+    ))
 }
 
 /// Pass 2, one participant: `[Σ(t_1 − μ_1)², …]` as ring words.
@@ -119,7 +132,11 @@ pub fn second_pass(
     sums.iter()
         .zip(&layout.numeric)
         .map(|(s, c)| {
-            encode_real(*s, &format!("squared deviations of column `{}`", c.name), max_participants)
+            encode_real(
+                *s,
+                &format!("squared deviations of column `{}`", c.name),
+                max_participants,
+            )
         })
         .collect()
 }
@@ -166,12 +183,19 @@ impl ScoreBins {
         }
     }
 
-    /// Even bins on [0, 1] for probabilities.
-    pub fn unit(bins: usize) -> Self {
+    /// `bins` even bins on [low, high], e.g. for classifier logits.
+    pub fn linear(low: f64, high: f64, bins: usize) -> Self {
         let n = bins.max(1);
         ScoreBins {
-            edges: (0..=n).map(|i| i as f64 / n as f64).collect(),
+            edges: (0..=n)
+                .map(|i| low + (high - low) * i as f64 / n as f64)
+                .collect(),
         }
+    }
+
+    /// Even bins on [0, 1] for probabilities.
+    pub fn unit(bins: usize) -> Self {
+        Self::linear(0.0, 1.0, bins)
     }
 
     /// Number of counters: the bins plus under- and overflow.
@@ -254,7 +278,8 @@ mod tests {
     fn table(values: &[(f64, f64)]) -> Records {
         let mut r = Records::new(vec!["a".into(), "b".into()], vec![]);
         for (a, b) in values {
-            r.push(&[*a, *b], vec![], "normal".into(), "normal".into()).unwrap();
+            r.push(&[*a, *b], vec![], "normal".into(), "normal".into())
+                .unwrap();
         }
         r
     }
@@ -262,8 +287,18 @@ mod tests {
     fn layout() -> EncoderSpec {
         EncoderSpec {
             numeric: vec![
-                NumericColumn { name: "a".into(), log1p: false, mean: 0.0, std: 1.0 },
-                NumericColumn { name: "b".into(), log1p: true, mean: 0.0, std: 1.0 },
+                NumericColumn {
+                    name: "a".into(),
+                    log1p: false,
+                    mean: 0.0,
+                    std: 1.0,
+                },
+                NumericColumn {
+                    name: "b".into(),
+                    log1p: true,
+                    mean: 0.0,
+                    std: 1.0,
+                },
             ],
             categorical: vec![],
         }
@@ -272,7 +307,9 @@ mod tests {
     fn add(parts: &[Vec<u64>]) -> Vec<u64> {
         let mut out = vec![0u64; parts[0].len()];
         for p in parts {
-            out.iter_mut().zip(p).for_each(|(o, v)| *o = o.wrapping_add(*v));
+            out.iter_mut()
+                .zip(p)
+                .for_each(|(o, v)| *o = o.wrapping_add(*v));
         }
         out
     }
@@ -285,7 +322,10 @@ mod tests {
         pooled.append(&b).unwrap();
         let fitted = EncoderSpec::fit(&pooled, &layout()).unwrap();
 
-        let s1 = add(&[first_pass(&layout(), &a, 8).unwrap(), first_pass(&layout(), &b, 8).unwrap()]);
+        let s1 = add(&[
+            first_pass(&layout(), &a, 8).unwrap(),
+            first_pass(&layout(), &b, 8).unwrap(),
+        ]);
         let (n, means) = means_from(&layout(), &s1).unwrap();
         assert_eq!(n, 5);
         let s2 = add(&[

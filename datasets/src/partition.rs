@@ -26,9 +26,15 @@ use crate::seed::{Purpose, stream};
 pub enum Partitioner {
     Iid,
     /// `families[p]` are the attack families participant `p` sees.
-    ByFamily { families: Vec<Vec<String>> },
-    DirichletLabelSkew { alpha: f64 },
-    QuantitySkew { alpha: f64 },
+    ByFamily {
+        families: Vec<Vec<String>>,
+    },
+    DirichletLabelSkew {
+        alpha: f64,
+    },
+    QuantitySkew {
+        alpha: f64,
+    },
 }
 
 impl Partitioner {
@@ -258,7 +264,13 @@ mod tests {
 
     #[test]
     fn by_family_gives_each_participant_its_own_attacks() {
-        let f = fams(&[("normal", 100), ("DoS", 30), ("Probe", 20), ("R2L", 5), ("U2R", 3)]);
+        let f = fams(&[
+            ("normal", 100),
+            ("DoS", 30),
+            ("Probe", 20),
+            ("R2L", 5),
+            ("U2R", 3),
+        ]);
         let assigned: Vec<Vec<String>> = ["DoS", "Probe", "R2L", "U2R"]
             .iter()
             .map(|x| vec![x.to_string()])
@@ -276,7 +288,12 @@ mod tests {
         assert_eq!(split, by_family(&f, &assigned, 7).unwrap());
         assert_ne!(split, by_family(&f, &assigned, 8).unwrap());
         let wrong = vec![vec!["Dos".to_string()]];
-        assert!(by_family(&f, &wrong, 1).unwrap_err().to_string().contains("`Dos`"));
+        assert!(
+            by_family(&f, &wrong, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("`Dos`")
+        );
     }
 
     #[test]
@@ -311,13 +328,17 @@ mod tests {
         assert_eq!(check_disjoint(&split, 10_000), 10_000);
         let sizes: Vec<usize> = split.iter().map(Vec::len).collect();
         assert!(sizes.iter().all(|&s| s >= 1));
-        assert!(sizes.iter().max().unwrap() > &(3 * sizes.iter().min().unwrap()), "{sizes:?}");
+        assert!(
+            sizes.iter().max().unwrap() > &(3 * sizes.iter().min().unwrap()),
+            "{sizes:?}"
+        );
         assert_eq!(split, quantity_skew(10_000, 8, 0.5, 1).unwrap());
     }
 
     #[test]
     fn partitioner_reads_from_toml() {
-        let p: Partitioner = toml::from_str("kind = \"dirichlet-label-skew\"\nalpha = 0.3").unwrap();
+        let p: Partitioner =
+            toml::from_str("kind = \"dirichlet-label-skew\"\nalpha = 0.3").unwrap();
         assert_eq!(p, Partitioner::DirichletLabelSkew { alpha: 0.3 });
         let p: Partitioner =
             toml::from_str("kind = \"by-family\"\nfamilies = [[\"DoS\"], [\"Probe\"]]").unwrap();

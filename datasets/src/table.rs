@@ -41,8 +41,14 @@ impl Records {
     /// [`CategoricalFeature::ALL`], derived from each flow.
     pub fn from_flows(flows: &[FlowRecord]) -> Self {
         let mut out = Records::new(
-            NumericFeature::ALL.iter().map(|f| f.name().to_string()).collect(),
-            CategoricalFeature::ALL.iter().map(|f| f.name().to_string()).collect(),
+            NumericFeature::ALL
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect(),
+            CategoricalFeature::ALL
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect(),
         );
         out.reserve(flows.len());
         for flow in flows {
@@ -237,7 +243,18 @@ mod tests {
         let other = Records::new(vec!["x".into()], vec![]);
         assert!(all.append(&other).is_err());
         let mut t = Records::new(vec!["a".into()], vec!["b".into()]);
-        assert!(t.push(&[1.0, 2.0], vec!["x".into()], "normal".into(), "normal".into()).is_err());
-        assert!(t.push(&[1.0], vec!["x".into()], "normal".into(), "normal".into()).is_ok());
+        assert!(
+            t.push(
+                &[1.0, 2.0],
+                vec!["x".into()],
+                "normal".into(),
+                "normal".into()
+            )
+            .is_err()
+        );
+        assert!(
+            t.push(&[1.0], vec!["x".into()], "normal".into(), "normal".into())
+                .is_ok()
+        );
     }
 }

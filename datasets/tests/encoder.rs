@@ -297,13 +297,21 @@ fn invalid_specs_are_rejected() {
     s.numeric[0].name = "latency".into();
     s.validate().unwrap();
     let err = s.encode(&[record()]).unwrap_err().to_string();
-    assert!(err.contains("`latency`") && err.contains("bytes_out"), "{err}");
+    assert!(
+        err.contains("`latency`") && err.contains("bytes_out"),
+        "{err}"
+    );
     let mut s = base.clone();
     s.categorical.push(CategoricalColumn {
         name: "country".into(),
         vocabulary: vec!["de".into()],
     });
-    assert!(s.encode(&[record()]).unwrap_err().to_string().contains("`country`"));
+    assert!(
+        s.encode(&[record()])
+            .unwrap_err()
+            .to_string()
+            .contains("`country`")
+    );
     // A subset of columns in any order is fine.
     let spec = EncoderSpec {
         numeric: vec![NumericColumn {

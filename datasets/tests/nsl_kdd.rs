@@ -30,7 +30,13 @@ fn counts_match_the_readme() {
         let counts = loaded.records.family_counts();
         let got = |f: &str| counts.get(f).copied().unwrap_or(0);
         assert_eq!(
-            [got("normal"), got("DoS"), got("Probe"), got("R2L"), got("U2R")],
+            [
+                got("normal"),
+                got("DoS"),
+                got("Probe"),
+                got("R2L"),
+                got("U2R")
+            ],
             [normal, dos, probe, r2l, u2r],
             "{name}"
         );

@@ -310,7 +310,10 @@ stage_timeout_s = {stage_timeout}
 dir = "."
 "#,
         participants = ids,
-        kind = spec.data.as_ref().map_or("autoencoder", |d| d.model_kind.as_str()),
+        kind = spec
+            .data
+            .as_ref()
+            .map_or("autoencoder", |d| d.model_kind.as_str()),
         features = if spec.data.is_some() {
             "\n[features]\nencoder = \"encoder.json\"\n"
         } else {

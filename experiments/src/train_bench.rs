@@ -71,7 +71,9 @@ fn dump(path: &Path, x: &Array2<f32>) -> Result<(), ExperimentError> {
 /// Trains one warm-up epoch and `epochs` timed ones; reports the median.
 pub fn run_train_bench(options: &TrainBenchOptions) -> Result<TrainBenchReport, ExperimentError> {
     if options.epochs == 0 || options.batch_size == 0 {
-        return Err(ExperimentError::Setup("--epochs and --batch must be at least 1".into()));
+        return Err(ExperimentError::Setup(
+            "--epochs and --batch must be at least 1".into(),
+        ));
     }
     let (x, data) = load(options)?;
     if let Some(path) = &options.dump {

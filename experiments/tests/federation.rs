@@ -37,7 +37,9 @@ fn local_model(
 ) -> (Vec<f32>, usize) {
     let config = federation.participant_config(index);
     let records = fedsoc_participant::telemetry::load(&config.data).unwrap();
-    let data = EncoderSpec::synthetic_default().encode(&records).unwrap();
+    // The autoencoder learns benign traffic: rows labelled as attacks are left out.
+    let benign = records.filter(|i| records.family(i) == "normal");
+    let data = EncoderSpec::synthetic_default().encode(&benign).unwrap();
     let spec = federation.coordinator.spec();
     let train = spec.train_config(round, &config.id);
     let model = spec.model.clone();

@@ -60,5 +60,5 @@ pub use metrics::{
     Confusion, confusion_at, pr_auc, recall_by_family, roc_auc, roc_curve, threshold_at_fpr,
 };
 pub use model::ModelConfig;
-pub use score::{anomaly_scores, reconstruction_loss};
+pub use score::{anomaly_scores, probability, reconstruction_loss};
 pub use train::{TrainConfig, TrainOutcome, train_local};

@@ -1,8 +1,10 @@
 //! Anomaly scores, higher = more suspicious: the autoencoder's per-row mean squared
 //! reconstruction error (rows off the normal-traffic manifold reconstruct badly), or the
-//! classifier's `sigmoid(logit)` = P(attack).
+//! classifier's logit `ln(p / (1 − p))`, p = P(attack). The logit ranks rows exactly as p
+//! does but never saturates: in f32, p rounds to 1.0 for every logit above ~17, which would
+//! tie the most confident rows and leave no threshold for a low false-alarm rate.
+//! [`probability`] turns a logit back into P(attack).
 
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::ArrayView2;
 
@@ -62,8 +64,13 @@ pub fn reconstruction_loss(
 fn score_batch(config: &ModelConfig, model: &Mlp, x: Tensor<2>) -> Tensor<2> {
     match config {
         ModelConfig::Autoencoder(_) => (model.forward(x.clone()) - x).square().mean_dim(1),
-        ModelConfig::Classifier(_) => sigmoid(model.forward(x)),
+        ModelConfig::Classifier(_) => model.forward(x),
     }
+}
+
+/// P(attack) of a classifier score (a logit).
+pub fn probability(logit: f32) -> f64 {
+    1.0 / (1.0 + (-f64::from(logit)).exp())
 }
 
 #[cfg(test)]
@@ -105,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn classifier_scores_are_sigmoid_of_the_logit() {
+    fn classifier_scores_are_the_logit() {
         // Logistic regression (no hidden layer): flat = weight [DIM, 1] then bias [1].
         let c: ModelConfig = ClassifierConfig {
             input_dim: DIM,
@@ -116,8 +123,9 @@ mod tests {
         let zeros = vec![0.0; c.num_params()];
         assert_eq!(
             anomaly_scores(&c, &zeros, data.view()).unwrap(),
-            vec![0.5; 6]
+            vec![0.0; 6]
         );
+        assert_eq!(probability(0.0), 0.5);
         // logit = 2·x₀ − x₃ − 1.
         let mut w = vec![0.0; DIM + 1];
         w[0] = 2.0;
@@ -126,8 +134,8 @@ mod tests {
         let scores = anomaly_scores(&c, &w, data.view()).unwrap();
         for (row, s) in data.rows().into_iter().zip(&scores) {
             let z = 2.0 * f64::from(row[0]) - f64::from(row[3]) - 1.0;
-            let want = 1.0 / (1.0 + (-z).exp());
-            assert!((f64::from(*s) - want).abs() < 1e-6, "{s} vs {want}");
+            assert!((f64::from(*s) - z).abs() < 1e-5, "{s} vs {z}");
+            assert!((probability(*s) - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
         }
     }
 

@@ -72,7 +72,10 @@ struct TrainingRows {
 }
 
 impl TrainingRows {
-    fn for_model(model: &ModelConfig, encoded: telemetry::Encoded) -> Result<Self, ParticipantError> {
+    fn for_model(
+        model: &ModelConfig,
+        encoded: telemetry::Encoded,
+    ) -> Result<Self, ParticipantError> {
         if model.needs_labels() {
             return Ok(TrainingRows {
                 features: encoded.features,
@@ -83,7 +86,9 @@ impl TrainingRows {
             .filter(|&i| !encoded.attacks[i])
             .collect();
         if benign.is_empty() {
-            return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
+            return Err(ParticipantError::Data(
+                fedsoc_datasets::DatasetError::EmptyInput,
+            ));
         }
         Ok(TrainingRows {
             features: encoded.features.select(ndarray::Axis(0), &benign),
@@ -146,7 +151,9 @@ impl Agent {
         records: Arc<fedsoc_datasets::Records>,
     ) -> Result<Self, ParticipantError> {
         if records.is_empty() {
-            return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
+            return Err(ParticipantError::Data(
+                fedsoc_datasets::DatasetError::EmptyInput,
+            ));
         }
         Self::with_workload(config, Workload::Train(records))
     }

@@ -37,7 +37,11 @@ pub fn load(source: &DataSource) -> Result<Records, ParticipantError> {
             path,
             schema,
             skip_bad_rows,
-        } => csv::read_csv(path, &csv::CsvSchema::load(schema)?, &options(*skip_bad_rows))?,
+        } => csv::read_csv(
+            path,
+            &csv::CsvSchema::load(schema)?,
+            &options(*skip_bad_rows),
+        )?,
         DataSource::Zeek {
             path,
             skip_bad_rows,
@@ -49,7 +53,9 @@ pub fn load(source: &DataSource) -> Result<Records, ParticipantError> {
     };
     tracing::info!(report = %loaded.report, "telemetry loaded");
     if loaded.records.is_empty() {
-        return Err(ParticipantError::Data(fedsoc_datasets::DatasetError::EmptyInput));
+        return Err(ParticipantError::Data(
+            fedsoc_datasets::DatasetError::EmptyInput,
+        ));
     }
     Ok(loaded.records)
 }

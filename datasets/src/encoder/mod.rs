@@ -215,7 +215,10 @@ impl EncoderSpec {
     /// Encodes `records` into a `records.len() × dim()` matrix. Fails on the
     /// first non-finite value (or negative value of a `log1p` column),
     /// naming row and column, and on a column the records do not have.
-    pub fn encode<I: EncoderInput + ?Sized>(&self, records: &I) -> Result<Array2<f32>, DatasetError> {
+    pub fn encode<I: EncoderInput + ?Sized>(
+        &self,
+        records: &I,
+    ) -> Result<Array2<f32>, DatasetError> {
         let records = records.to_records()?;
         let resolved = self.resolve(&records)?;
         let mut out = Array2::<f32>::zeros((records.len(), self.dim()));

@@ -211,7 +211,11 @@ impl CsvSchema {
     fn family_of(&self, label: Option<&str>, family: Option<&str>) -> String {
         let label = label.map(str::trim).unwrap_or("");
         if let Some(f) = family.map(str::trim).filter(|f| !f.is_empty()) {
-            return if self.is_benign(f) { NORMAL.into() } else { f.into() };
+            return if self.is_benign(f) {
+                NORMAL.into()
+            } else {
+                f.into()
+            };
         }
         if self.is_benign(label) {
             return NORMAL.into();
@@ -305,7 +309,11 @@ fn quoted(names: &[&str]) -> String {
 }
 
 /// Reads `path` as `schema` says.
-pub fn read_csv(path: &Path, schema: &CsvSchema, options: &ReadOptions) -> Result<Loaded, DatasetError> {
+pub fn read_csv(
+    path: &Path,
+    schema: &CsvSchema,
+    options: &ReadOptions,
+) -> Result<Loaded, DatasetError> {
     schema.validate()?;
     let mut policy = RowPolicy::new(path, options);
     let mut reader = ::csv::ReaderBuilder::new()
@@ -320,8 +328,14 @@ pub fn read_csv(path: &Path, schema: &CsvSchema, options: &ReadOptions) -> Resul
     let header = if schema.header {
         match records_iter.next() {
             Some(Ok(h)) => Some(h),
-            Some(Err(e)) => return Err(policy.file_error(Some(1), format!("unreadable header: {e}"))),
-            None => return Err(policy.file_error(None, "the file is empty; it has no header row".into())),
+            Some(Err(e)) => {
+                return Err(policy.file_error(Some(1), format!("unreadable header: {e}")));
+            }
+            None => {
+                return Err(
+                    policy.file_error(None, "the file is empty; it has no header row".into())
+                );
+            }
         }
     } else {
         None
@@ -362,14 +376,14 @@ pub fn read_csv(path: &Path, schema: &CsvSchema, options: &ReadOptions) -> Resul
             )?;
             continue;
         }
-        let parsed: Result<(), String> = plan
-            .numeric
-            .iter()
-            .zip(numeric.iter_mut())
-            .try_for_each(|((i, name), slot)| {
-                *slot = non_negative(&row[*i], name)?;
-                Ok(())
-            });
+        let parsed: Result<(), String> =
+            plan.numeric
+                .iter()
+                .zip(numeric.iter_mut())
+                .try_for_each(|((i, name), slot)| {
+                    *slot = non_negative(&row[*i], name)?;
+                    Ok(())
+                });
         if let Err(reason) = parsed {
             policy.bad_row(line, reason)?;
             continue;
@@ -434,7 +448,9 @@ neptune = "DoS"
             "f.csv",
             b"\xEF\xBB\xBFproto,bytes,extra,dur,label\r\ntcp,100,x,1.5,normal\r\n\"udp\",\"2,0\",y,0,neptune\r\nicmp,3,z,2,BENIGN\r\n\r\n",
         );
-        let err = read_csv(&p, &schema(SCHEMA), &ReadOptions::default()).unwrap_err().to_string();
+        let err = read_csv(&p, &schema(SCHEMA), &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("f.csv:3") && err.contains("`bytes`"), "{err}");
 
         let p = write(
@@ -469,16 +485,36 @@ name = "kind"
 role = "family"
 "#,
         );
-        let p = write(dir.path(), "h.csv", b"1,normal\n-2,scan\nx,scan\n4\n5,scan\n");
-        let strict = read_csv(&p, &s, &ReadOptions::default()).unwrap_err().to_string();
-        assert!(strict.contains("h.csv:2") && strict.contains("negative"), "{strict}");
-        let loaded = read_csv(&p, &s, &ReadOptions { skip_bad_rows: true }).unwrap();
+        let p = write(
+            dir.path(),
+            "h.csv",
+            b"1,normal\n-2,scan\nx,scan\n4\n5,scan\n",
+        );
+        let strict = read_csv(&p, &s, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            strict.contains("h.csv:2") && strict.contains("negative"),
+            "{strict}"
+        );
+        let loaded = read_csv(
+            &p,
+            &s,
+            &ReadOptions {
+                skip_bad_rows: true,
+            },
+        )
+        .unwrap();
         assert_eq!(loaded.records.len(), 2);
         assert_eq!(loaded.report.skipped, 3);
         let lines: Vec<u64> = loaded.report.first_skips.iter().map(|s| s.0).collect();
         assert_eq!(lines, [2, 3, 4]);
         assert!(loaded.report.first_skips[1].1.contains("not a number"));
-        assert!(loaded.report.first_skips[2].1.contains("1 fields, expected 2"));
+        assert!(
+            loaded.report.first_skips[2]
+                .1
+                .contains("1 fields, expected 2")
+        );
     }
 
     #[test]
@@ -486,13 +522,19 @@ role = "family"
         let dir = tempfile::tempdir().unwrap();
         let strict = schema(&SCHEMA.replace("other_columns = \"ignore\"", ""));
         let p = write(dir.path(), "e.csv", b"proto,bytes,extra,dur,label\n");
-        let e = read_csv(&p, &strict, &ReadOptions::default()).unwrap_err().to_string();
+        let e = read_csv(&p, &strict, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`extra`") && e.contains("other_columns"), "{e}");
         let p = write(dir.path(), "m.csv", b"proto,bytes,label\n");
-        let e = read_csv(&p, &strict, &ReadOptions::default()).unwrap_err().to_string();
+        let e = read_csv(&p, &strict, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no column `dur`"), "{e}");
         let p = write(dir.path(), "empty.csv", b"");
-        let e = read_csv(&p, &strict, &ReadOptions::default()).unwrap_err().to_string();
+        let e = read_csv(&p, &strict, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
 
         for bad in [
@@ -505,7 +547,11 @@ role = "family"
             let s: CsvSchema = toml::from_str(bad).unwrap();
             assert!(s.validate().is_err(), "{bad}");
         }
-        let path = write(dir.path(), "s.toml", b"[[columns]]\nname = \"a\"\nrole = \"numerc\"\n");
+        let path = write(
+            dir.path(),
+            "s.toml",
+            b"[[columns]]\nname = \"a\"\nrole = \"numerc\"\n",
+        );
         let e = CsvSchema::load(&path).unwrap_err().to_string();
         assert!(e.contains("s.toml") && e.contains("numerc"), "{e}");
     }

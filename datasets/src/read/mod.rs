@@ -129,7 +129,9 @@ pub(crate) fn row_error(file: &Path, line: u64, reason: String) -> DatasetError 
     DatasetError::Read {
         file: file.display().to_string(),
         line: Some(line),
-        reason: format!("{reason} (fix the row, or pass --skip-bad-rows to count and skip such rows)"),
+        reason: format!(
+            "{reason} (fix the row, or pass --skip-bad-rows to count and skip such rows)"
+        ),
     }
 }
 
@@ -272,7 +274,9 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(mut r) => {
                 let mut buf = String::new();
-                next_line(&mut *r, &mut buf, &gz, 1).unwrap_err().to_string()
+                next_line(&mut *r, &mut buf, &gz, 1)
+                    .unwrap_err()
+                    .to_string()
             }
         };
         assert!(e.contains("cut.gz:1") && e.contains("truncated"), "{e}");
@@ -283,7 +287,10 @@ mod tests {
         let path = Path::new("x.csv");
         let mut strict = RowPolicy::new(path, &ReadOptions::default());
         let e = strict.bad_row(7, "bad".into()).unwrap_err().to_string();
-        assert!(e.contains("x.csv:7: bad") && e.contains("--skip-bad-rows"), "{e}");
+        assert!(
+            e.contains("x.csv:7: bad") && e.contains("--skip-bad-rows"),
+            "{e}"
+        );
         let mut lenient = RowPolicy::new(
             path,
             &ReadOptions {
@@ -296,6 +303,11 @@ mod tests {
         let loaded = lenient.finish(Records::default());
         assert_eq!(loaded.report.skipped, 20);
         assert_eq!(loaded.report.first_skips.len(), REPORTED_SKIPS);
-        assert!(loaded.report.to_string().contains("20 malformed rows skipped"));
+        assert!(
+            loaded
+                .report
+                .to_string()
+                .contains("20 malformed rows skipped")
+        );
     }
 }

@@ -75,14 +75,76 @@ pub const FAMILIES: [(&str, &str); 39] = [
 const PROTOCOLS: [&str; 3] = ["tcp", "udp", "icmp"];
 
 const SERVICES: [&str; 70] = [
-    "http", "private", "domain_u", "smtp", "ftp_data", "eco_i", "other", "ecr_i", "telnet",
-    "finger", "ftp", "auth", "Z39_50", "uucp", "courier", "bgp", "whois", "uucp_path",
-    "iso_tsap", "time", "imap4", "nnsp", "vmnet", "urp_i", "domain", "ctf", "csnet_ns",
-    "supdup", "discard", "http_443", "daytime", "gopher", "efs", "systat", "link", "exec",
-    "hostnames", "name", "mtp", "echo", "klogin", "login", "ldap", "netbios_dgm", "sunrpc",
-    "netbios_ssn", "netstat", "netbios_ns", "ssh", "kshell", "nntp", "pop_3", "sql_net", "IRC",
-    "ntp_u", "rje", "remote_job", "pop_2", "X11", "printer", "shell", "urh_i", "tim_i", "red_i",
-    "pm_dump", "tftp_u", "http_8001", "harvest", "aol", "http_2784",
+    "http",
+    "private",
+    "domain_u",
+    "smtp",
+    "ftp_data",
+    "eco_i",
+    "other",
+    "ecr_i",
+    "telnet",
+    "finger",
+    "ftp",
+    "auth",
+    "Z39_50",
+    "uucp",
+    "courier",
+    "bgp",
+    "whois",
+    "uucp_path",
+    "iso_tsap",
+    "time",
+    "imap4",
+    "nnsp",
+    "vmnet",
+    "urp_i",
+    "domain",
+    "ctf",
+    "csnet_ns",
+    "supdup",
+    "discard",
+    "http_443",
+    "daytime",
+    "gopher",
+    "efs",
+    "systat",
+    "link",
+    "exec",
+    "hostnames",
+    "name",
+    "mtp",
+    "echo",
+    "klogin",
+    "login",
+    "ldap",
+    "netbios_dgm",
+    "sunrpc",
+    "netbios_ssn",
+    "netstat",
+    "netbios_ns",
+    "ssh",
+    "kshell",
+    "nntp",
+    "pop_3",
+    "sql_net",
+    "IRC",
+    "ntp_u",
+    "rje",
+    "remote_job",
+    "pop_2",
+    "X11",
+    "printer",
+    "shell",
+    "urh_i",
+    "tim_i",
+    "red_i",
+    "pm_dump",
+    "tftp_u",
+    "http_8001",
+    "harvest",
+    "aol",
+    "http_2784",
 ];
 
 const FLAGS: [&str; 11] = [
@@ -247,7 +309,12 @@ mod tests {
         assert_eq!(loaded.records.families(), ["DoS", "normal"]);
         assert_eq!(loaded.records.label(0), "neptune");
         assert_eq!(find(dir.path(), "KDDTest+").unwrap(), p);
-        assert!(find(dir.path(), "KDDTrain+").unwrap_err().to_string().contains("--data"));
+        assert!(
+            find(dir.path(), "KDDTrain+")
+                .unwrap_err()
+                .to_string()
+                .contains("--data")
+        );
 
         let unknown = good.replace("neptune", "zeroday");
         std::fs::write(&p, format!("{unknown}\n")).unwrap();
@@ -257,6 +324,9 @@ mod tests {
         let short = good.rsplit_once(',').unwrap().0;
         std::fs::write(&p, format!("{good}\n{short}\n")).unwrap();
         let e = read(&p, &ReadOptions::default()).unwrap_err().to_string();
-        assert!(e.contains("KDDTest+.txt:2") && e.contains("42 fields, expected 43"), "{e}");
+        assert!(
+            e.contains("KDDTest+.txt:2") && e.contains("42 fields, expected 43"),
+            "{e}"
+        );
     }
 }

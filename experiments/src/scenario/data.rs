@@ -31,14 +31,22 @@ pub struct Split {
 
 /// The folder the data files are in: `--data`, else `[data] dir`
 /// (relative to the scenario), else the default data folder.
-fn data_dir(scenario: &Scenario, scenario_path: &Path, flag: Option<&Path>) -> Result<PathBuf, ExperimentError> {
+fn data_dir(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    flag: Option<&Path>,
+) -> Result<PathBuf, ExperimentError> {
     let sub = match scenario.data.format {
         DataFormat::NslKdd => "nsl-kdd",
         _ => "",
     };
     if let Some(dir) = flag {
         let nested = dir.join(sub);
-        return Ok(if !sub.is_empty() && nested.is_dir() { nested } else { dir.to_path_buf() });
+        return Ok(if !sub.is_empty() && nested.is_dir() {
+            nested
+        } else {
+            dir.to_path_buf()
+        });
     }
     if let Some(dir) = &scenario.data.dir {
         return Ok(fedsoc_conf::resolve(scenario_path, dir));
@@ -53,7 +61,11 @@ fn data_dir(scenario: &Scenario, scenario_path: &Path, flag: Option<&Path>) -> R
 }
 
 /// Reads the scenario's files.
-pub fn load(scenario: &Scenario, scenario_path: &Path, flag: Option<&Path>) -> Result<ScenarioData, ExperimentError> {
+pub fn load(
+    scenario: &Scenario,
+    scenario_path: &Path,
+    flag: Option<&Path>,
+) -> Result<ScenarioData, ExperimentError> {
     let d = &scenario.data;
     let options = ReadOptions {
         skip_bad_rows: d.skip_bad_rows,
@@ -80,11 +92,15 @@ pub fn load(scenario: &Scenario, scenario_path: &Path, flag: Option<&Path>) -> R
         Ok(match d.format {
             DataFormat::NslKdd => nsl_kdd::read(&nsl_kdd::find(&dir, name)?, &options)?,
             DataFormat::Csv => {
-                let schema = schema.as_ref().ok_or_else(|| ExperimentError::Setup("CSV data needs [data] schema".into()))?;
+                let schema = schema
+                    .as_ref()
+                    .ok_or_else(|| ExperimentError::Setup("CSV data needs [data] schema".into()))?;
                 fedsoc_datasets::read::csv::read_csv(&dir.join(name), schema, &options)?
             }
             DataFormat::Zeek => fedsoc_datasets::read::zeek::read(&dir.join(name), &options)?,
-            DataFormat::Suricata => fedsoc_datasets::read::suricata::read(&dir.join(name), &options)?,
+            DataFormat::Suricata => {
+                fedsoc_datasets::read::suricata::read(&dir.join(name), &options)?
+            }
             DataFormat::Synthetic => unreachable_synthetic()?,
         })
     };
@@ -115,12 +131,18 @@ pub fn load(scenario: &Scenario, scenario_path: &Path, flag: Option<&Path>) -> R
 }
 
 fn unreachable_synthetic() -> Result<fedsoc_datasets::Loaded, ExperimentError> {
-    Err(ExperimentError::Setup("synthetic data is generated, not read".into()))
+    Err(ExperimentError::Setup(
+        "synthetic data is generated, not read".into(),
+    ))
 }
 
 /// Splits the data among participants for `seed` and holds out each
 /// participant's benign validation rows.
-pub fn split(data: &ScenarioData, scenario: &Scenario, seed: u64) -> Result<Split, ExperimentError> {
+pub fn split(
+    data: &ScenarioData,
+    scenario: &Scenario,
+    seed: u64,
+) -> Result<Split, ExperimentError> {
     let n = scenario.federation.participants;
     let parts: Vec<Records> = if scenario.data.format == DataFormat::Synthetic {
         (0..n)
@@ -147,10 +169,13 @@ pub fn split(data: &ScenarioData, scenario: &Scenario, seed: u64) -> Result<Spli
     let mut participants = Vec::with_capacity(n);
     let mut validation = Vec::with_capacity(n);
     for (p, records) in parts.into_iter().enumerate() {
-        let benign: Vec<usize> = (0..records.len()).filter(|&i| records.family(i) == "normal").collect();
+        let benign: Vec<usize> = (0..records.len())
+            .filter(|&i| records.family(i) == "normal")
+            .collect();
         // A seeded shuffle of the benign rows; the first share is held out.
         let order = iid_indices(benign.len(), 1, seed ^ (0xca1 + p as u64))?.remove(0);
-        let held = ((benign.len() as f64) * scenario.calibration.validation_fraction).round() as usize;
+        let held =
+            ((benign.len() as f64) * scenario.calibration.validation_fraction).round() as usize;
         let mut is_held = vec![false; records.len()];
         for &k in &order[..held.min(order.len())] {
             is_held[benign[k]] = true;

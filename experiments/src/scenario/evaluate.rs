@@ -54,7 +54,16 @@ fn family_recall(scores: &[f32], families: &[String], threshold: f32) -> BTreeMa
     let refs: Vec<&str> = families.iter().map(String::as_str).collect();
     recall_by_family(scores, &refs, threshold)
         .into_iter()
-        .map(|(f, (hit, total))| (f, if total == 0 { 0.0 } else { hit as f64 / total as f64 }))
+        .map(|(f, (hit, total))| {
+            (
+                f,
+                if total == 0 {
+                    0.0
+                } else {
+                    hit as f64 / total as f64
+                },
+            )
+        })
         .collect()
 }
 
@@ -96,15 +105,26 @@ pub fn evaluate(
     })
 }
 
-/// Scores of two models combined: each divided by its own calibrated
-/// threshold, then the larger taken, so a row is flagged (combined score
-/// >= 1) exactly when either model flags it.
-pub fn combine(a: &[f32], threshold_a: f64, b: &[f32], threshold_b: f64) -> Vec<f32> {
-    let ta = threshold_a.max(f64::MIN_POSITIVE);
-    let tb = threshold_b.max(f64::MIN_POSITIVE);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) / ta).max(f64::from(*y) / tb) as f32)
+/// An autoencoder's and a classifier's scores combined into one: each
+/// row's margin over its model's calibrated threshold, in log units
+/// (`ln(error / threshold)` for the autoencoder, `logit − threshold` for
+/// the classifier), and the larger of the two. A row is flagged (combined
+/// score >= 0) exactly when either model flags it.
+pub fn combine(
+    autoencoder: &[f32],
+    ae_threshold: f64,
+    classifier: &[f32],
+    clf_threshold: f64,
+) -> Vec<f32> {
+    let ln_threshold = ae_threshold.max(f64::MIN_POSITIVE).ln();
+    autoencoder
+        .iter()
+        .zip(classifier)
+        .map(|(e, z)| {
+            let ae_margin = f64::from(*e).max(f64::MIN_POSITIVE).ln() - ln_threshold;
+            let clf_margin = f64::from(*z) - clf_threshold;
+            ae_margin.max(clf_margin) as f32
+        })
         .collect()
 }
 
@@ -114,9 +134,13 @@ mod tests {
 
     #[test]
     fn combined_scores_flag_when_either_flags() {
-        let c = combine(&[0.5, 2.0, 0.1], 1.0, &[0.1, 0.1, 0.9], 0.5);
-        assert_eq!(c, vec![0.5, 2.0, 1.8]);
-        assert_eq!(c.iter().filter(|s| **s >= 1.0).count(), 2);
+        // Errors vs threshold 1.0; logits vs threshold 2.0.
+        let c = combine(&[0.5, 2.0, 0.1], 1.0, &[-3.0, 0.0, 2.5], 2.0);
+        let close = |a: f32, b: f64| (f64::from(a) - b).abs() < 1e-6;
+        assert!(close(c[0], 0.5f64.ln().max(-5.0)), "{c:?}");
+        assert!(close(c[1], 2f64.ln()), "{c:?}");
+        assert!(close(c[2], 0.5), "{c:?}");
+        assert_eq!(c.iter().filter(|s| **s >= 0.0).count(), 2);
     }
 
     #[test]
@@ -132,7 +156,10 @@ mod tests {
         let scores = [0.1, 0.2, 0.3, 0.9, 0.8, 0.95];
         let e = evaluate(&test, &scores, 0.85, 0.25).unwrap();
         // At 0.85: flagged 0.9 (benign) and 0.95 (R2L).
-        assert_eq!((e.precision, e.recall, e.false_positive_rate), (0.5, 0.5, 0.25));
+        assert_eq!(
+            (e.precision, e.recall, e.false_positive_rate),
+            (0.5, 0.5, 0.25)
+        );
         assert_eq!(e.recall_by_family["R2L"], 1.0);
         assert_eq!(e.recall_by_family["DoS"], 0.0);
         assert!((e.roc_auc - 0.875).abs() < 1e-12);

@@ -297,12 +297,18 @@ impl Scenario {
     fn validate(&self, path: &Path) -> Result<(), ConfError> {
         let bad = |field: &str, problem: String| Err(invalid(path, field, problem));
         if self.seeds.is_empty() {
-            return bad("seeds", "list at least one seed, e.g. seeds = [1, 2, 3]".into());
+            return bad(
+                "seeds",
+                "list at least one seed, e.g. seeds = [1, 2, 3]".into(),
+            );
         }
         if self.federation.participants < 2 {
             return bad(
                 "federation.participants",
-                format!("{} participants; a federation needs at least 2", self.federation.participants),
+                format!(
+                    "{} participants; a federation needs at least 2",
+                    self.federation.participants
+                ),
             );
         }
         if self.federation.rounds == 0 {
@@ -314,33 +320,60 @@ impl Scenario {
         for (i, m) in self.models.iter().enumerate() {
             let field = |f: &str| format!("model[{i}].{f}");
             if m.hidden.is_empty() || m.hidden.contains(&0) {
-                return bad(&field("hidden"), format!("{:?}: give non-zero widths, e.g. [64, 32]", m.hidden));
+                return bad(
+                    &field("hidden"),
+                    format!("{:?}: give non-zero widths, e.g. [64, 32]", m.hidden),
+                );
             }
             if m.epochs == 0 || m.batch_size == 0 {
-                return bad(&field("epochs"), "epochs and batch_size must be at least 1".into());
+                return bad(
+                    &field("epochs"),
+                    "epochs and batch_size must be at least 1".into(),
+                );
             }
             if !(m.learning_rate.is_finite() && m.learning_rate > 0.0) {
-                return bad(&field("learning_rate"), format!("{} must be finite and > 0", m.learning_rate));
+                return bad(
+                    &field("learning_rate"),
+                    format!("{} must be finite and > 0", m.learning_rate),
+                );
             }
             if !["bce", "balanced", "focal"].contains(&m.loss.as_str()) {
-                return bad(&field("loss"), format!("{:?}: use \"bce\", \"balanced\" or \"focal\"", m.loss));
+                return bad(
+                    &field("loss"),
+                    format!("{:?}: use \"bce\", \"balanced\" or \"focal\"", m.loss),
+                );
             }
             if !(m.proximal_mu.is_finite() && m.proximal_mu >= 0.0) {
-                return bad(&field("proximal_mu"), format!("{} must be finite and >= 0", m.proximal_mu));
+                return bad(
+                    &field("proximal_mu"),
+                    format!("{} must be finite and >= 0", m.proximal_mu),
+                );
             }
             if self.models[..i].iter().any(|o| o.name() == m.name()) {
-                return bad(&field("name"), format!("two models are named {:?}; give each a name", m.name()));
+                return bad(
+                    &field("name"),
+                    format!("two models are named {:?}; give each a name", m.name()),
+                );
             }
         }
         let c = &self.calibration;
         if !(c.validation_fraction > 0.0 && c.validation_fraction < 0.5) {
-            return bad("calibration.validation_fraction", format!("{} must be in (0, 0.5)", c.validation_fraction));
+            return bad(
+                "calibration.validation_fraction",
+                format!("{} must be in (0, 0.5)", c.validation_fraction),
+            );
         }
         if !(c.quantile > 0.5 && c.quantile < 1.0) {
-            return bad("calibration.quantile", format!("{} must be in (0.5, 1), e.g. 0.99", c.quantile));
+            return bad(
+                "calibration.quantile",
+                format!("{} must be in (0.5, 1), e.g. 0.99", c.quantile),
+            );
         }
         if !(c.matched_fpr > 0.0 && c.matched_fpr < 0.5) {
-            return bad("calibration.matched_fpr", format!("{} must be in (0, 0.5), e.g. 0.01", c.matched_fpr));
+            return bad(
+                "calibration.matched_fpr",
+                format!("{} must be in (0, 0.5), e.g. 0.01", c.matched_fpr),
+            );
         }
         let d = &self.data;
         match d.format {
@@ -349,7 +382,10 @@ impl Scenario {
                     return bad("data.rows", "0 rows; generate at least 1".into());
                 }
                 if self.partition != Partitioner::Iid {
-                    return bad("partition", "synthetic data is already split by SOC; remove [partition]".into());
+                    return bad(
+                        "partition",
+                        "synthetic data is already split by SOC; remove [partition]".into(),
+                    );
                 }
             }
             _ => {
@@ -362,7 +398,10 @@ impl Scenario {
             }
         }
         if d.format == DataFormat::Csv && d.schema.is_none() {
-            return bad("data.schema", "CSV data needs a schema file (see the README's CSV section)".into());
+            return bad(
+                "data.schema",
+                "CSV data needs a schema file (see the README's CSV section)".into(),
+            );
         }
         if let Partitioner::ByFamily { families } = &self.partition
             && families.len() != self.federation.participants
@@ -418,13 +457,31 @@ hidden = [8]
     #[test]
     fn mistakes_name_the_field() {
         for (edit, field) in [
-            (MINIMAL.replace("rounds = 2", "rounds = 0"), "federation.rounds"),
-            (MINIMAL.replace("participants = 4", "participants = 1"), "federation.participants"),
-            (MINIMAL.replace("hidden = [8]", "hidden = [0]"), "model[0].hidden"),
-            (MINIMAL.replace("hidden = [8]", "hidden = [8]\nloss = \"hinge\""), "model[0].loss"),
+            (
+                MINIMAL.replace("rounds = 2", "rounds = 0"),
+                "federation.rounds",
+            ),
+            (
+                MINIMAL.replace("participants = 4", "participants = 1"),
+                "federation.participants",
+            ),
+            (
+                MINIMAL.replace("hidden = [8]", "hidden = [0]"),
+                "model[0].hidden",
+            ),
+            (
+                MINIMAL.replace("hidden = [8]", "hidden = [8]\nloss = \"hinge\""),
+                "model[0].loss",
+            ),
             (MINIMAL.replace("test = [\"KDDTest+\"]", ""), "data.test"),
-            (MINIMAL.replace("format = \"nsl-kdd\"", "format = \"pcap\""), "data.format"),
-            (MINIMAL.replace("name = \"t\"", "name = \"t\"\nsedes = [1]"), "(top level)"),
+            (
+                MINIMAL.replace("format = \"nsl-kdd\"", "format = \"pcap\""),
+                "data.format",
+            ),
+            (
+                MINIMAL.replace("name = \"t\"", "name = \"t\"\nsedes = [1]"),
+                "`sedes`",
+            ),
             (
                 format!("{MINIMAL}\n[partition]\nkind = \"by-family\"\nfamilies = [[\"DoS\"]]\n"),
                 "partition.families",

@@ -82,7 +82,13 @@ fn summarize(outcomes: &[&Outcome], test: usize) -> TestSummary {
     let stat = |f: &dyn Fn(&Outcome) -> f64| Stat::of(outcomes.iter().map(|o| f(o)).collect());
     let families: Vec<String> = outcomes
         .first()
-        .map(|o| o.evaluations[test].recall_by_family.keys().cloned().collect())
+        .map(|o| {
+            o.evaluations[test]
+                .recall_by_family
+                .keys()
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let by_family = |matched: bool| -> BTreeMap<String, Stat> {
         families
@@ -90,7 +96,11 @@ fn summarize(outcomes: &[&Outcome], test: usize) -> TestSummary {
             .map(|f| {
                 let s = stat(&|o: &Outcome| {
                     let e = &o.evaluations[test];
-                    let map = if matched { &e.matched.recall_by_family } else { &e.recall_by_family };
+                    let map = if matched {
+                        &e.matched.recall_by_family
+                    } else {
+                        &e.recall_by_family
+                    };
                     map.get(f).copied().unwrap_or(f64::NAN)
                 });
                 (f.clone(), s)
@@ -127,7 +137,11 @@ pub fn summary(results: &RunResults) -> Summary {
             results
                 .outcomes
                 .iter()
-                .filter(|o| &o.model == model && o.variant == variant && o.participant.as_deref() == participant)
+                .filter(|o| {
+                    &o.model == model
+                        && o.variant == variant
+                        && o.participant.as_deref() == participant
+                })
                 .collect()
         };
         let per_test = |outs: Vec<&Outcome>| -> BTreeMap<String, TestSummary> {
@@ -182,7 +196,11 @@ fn all_families(results: &RunResults) -> Vec<String> {
     let mut f: Vec<String> = results
         .outcomes
         .iter()
-        .flat_map(|o| o.evaluations.iter().flat_map(|e| e.recall_by_family.keys().cloned()))
+        .flat_map(|o| {
+            o.evaluations
+                .iter()
+                .flat_map(|e| e.recall_by_family.keys().cloned())
+        })
         .collect();
     f.sort();
     f.dedup();
@@ -209,7 +227,10 @@ pub fn write_all(results: &RunResults, out: &Path) -> Result<Summary, Experiment
     write(&out.join("metrics.csv"), &metrics_csv(results))?;
     write(&out.join("rounds.csv"), &rounds_csv(results))?;
     let figures = plots(results, &summary, out)?;
-    write(&out.join("report.md"), &markdown(results, &summary, &figures))?;
+    write(
+        &out.join("report.md"),
+        &markdown(results, &summary, &figures),
+    )?;
     Ok(summary)
 }
 
@@ -262,7 +283,10 @@ fn metrics_csv(results: &RunResults) -> String {
 }
 
 fn rounds_csv(results: &RunResults) -> String {
-    let mut s = format!("seed,model,variant,participant,round,roc_auc_{}\n", results.tests.first().map(String::as_str).unwrap_or("test"));
+    let mut s = format!(
+        "seed,model,variant,participant,round,roc_auc_{}\n",
+        results.tests.first().map(String::as_str).unwrap_or("test")
+    );
     for o in &results.outcomes {
         for (r, auc) in o.auc_per_round.iter().enumerate() {
             let _ = writeln!(
@@ -283,13 +307,25 @@ fn rounds_csv(results: &RunResults) -> String {
 /// File-name-safe form of a test or model name.
 fn slug(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else if c == '+' { 'p' } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else if c == '+' {
+                'p'
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
 /// Writes the plots (first seed for curves; seed means for heat maps);
 /// returns `(caption, file)` pairs.
-fn plots(results: &RunResults, summary: &Summary, out: &Path) -> Result<Vec<(String, String)>, ExperimentError> {
+fn plots(
+    results: &RunResults,
+    summary: &Summary,
+    out: &Path,
+) -> Result<Vec<(String, String)>, ExperimentError> {
     let mut figures = Vec::new();
     let first_seed = results.scenario.seeds.first().copied().unwrap_or(0);
     let families = all_families(results);
@@ -304,12 +340,19 @@ fn plots(results: &RunResults, summary: &Summary, out: &Path) -> Result<Vec<(Str
                 .iter()
                 .map(|o| {
                     let e = &o.evaluations[t];
-                    Series::new(format!("{} (AUC {:.3})", variant_label(o), e.roc_auc), e.roc_curve.clone())
+                    Series::new(
+                        format!("{} (AUC {:.3})", variant_label(o), e.roc_auc),
+                        e.roc_curve.clone(),
+                    )
                 })
                 .collect();
             let file = format!("roc-{}-{}.svg", slug(model), slug(test));
-            plot::roc_curves(&out.join(&file), &format!("ROC, {model}, {test} (seed {first_seed})"), &series)
-                .map_err(plot_err)?;
+            plot::roc_curves(
+                &out.join(&file),
+                &format!("ROC, {model}, {test} (seed {first_seed})"),
+                &series,
+            )
+            .map_err(plot_err)?;
             figures.push((format!("ROC curves of the {model} on {test}"), file));
 
             let mut rows = Vec::new();
@@ -319,7 +362,10 @@ fn plots(results: &RunResults, summary: &Summary, out: &Path) -> Result<Vec<(Str
                 values.push(
                     families
                         .iter()
-                        .map(|f| ts.and_then(|ts| ts.matched_recall_by_family.get(f)).map(|s| s.mean))
+                        .map(|f| {
+                            ts.and_then(|ts| ts.matched_recall_by_family.get(f))
+                                .map(|s| s.mean)
+                        })
                         .collect::<Vec<_>>(),
                 );
             };
@@ -340,7 +386,10 @@ fn plots(results: &RunResults, summary: &Summary, out: &Path) -> Result<Vec<(Str
                 &values,
             )
             .map_err(plot_err)?;
-            figures.push((format!("Recall per attack family, {model}, {test} (mean over seeds)"), file));
+            figures.push((
+                format!("Recall per attack family, {model}, {test} (mean over seeds)"),
+                file,
+            ));
         }
         let series: Vec<Series> = of_model
             .iter()
@@ -348,7 +397,11 @@ fn plots(results: &RunResults, summary: &Summary, out: &Path) -> Result<Vec<(Str
             .map(|o| {
                 Series::new(
                     variant_label(o),
-                    o.auc_per_round.iter().enumerate().map(|(r, a)| ((r + 1) as f64, *a)).collect(),
+                    o.auc_per_round
+                        .iter()
+                        .enumerate()
+                        .map(|(r, a)| ((r + 1) as f64, *a))
+                        .collect(),
                 )
             })
             .collect();
@@ -379,7 +432,11 @@ fn markdown(results: &RunResults, summary: &Summary, figures: &[(String, String)
         s.seeds,
         s.federation.participants,
         s.federation.rounds,
-        if s.federation.secure { "secure (SecAgg+)" } else { "plaintext FedAvg" },
+        if s.federation.secure {
+            "secure (SecAgg+)"
+        } else {
+            "plaintext FedAvg"
+        },
         s.calibration.quantile * 100.0,
         s.calibration.matched_fpr * 100.0
     );
@@ -388,48 +445,98 @@ fn markdown(results: &RunResults, summary: &Summary, figures: &[(String, String)
         let _ = writeln!(md, "- {}", r.to_string().replace('\n', "\n  "));
     }
     md.push_str("\n| participant | training rows by family |\n|---|---|\n");
-    for (p, fams) in results.participants.iter().zip(&results.participant_families) {
+    for (p, fams) in results
+        .participants
+        .iter()
+        .zip(&results.participant_families)
+    {
         let list: Vec<String> = fams.iter().map(|(f, n)| format!("{f} {n}")).collect();
         let _ = writeln!(md, "| {p} | {} |", list.join(", "));
     }
     let families: Vec<String> = all_families(results);
+    md.push_str("\n## Overview\n\nROC-AUC, mean over seeds (local-only: the mean of the participants' means).\n\n| model | test | local-only | federated | centralized |\n|---|---|---|---|---|\n");
+    for (model, ms) in &summary.models {
+        for test in &summary.tests {
+            let locals: Vec<f64> = ms
+                .local
+                .values()
+                .filter_map(|t| t.get(test).map(|t| t.roc_auc.mean))
+                .collect();
+            let local = if locals.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.3}", locals.iter().sum::<f64>() / locals.len() as f64)
+            };
+            let show = |t: Option<&TestSummary>| t.map_or("–".to_string(), |t| t.roc_auc.show());
+            let _ = writeln!(
+                md,
+                "| {model} | {test} | {local} | **{}** | {} |",
+                show(ms.federated.get(test)),
+                show(ms.centralized.get(test))
+            );
+        }
+    }
     for (model, ms) in &summary.models {
         for test in &summary.tests {
             let _ = writeln!(md, "\n## {model} on {test}\n");
-            let mut header = String::from("| variant | ROC-AUC | PR-AUC | F1 | recall | FPR | recall @ matched FPR |");
-            let mut rule = String::from("|---|---|---|---|---|---|---|");
-            for f in &families {
-                let _ = write!(header, " {f} @ matched |");
-                rule.push_str("---|");
-            }
-            let _ = writeln!(md, "{header}\n{rule}");
-            let mut row = |label: &str, ts: &TestSummary| {
+            let rows: Vec<(String, &TestSummary)> = ms
+                .local
+                .iter()
+                .filter_map(|(p, per_test)| per_test.get(test).map(|t| (format!("local {p}"), t)))
+                .chain(
+                    ms.federated
+                        .get(test)
+                        .map(|t| ("**federated**".to_string(), t)),
+                )
+                .chain(
+                    ms.centralized
+                        .get(test)
+                        .map(|t| ("centralized".to_string(), t)),
+                )
+                .collect();
+            let family_header: String = families.iter().map(|f| format!(" {f} |")).collect();
+            let family_rule: String = families.iter().map(|_| "---|").collect();
+            let _ = writeln!(
+                md,
+                "At the calibrated threshold:\n\n| variant | ROC-AUC | PR-AUC | F1 | precision | recall | FPR |{family_header}\n|---|---|---|---|---|---|---|{family_rule}"
+            );
+            for (label, ts) in &rows {
                 let _ = write!(
                     md,
                     "| {label} | {} | {} | {} | {} | {} | {} |",
                     ts.roc_auc.show(),
                     ts.pr_auc.show(),
                     ts.f1.show(),
+                    ts.precision.show(),
                     ts.recall.show(),
-                    ts.false_positive_rate.show(),
-                    ts.matched_recall.show()
+                    ts.false_positive_rate.show()
                 );
                 for f in &families {
-                    let v = ts.matched_recall_by_family.get(f).map(Stat::show).unwrap_or_else(|| "–".into());
+                    let v = ts
+                        .recall_by_family
+                        .get(f)
+                        .map(Stat::show)
+                        .unwrap_or_else(|| "–".into());
                     let _ = write!(md, " {v} |");
                 }
                 md.push('\n');
-            };
-            for (p, per_test) in &ms.local {
-                if let Some(ts) = per_test.get(test) {
-                    row(&format!("local {p}"), ts);
+            }
+            let _ = writeln!(
+                md,
+                "\nAt {:.1}% false alarms on this test set (the same for every variant):\n\n| variant | recall |{family_header}\n|---|---|{family_rule}",
+                summary.matched_fpr * 100.0
+            );
+            for (label, ts) in &rows {
+                let _ = write!(md, "| {label} | {} |", ts.matched_recall.show());
+                for f in &families {
+                    let v = ts
+                        .matched_recall_by_family
+                        .get(f)
+                        .map(Stat::show)
+                        .unwrap_or_else(|| "–".into());
+                    let _ = write!(md, " {v} |");
                 }
-            }
-            if let Some(ts) = ms.federated.get(test) {
-                row("**federated**", ts);
-            }
-            if let Some(ts) = ms.centralized.get(test) {
-                row("centralized", ts);
+                md.push('\n');
             }
         }
     }

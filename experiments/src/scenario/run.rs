@@ -133,11 +133,11 @@ fn train_config(section: &ModelSection, seed: u64) -> TrainConfig {
 }
 
 /// Bins for the threshold histogram: log-spaced for reconstruction
-/// errors, even on [0, 1] for probabilities.
+/// errors (2.3% wide), 0.01 wide for classifier logits.
 pub fn score_bins(kind: ModelKind) -> ScoreBins {
     match kind {
         ModelKind::Autoencoder => ScoreBins::logarithmic(1e-6, 1e6, 100),
-        ModelKind::Classifier => ScoreBins::unit(10_000),
+        ModelKind::Classifier => ScoreBins::linear(-60.0, 60.0, 12_000),
     }
 }
 
@@ -160,14 +160,22 @@ impl Encoded {
         match on {
             TrainOn::All => (self.features.clone(), self.attacks.clone()),
             TrainOn::Benign => {
-                let keep: Vec<usize> = (0..self.attacks.len()).filter(|&i| !self.attacks[i]).collect();
-                (self.features.select(ndarray::Axis(0), &keep), vec![false; keep.len()])
+                let keep: Vec<usize> = (0..self.attacks.len())
+                    .filter(|&i| !self.attacks[i])
+                    .collect();
+                (
+                    self.features.select(ndarray::Axis(0), &keep),
+                    vec![false; keep.len()],
+                )
             }
         }
     }
 }
 
-fn encode_tests(encoder: &EncoderSpec, data: &ScenarioData) -> Result<Vec<TestData>, ExperimentError> {
+fn encode_tests(
+    encoder: &EncoderSpec,
+    data: &ScenarioData,
+) -> Result<Vec<TestData>, ExperimentError> {
     data.tests
         .iter()
         .map(|(name, records)| {
@@ -249,7 +257,10 @@ fn local_threshold(bins: &ScoreBins, scores: &[f32], q: f64) -> Result<f64, Expe
 
 /// Runs the scenario and returns every outcome; `progress` hears about
 /// each step.
-pub async fn run(options: &RunOptions, progress: &dyn Fn(Progress)) -> Result<RunResults, ExperimentError> {
+pub async fn run(
+    options: &RunOptions,
+    progress: &dyn Fn(Progress),
+) -> Result<RunResults, ExperimentError> {
     let mut scenario = Scenario::load(&options.scenario)?;
     if let Some(seeds) = &options.seeds {
         scenario.seeds = seeds.clone();
@@ -272,9 +283,24 @@ pub async fn run(options: &RunOptions, progress: &dyn Fn(Progress)) -> Result<Ru
     for (k, &seed) in scenario.seeds.iter().enumerate() {
         let split = data::split(&data, &scenario, seed)?;
         if k == 0 {
-            participant_families = split.participants.iter().map(Records::family_counts).collect();
+            participant_families = split
+                .participants
+                .iter()
+                .map(Records::family_counts)
+                .collect();
         }
-        outcomes.extend(run_seed(&scenario, &data, &split, seed, &names, &options.out, progress).await?);
+        outcomes.extend(
+            run_seed(
+                &scenario,
+                &data,
+                &split,
+                seed,
+                &names,
+                &options.out,
+                progress,
+            )
+            .await?,
+        );
     }
     Ok(RunResults {
         tests: data.tests.iter().map(|(n, _)| n.clone()).collect(),
@@ -330,8 +356,16 @@ async fn run_seed(
             }
             let threshold = local_threshold(&bins, &val_scores, cal.quantile)?;
             outcomes.push(finish(
-                &model, &weights, threshold, &tests, cal.matched_fpr, seed, section.name(),
-                Variant::Centralized, None, curve,
+                &model,
+                &weights,
+                threshold,
+                &tests,
+                cal.matched_fpr,
+                seed,
+                section.name(),
+                Variant::Centralized,
+                None,
+                curve,
             )?);
             step("centralized");
         }
@@ -341,31 +375,61 @@ async fn run_seed(
                 // Alone, a SOC standardises with its own statistics.
                 let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
                 let own_tests = encode_tests(&own, data)?;
-                let rows = Encoded::new(&own, &split.participants[p])?.training_rows(section.train_on());
-                let (weights, curve) =
-                    train_alone(&model, section, &rows, rounds, seed, salt + 100 * (p as u64 + 1), &own_tests[0])?;
+                let rows =
+                    Encoded::new(&own, &split.participants[p])?.training_rows(section.train_on());
+                let (weights, curve) = train_alone(
+                    &model,
+                    section,
+                    &rows,
+                    rounds,
+                    seed,
+                    salt + 100 * (p as u64 + 1),
+                    &own_tests[0],
+                )?;
                 let val = own.encode(&split.validation[p])?;
-                let threshold =
-                    local_threshold(&bins, &anomaly_scores(&model, &weights, val.view())?, cal.quantile)?;
+                let threshold = local_threshold(
+                    &bins,
+                    &anomaly_scores(&model, &weights, val.view())?,
+                    cal.quantile,
+                )?;
                 outcomes.push(finish(
-                    &model, &weights, threshold, &own_tests, cal.matched_fpr, seed, section.name(),
-                    Variant::Local, Some(name.clone()), curve,
+                    &model,
+                    &weights,
+                    threshold,
+                    &own_tests,
+                    cal.matched_fpr,
+                    seed,
+                    section.name(),
+                    Variant::Local,
+                    Some(name.clone()),
+                    curve,
                 )?);
                 step(&format!("local {name}"));
             }
         }
 
         if scenario.variants.federated {
-            let dir = out.join("federations").join(format!("seed-{seed}-{}", section.name()));
-            let (weights, curve) = train_federated(scenario, section, &encoder, split, seed, &dir, probe).await?;
+            let dir = out
+                .join("federations")
+                .join(format!("seed-{seed}-{}", section.name()));
+            let (weights, curve) =
+                train_federated(scenario, section, &encoder, split, seed, &dir, probe).await?;
             let val_scores: Vec<Vec<f32>> = validation
                 .iter()
                 .map(|v| anomaly_scores(&model, &weights, v.view()))
                 .collect::<Result<_, _>>()?;
             let threshold = federated_threshold(&bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
             outcomes.push(finish(
-                &model, &weights, threshold, &tests, cal.matched_fpr, seed, section.name(),
-                Variant::Federated, None, curve,
+                &model,
+                &weights,
+                threshold,
+                &tests,
+                cal.matched_fpr,
+                seed,
+                section.name(),
+                Variant::Federated,
+                None,
+                curve,
             )?);
             step("federated");
         }
@@ -383,11 +447,19 @@ fn combined_outcomes(
     tests: &[TestData],
     seed: u64,
 ) -> Result<Vec<Outcome>, ExperimentError> {
-    let Some(ae) = scenario.models.iter().find(|m| m.kind == ModelKind::Autoencoder) else {
+    let Some(ae) = scenario
+        .models
+        .iter()
+        .find(|m| m.kind == ModelKind::Autoencoder)
+    else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for clf in scenario.models.iter().filter(|m| m.kind == ModelKind::Classifier) {
+    for clf in scenario
+        .models
+        .iter()
+        .filter(|m| m.kind == ModelKind::Classifier)
+    {
         for a in outcomes.iter().filter(|o| o.model == ae.name()) {
             let Some(c) = outcomes.iter().find(|o| {
                 o.model == clf.name() && o.variant == a.variant && o.participant == a.participant
@@ -399,8 +471,18 @@ fn combined_outcomes(
             let mut evaluations = Vec::new();
             for (i, test) in tests.iter().enumerate() {
                 let (ea, ec) = (&a.evaluations[i], &c.evaluations[i]);
-                let scores = combine(&a.test_scores[i], ea.threshold, &c.test_scores[i], ec.threshold);
-                evaluations.push(evaluate(test, &scores, 1.0, scenario.calibration.matched_fpr)?);
+                let scores = combine(
+                    &a.test_scores[i],
+                    ea.threshold,
+                    &c.test_scores[i],
+                    ec.threshold,
+                );
+                evaluations.push(evaluate(
+                    test,
+                    &scores,
+                    0.0,
+                    scenario.calibration.matched_fpr,
+                )?);
             }
             out.push(Outcome {
                 seed,

@@ -39,12 +39,16 @@ pub fn secure_sum(inputs: &[Vec<u64>], seed: u64) -> Result<Vec<u64>, Experiment
         Ring::U64,
         len,
     );
-    let by_id: BTreeMap<ParticipantId, Vec<u64>> = ids.iter().copied().zip(inputs.iter().cloned()).collect();
+    let by_id: BTreeMap<ParticipantId, Vec<u64>> =
+        ids.iter().copied().zip(inputs.iter().cloned()).collect();
     let aggregate = fedsoc_secagg::simulate(&config, &by_id, &DropoutPlan::none(), &mut rng)
         .map_err(|e| ExperimentError::Setup(format!("secure sum: {e}")))?;
     let mut plain = vec![0u64; len];
     for v in inputs {
-        plain.iter_mut().zip(v).for_each(|(s, x)| *s = s.wrapping_add(*x));
+        plain
+            .iter_mut()
+            .zip(v)
+            .for_each(|(s, x)| *s = s.wrapping_add(*x));
     }
     if aggregate.sum != plain {
         return Err(ExperimentError::Setup(
@@ -100,10 +104,7 @@ mod tests {
     #[test]
     fn secure_sum_is_the_wrapping_sum() {
         let inputs = vec![vec![1, u64::MAX, 5], vec![2, 3, 7], vec![10, 0, u64::MAX]];
-        assert_eq!(
-            secure_sum(&inputs, 1).unwrap(),
-            vec![13, 2, 11u64.wrapping_add(u64::MAX)]
-        );
+        assert_eq!(secure_sum(&inputs, 1).unwrap(), vec![13, 2, 11]);
         assert!(secure_sum(&inputs[..1], 1).is_err());
         assert!(secure_sum(&[vec![1], vec![1, 2]], 1).is_err());
     }
