@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(h[1], 10);
         let q = bins.quantile(&h, 0.95).unwrap();
         assert!((q - 0.95).abs() < 0.011, "{q}");
-        assert_eq!(bins.quantile(&vec![0; 12], 0.5), None);
+        assert_eq!(bins.quantile(&[0; 12], 0.5), None);
         assert!(bins.histogram(&[f32::NAN]).is_err());
 
         let log = ScoreBins::logarithmic(1e-3, 1e3, 20);

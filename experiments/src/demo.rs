@@ -126,7 +126,7 @@ pub async fn run_demo(
     spec.seed = options.seed;
     let test = TestSet::build(options.seed)?;
     let federation = LocalFederation::start(&spec).await?;
-    let model = ModelConfig::from(federation.coordinator.spec().model.clone());
+    let model = federation.coordinator.spec().model.clone();
 
     let initial = federation.coordinator.global_model();
     let (roc, pr) = test.evaluate(&model, &initial)?;

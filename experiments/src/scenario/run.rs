@@ -216,20 +216,34 @@ fn train_alone(
     Ok((weights, curve))
 }
 
-/// Scores the validation rows and tests, calibrates and evaluates.
-#[allow(clippy::too_many_arguments)]
+/// A trained model: where it came from and how it did per round.
+struct Trained<'a> {
+    model: &'a ModelConfig,
+    name: &'a str,
+    seed: u64,
+    variant: Variant,
+    participant: Option<String>,
+    weights: Vec<f32>,
+    curve: Vec<f64>,
+}
+
+/// Scores the tests at the calibrated `threshold` and evaluates.
 fn finish(
-    model: &ModelConfig,
-    weights: &[f32],
+    trained: Trained<'_>,
     threshold: f64,
     tests: &[TestData],
     matched_fpr: f64,
-    seed: u64,
-    name: &str,
-    variant: Variant,
-    participant: Option<String>,
-    curve: Vec<f64>,
 ) -> Result<Outcome, ExperimentError> {
+    let Trained {
+        model,
+        name,
+        seed,
+        variant,
+        participant,
+        weights,
+        curve,
+    } = trained;
+    let weights = weights.as_slice();
     let mut evaluations = Vec::new();
     let mut test_scores = Vec::new();
     for test in tests {
@@ -356,16 +370,18 @@ async fn run_seed(
             }
             let threshold = local_threshold(&bins, &val_scores, cal.quantile)?;
             outcomes.push(finish(
-                &model,
-                &weights,
+                Trained {
+                    model: &model,
+                    name: section.name(),
+                    seed,
+                    variant: Variant::Centralized,
+                    participant: None,
+                    weights,
+                    curve,
+                },
                 threshold,
                 &tests,
                 cal.matched_fpr,
-                seed,
-                section.name(),
-                Variant::Centralized,
-                None,
-                curve,
             )?);
             step("centralized");
         }
@@ -393,16 +409,18 @@ async fn run_seed(
                     cal.quantile,
                 )?;
                 outcomes.push(finish(
-                    &model,
-                    &weights,
+                    Trained {
+                        model: &model,
+                        name: section.name(),
+                        seed,
+                        variant: Variant::Local,
+                        participant: Some(name.clone()),
+                        weights,
+                        curve,
+                    },
                     threshold,
                     &own_tests,
                     cal.matched_fpr,
-                    seed,
-                    section.name(),
-                    Variant::Local,
-                    Some(name.clone()),
-                    curve,
                 )?);
                 step(&format!("local {name}"));
             }
@@ -420,16 +438,18 @@ async fn run_seed(
                 .collect::<Result<_, _>>()?;
             let threshold = federated_threshold(&bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
             outcomes.push(finish(
-                &model,
-                &weights,
+                Trained {
+                    model: &model,
+                    name: section.name(),
+                    seed,
+                    variant: Variant::Federated,
+                    participant: None,
+                    weights,
+                    curve,
+                },
                 threshold,
                 &tests,
                 cal.matched_fpr,
-                seed,
-                section.name(),
-                Variant::Federated,
-                None,
-                curve,
             )?);
             step("federated");
         }
