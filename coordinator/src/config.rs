@@ -313,7 +313,7 @@ impl CoordinatorConfig {
                 "must be a positive number, e.g. 0.001",
             ));
         }
-        if !["bce", "balanced", "focal"].contains(&self.training.loss.as_str()) {
+        if !fedsoc_models::ClassifierLoss::NAMES.contains(&self.training.loss.as_str()) {
             return Err(invalid(
                 path,
                 "training.loss",

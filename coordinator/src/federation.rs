@@ -94,17 +94,6 @@ impl FederationSpec {
         Ok(fedsoc_models::initial_weights(&self.model, self.seed)?)
     }
 
-    /// The classifier loss the configuration names.
-    fn loss(&self) -> ClassifierLoss {
-        match self.training.loss.as_str() {
-            "balanced" => ClassifierLoss::Balanced,
-            "focal" => ClassifierLoss::Focal {
-                gamma: self.training.focal_gamma,
-            },
-            _ => ClassifierLoss::Bce,
-        }
-    }
-
     /// The training settings of `participant`'s task in `round`.
     pub fn train_config(&self, round: u64, participant: &str) -> TrainConfig {
         TrainConfig {
@@ -113,7 +102,9 @@ impl FederationSpec {
             learning_rate: self.training.learning_rate,
             seed: training_seed(self.seed, round, participant),
             proximal_mu: self.training.proximal_mu,
-            loss: self.loss(),
+            // The name was checked when the configuration was loaded.
+            loss: ClassifierLoss::from_name(&self.training.loss, self.training.focal_gamma)
+                .unwrap_or_default(),
         }
     }
 

@@ -45,6 +45,21 @@ pub enum ClassifierLoss {
 }
 
 impl ClassifierLoss {
+    /// The names configuration files and training tasks use.
+    pub const NAMES: [&'static str; 3] = ["bce", "balanced", "focal"];
+
+    /// The loss `name` denotes ("" is `Bce`, as in a task from before
+    /// losses were named), with `focal_gamma` for the focal loss; `None`
+    /// for an unknown name.
+    pub fn from_name(name: &str, focal_gamma: f64) -> Option<Self> {
+        match name {
+            "" | "bce" => Some(Self::Bce),
+            "balanced" => Some(Self::Balanced),
+            "focal" => Some(Self::Focal { gamma: focal_gamma }),
+            _ => None,
+        }
+    }
+
     /// Why the loss is unusable, if it is.
     pub(crate) fn problem(&self) -> Option<String> {
         match *self {
@@ -153,6 +168,32 @@ fn balance_weight(labels: &[bool]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn losses_by_name() {
+        assert_eq!(
+            ClassifierLoss::from_name("", 2.0),
+            Some(ClassifierLoss::Bce)
+        );
+        assert_eq!(
+            ClassifierLoss::from_name("bce", 2.0),
+            Some(ClassifierLoss::Bce)
+        );
+        assert_eq!(
+            ClassifierLoss::from_name("balanced", 2.0),
+            Some(ClassifierLoss::Balanced)
+        );
+        assert_eq!(
+            ClassifierLoss::from_name("focal", 3.0),
+            Some(ClassifierLoss::Focal { gamma: 3.0 })
+        );
+        assert_eq!(ClassifierLoss::from_name("hinge", 2.0), None);
+        assert!(
+            ClassifierLoss::NAMES
+                .iter()
+                .all(|n| ClassifierLoss::from_name(n, 2.0).is_some())
+        );
+    }
+
     use super::*;
     use crate::classifier::ClassifierConfig;
     use crate::flat::read_f32s;

@@ -116,16 +116,12 @@ fn model_from_spec(spec: &fedsoc_proto::v1::ModelSpec) -> Result<ModelConfig, Pa
 
 /// The classifier loss a task names; unknown names are refused.
 fn task_loss(task: &fedsoc_proto::v1::TrainTask) -> Result<ClassifierLoss, ParticipantError> {
-    match task.loss.as_str() {
-        "" | "bce" => Ok(ClassifierLoss::Bce),
-        "balanced" => Ok(ClassifierLoss::Balanced),
-        "focal" => Ok(ClassifierLoss::Focal {
-            gamma: task.focal_gamma,
-        }),
-        other => Err(ParticipantError::Protocol(format!(
-            "the task names loss {other:?}, which this participant does not know"
-        ))),
-    }
+    ClassifierLoss::from_name(&task.loss, task.focal_gamma).ok_or_else(|| {
+        ParticipantError::Protocol(format!(
+            "the task names loss {:?}, which this participant does not know",
+            task.loss
+        ))
+    })
 }
 
 /// A local update, ready to send.

@@ -337,7 +337,7 @@ impl Scenario {
                     format!("{} must be finite and > 0", m.learning_rate),
                 );
             }
-            if !["bce", "balanced", "focal"].contains(&m.loss.as_str()) {
+            if !fedsoc_models::ClassifierLoss::NAMES.contains(&m.loss.as_str()) {
                 return bad(
                     &field("loss"),
                     format!("{:?}: use \"bce\", \"balanced\" or \"focal\"", m.loss),

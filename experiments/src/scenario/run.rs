@@ -112,13 +112,8 @@ fn model_config(section: &ModelSection, input_dim: usize) -> ModelConfig {
 
 /// The classifier loss a scenario's model section names.
 pub fn classifier_loss(section: &ModelSection) -> ClassifierLoss {
-    match section.loss.as_str() {
-        "balanced" => ClassifierLoss::Balanced,
-        "focal" => ClassifierLoss::Focal {
-            gamma: section.focal_gamma,
-        },
-        _ => ClassifierLoss::Bce,
-    }
+    // The name was checked when the scenario was loaded.
+    ClassifierLoss::from_name(&section.loss, section.focal_gamma).unwrap_or_default()
 }
 
 fn train_config(section: &ModelSection, seed: u64) -> TrainConfig {
