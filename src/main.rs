@@ -11,6 +11,8 @@ use fedsoc_experiments::demo::{DemoOptions, DemoRound, run_demo};
 use fedsoc_participant::{Agent, ParticipantConfig};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 
+mod round_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "fedsoc",
@@ -21,8 +23,18 @@ struct Cli {
     /// Log filter, e.g. "info" or "fedsoc_coordinator=debug" (overrides RUST_LOG).
     #[arg(long, global = true)]
     log: Option<String>,
+    /// Log lines as text or as one JSON object each (with round, stage and
+    /// participant fields), for a log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +48,9 @@ enum Command {
     /// Run a participant (node agent) beside a SOC's telemetry.
     #[command(subcommand)]
     Participant(ParticipantCommand),
+    /// Start, watch and stop training rounds on a running coordinator.
+    #[command(subcommand)]
+    Round(round_cmd::RoundCommand),
     /// Federation certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -240,16 +255,20 @@ enum PkiCommand {
     },
 }
 
-fn init_logging(filter: Option<&str>, default: &str) {
+fn init_logging(filter: Option<&str>, default: &str, format: LogFormat) {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| default.to_string());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 fn main() -> Result<()> {
@@ -258,7 +277,7 @@ fn main() -> Result<()> {
         Command::Demo(_) | Command::Bench(_) | Command::Audit(_) | Command::Experiment(_) => "warn",
         _ => "info",
     };
-    init_logging(cli.log.as_deref(), default_log);
+    init_logging(cli.log.as_deref(), default_log, cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -273,6 +292,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Train(args)) => bench_train(args),
         Command::Audit(command) => audit(command),
         Command::Experiment(ExperimentCommand::Run(args)) => experiment(args).await,
+        Command::Round(command) => round_cmd::run(command).await,
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;

@@ -172,3 +172,15 @@ mod tests {
         );
     }
 }
+
+/// The host of an `https://host:port/…` URL (IPv6 without brackets): the
+/// name a TLS client expects on the server's certificate.
+pub fn url_host(url: &str) -> String {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.strip_prefix('[') {
+        // [::1]:7443
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+        None => authority.split(':').next().unwrap_or_default().to_string(),
+    }
+}

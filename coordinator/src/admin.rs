@@ -7,7 +7,8 @@ use std::sync::Arc;
 use fedsoc_pki::Role;
 use fedsoc_proto::v1::admin_server::Admin;
 use fedsoc_proto::v1::{
-    RoundSummary, StartRoundsReply, StartRoundsRequest, StatusReply, StatusRequest,
+    LiveRound, RoundSummary, StartRoundsReply, StartRoundsRequest, StatusReply, StatusRequest,
+    StopRoundsReply, StopRoundsRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -22,6 +23,7 @@ pub const MAX_QUEUED_ROUNDS: u32 = 10_000;
 pub struct AdminService {
     pub shared: Arc<Shared>,
     pub roster: Arc<Roster>,
+    pub min_participants: usize,
 }
 
 impl AdminService {
@@ -70,8 +72,29 @@ impl Admin for AdminService {
                 "rounds must be between 1 and {MAX_QUEUED_ROUNDS}, got {rounds}"
             )));
         }
-        let queued = self.shared.queue_rounds(rounds);
+        let queued = self
+            .shared
+            .queue_rounds(rounds)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(rounds, queued, "rounds queued");
         Ok(Response::new(StartRoundsReply { queued }))
+    }
+
+    async fn stop_rounds(
+        &self,
+        request: Request<StopRoundsRequest>,
+    ) -> Result<Response<StopRoundsReply>, Status> {
+        self.authorize(&request, &[Role::DataScientist])?;
+        let abort = request.into_inner().abort_current;
+        let (dequeued, aborted_running) = self
+            .shared
+            .stop_rounds(abort)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(dequeued, aborted_running, "rounds stopped");
+        Ok(Response::new(StopRoundsReply {
+            dequeued,
+            aborted_running,
+        }))
     }
 
     async fn status(
@@ -83,7 +106,23 @@ impl Admin for AdminService {
         Ok(Response::new(StatusReply {
             federation: self.shared.spec.federation.clone(),
             completed_rounds: status.completed_round,
-            queued_rounds: status.queued,
+            queued_rounds: status.queued(),
+            running: self.shared.running().map(|live| LiveRound {
+                round: live.round,
+                attempt: live.attempt,
+                stage: live.stage.to_string(),
+                members: live.members,
+                dropped: live
+                    .dropped
+                    .iter()
+                    .map(|(p, why)| format!("{p}: {why}"))
+                    .collect(),
+                started_unix_ms: live.started_unix_ms,
+                stage_started_unix_ms: live.stage_started_unix_ms,
+            }),
+            min_participants: self.min_participants as u32,
+            roster: self.roster.participants.clone(),
+            halted: status.halted.clone().unwrap_or_default(),
             connected: self.shared.registry.connected(),
             recent: status
                 .recent

@@ -163,8 +163,24 @@ pub struct RoundsSection {
     pub count: u32,
     /// A round starts, and completes, only with at least this many.
     pub min_participants: usize,
-    /// Seconds a participant has to return its update.
+    /// Seconds a participant has to return its update (the training
+    /// stage's deadline; later stages use `aggregation.stage_timeout_s`).
     pub round_timeout_s: u64,
+    /// Failed attempts at a round (too many dropouts, aborted secure
+    /// aggregation) retried before the queue halts and says why.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Seconds between a failed attempt and its retry.
+    #[serde(default = "default_retry_pause_s")]
+    pub retry_pause_s: u64,
+}
+
+fn default_max_retries() -> u32 {
+    5
+}
+
+fn default_retry_pause_s() -> u64 {
+    2
 }
 
 impl Default for RoundsSection {
@@ -173,6 +189,8 @@ impl Default for RoundsSection {
             count: 10,
             min_participants: 2,
             round_timeout_s: 300,
+            max_retries: default_max_retries(),
+            retry_pause_s: default_retry_pause_s(),
         }
     }
 }
@@ -298,6 +316,13 @@ impl CoordinatorConfig {
                 path,
                 "rounds.round_timeout_s",
                 "must be at least 1 second",
+            ));
+        }
+        if self.rounds.max_retries > 1000 {
+            return Err(invalid(
+                path,
+                "rounds.max_retries",
+                "at most 1000; a round failing that often needs an operator, not a retry",
             ));
         }
         if self.training.epochs == 0 {

@@ -41,6 +41,8 @@ pub enum CoordinatorError {
         detail: String,
         dropped: String,
     },
+    #[error("round {round}: stopped by a data scientist at stage {stage}")]
+    Stopped { round: u64, stage: String },
     #[error("secure aggregation: {0}")]
     SecAgg(#[from] fedsoc_secagg::SecAggError),
     #[error("storage {path}: {reason}")]

@@ -9,6 +9,9 @@
 //! - [`registry`]: the participants connected now and their stream halves.
 //! - [`session`]: the `Federation` gRPC service: admission and streams.
 //! - [`admin`]: the `Admin` gRPC service for data scientists and auditors.
+//! - [`control`]: its client side: `control.toml`, the connection, and
+//!   the status table.
+//! - [`live`]: the running round as status shows it, and its stop switch.
 //! - [`round`]: one round: tasks out, updates in, dropouts recorded.
 //! - [`secure_round`]: one round through SecAgg+: the fedsoc-secagg server
 //!   state machine driven stage by stage, dropouts recorded per stage.
@@ -29,8 +32,10 @@ pub mod admin;
 pub mod aggregate;
 pub mod audit_view;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod federation;
+pub mod live;
 pub mod registry;
 pub mod replay;
 pub mod round;

@@ -21,6 +21,7 @@ use crate::aggregate::PlaintextSum;
 use crate::aggregate::WeightedSum;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
+use crate::live::{RoundWatch, stage};
 use crate::registry::{Link, Registry};
 use crate::stats::RoundStats;
 use crate::strategy;
@@ -34,7 +35,12 @@ pub struct RoundPolicy {
     /// Secure aggregation settings; `None` only when the configuration
     /// explicitly chose plaintext aggregation.
     pub secure: Option<crate::secure_round::SecureSettings>,
+    /// Where the running round reports its stage and hears a stop.
+    pub watch: RoundWatch,
 }
+
+/// Why a round attempt ended when a data scientist stopped it.
+pub const STOPPED_REASON: &str = "stopped by a data scientist";
 
 /// A participant that did not contribute to a round, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -118,9 +124,15 @@ pub async fn run_round(
         .enumerate()
         .map(|(i, l)| (l.id.clone(), i as u32))
         .collect();
-    let span = tracing::info_span!("round", round);
+    policy.watch.begin(
+        round,
+        log.attempt,
+        links.iter().map(|l| l.id.clone()).collect(),
+    );
+    let span = tracing::info_span!("round", round, attempt = log.attempt);
     let _guard = span.enter();
     tracing::info!(participants = links.len(), "round started");
+    policy.watch.enter(stage::TRAINING).await;
     let started = Instant::now();
     let mut stats = RoundStats {
         members: links.len(),
@@ -147,7 +159,18 @@ pub async fn run_round(
     let mut dropped = Vec::new();
     let mut finished = Vec::new();
     let mut accepted = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            _ = policy.watch.aborted() => {
+                // The lent links go with their tasks: those participants
+                // reconnect for the next round.
+                tasks.abort_all();
+                log.aborted(stage::TRAINING, STOPPED_REASON, &Default::default())?;
+                return Err(CoordinatorError::Stopped { round, stage: stage::TRAINING.into() });
+            }
+        };
+        let Some(joined) = joined else { break };
         let (link, task_id, traffic, result) =
             joined.map_err(|e| CoordinatorError::Internal(format!("round task: {e}")))?;
         stats.bytes_down += traffic.0;
@@ -167,6 +190,7 @@ pub async fn run_round(
             Ok(()) => included.push(link.id.clone()),
             Err(reason) => {
                 tracing::warn!(participant = %link.id, %reason, "dropout");
+                policy.watch.dropped(&link.id, &reason);
                 dropped.push(Dropout {
                     participant: link.id.clone(),
                     reason,

@@ -35,6 +35,7 @@ use crate::aggregate::WeightedSum;
 use crate::config::AggregationSection;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
+use crate::live::{self, RoundWatch};
 use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
 use crate::stats::RoundStats;
@@ -164,6 +165,11 @@ pub async fn run_secure_round(
         }
     };
 
+    policy.watch.begin(
+        round,
+        log.attempt,
+        links.iter().map(|l| l.id.clone()).collect(),
+    );
     let span = tracing::info_span!("round", round, secure = true, attempt = log.attempt);
     let _guard = span.enter();
     tracing::info!(participants = n, neighbors, threshold, round_id = %hex::encode(round_id), "secure round started");
@@ -215,6 +221,7 @@ pub async fn run_secure_round(
         compute: Duration::ZERO,
         log,
         accepted: Vec::new(),
+        watch: policy.watch.clone(),
     };
     let outcome = driver
         .run(
@@ -263,6 +270,7 @@ pub async fn run_secure_round(
             CoordinatorError::SecAgg(SecAggError::TooManyDropouts { stage, .. }) => {
                 format!("{stage:?}")
             }
+            CoordinatorError::Stopped { stage, .. } => stage.clone(),
             _ => "round".to_string(),
         };
         driver
@@ -364,6 +372,7 @@ struct Driver<'t> {
     log: RoundLog<'t>,
     /// Messages the state machine accepted in the current stage.
     accepted: Vec<(u32, Vec<u8>)>,
+    watch: RoundWatch,
 }
 
 /// What the driver returns: the survivors by id, the decoded sum and the
@@ -412,6 +421,7 @@ impl Driver<'_> {
         let max_message = 8 * (global.len() as u64 + 2) + 4096 * self.members.len() as u64 + 65536;
 
         // Stage 0: advertisements (the deadline covers local training).
+        self.watch.enter(live::stage::TRAINING).await;
         let mut server = server;
         let expected = self.live(&everyone);
         self.collect(
@@ -421,13 +431,14 @@ impl Driver<'_> {
             max_message,
             |from, bytes| server.handle_advertise(from, AdvertiseKeys::decode(bytes)?),
         )
-        .await;
+        .await?;
         let (mut server, bundles) = self.timed(|| server.close())?;
         self.end_stage(
             stage::ADVERTISE_KEYS,
             "advertise keys (with local work)",
             &mut stage_started,
         )?;
+        self.watch.enter(live::stage::SHARE_KEYS).await;
         let sent = self
             .send_stage(
                 stage::SHARE_KEYS,
@@ -442,9 +453,10 @@ impl Driver<'_> {
             max_message,
             |from, bytes| server.handle_share_keys(from, ShareKeys::decode(bytes)?),
         )
-        .await;
+        .await?;
         let (mut server, bundles) = self.timed(|| server.close())?;
         self.end_stage(stage::SHARE_KEYS, "share keys", &mut stage_started)?;
+        self.watch.enter(live::stage::MASKED_INPUT).await;
         let sent = self
             .send_stage(
                 stage::MASKED_INPUT,
@@ -459,9 +471,10 @@ impl Driver<'_> {
             max_message,
             |from, bytes| server.handle_masked_input(from, MaskedInput::decode(bytes)?),
         )
-        .await;
+        .await?;
         let (mut server, list) = self.timed(|| server.close())?;
         self.end_stage(stage::MASKED_INPUT, "masked input", &mut stage_started)?;
+        self.watch.enter(live::stage::CONSISTENCY).await;
         let encoded = list.encode();
         let sent = self
             .send_stage(
@@ -477,9 +490,10 @@ impl Driver<'_> {
             max_message,
             |from, bytes| server.handle_consistency(from, ConsistencySignature::decode(bytes)?),
         )
-        .await;
+        .await?;
         let (mut server, signed) = self.timed(|| server.close())?;
         self.end_stage(stage::CONSISTENCY, "consistency check", &mut stage_started)?;
+        self.watch.enter(live::stage::UNMASK).await;
         let encoded = signed.encode();
         let signers: Vec<ParticipantId> = signed.signatures.iter().map(|s| s.signer).collect();
         let sent = self
@@ -493,7 +507,7 @@ impl Driver<'_> {
             max_message,
             |from, bytes| server.handle_unmask(from, UnmaskShares::decode(bytes)?),
         )
-        .await;
+        .await?;
         let aggregate = self.timed(|| server.close())?;
         self.stats.masks_expanded = aggregate.masks_expanded;
         let total = self.timed(|| encoding.decode(&aggregate.sum))?;
@@ -564,6 +578,7 @@ impl Driver<'_> {
         if let Some(m) = self.members.get(index) {
             let reason = reason.into();
             tracing::warn!(participant = %m.id, %reason, "dropout");
+            self.watch.dropped(&m.id, &reason);
             self.reasons.entry(m.id.clone()).or_insert(reason);
         }
     }
@@ -605,10 +620,17 @@ impl Driver<'_> {
         deadline: Instant,
         max_message: u64,
         mut handle: impl FnMut(ParticipantId, &[u8]) -> Result<(), SecAggError>,
-    ) {
+    ) -> Result<(), CoordinatorError> {
         let mut partial: BTreeMap<usize, Assembler<u8>> = BTreeMap::new();
+        let watch = self.watch.clone();
         while !expected.is_empty() {
-            let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, self.events.recv()) => next,
+                _ = watch.aborted() => {
+                    let stage = self.watch.snapshot().map(|l| l.stage).unwrap_or("round");
+                    return Err(CoordinatorError::Stopped { round: self.log.round, stage: stage.into() });
+                }
+            };
             let (index, event) = match next {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
@@ -681,5 +703,6 @@ impl Driver<'_> {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -15,11 +15,12 @@ use crate::admin::AdminService;
 use crate::config::{AggregationMode, CoordinatorConfig};
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
+use crate::live::{self, LiveRound, RoundWatch};
 use crate::registry::Registry;
-use crate::round::{RoundPolicy, RoundReport, run_round};
+use crate::round::{Dropout, RoundPolicy, RoundReport, run_round};
 use crate::secure_round::{SecureSettings, run_secure_round};
 use crate::session::FederationService;
-use crate::store::{RoundRecord, Store};
+use crate::store::{Queue, RoundRecord, Store};
 use crate::trail::{self, Trail};
 
 /// Rounds kept in memory for `Status`.
@@ -29,6 +30,9 @@ const RECENT_ROUNDS: usize = 20;
 pub struct Shared {
     pub spec: Arc<FederationSpec>,
     pub registry: Registry,
+    /// The running round, and the switch that stops it.
+    pub watch: RoundWatch,
+    store: Store,
     progress: Mutex<Progress>,
     queue_changed: Notify,
 }
@@ -38,8 +42,27 @@ pub struct Shared {
 pub struct Progress {
     pub completed_round: u64,
     pub global: Arc<Vec<f32>>,
-    pub queued: u32,
+    /// Train until this round is complete (persisted in `queue.json`).
+    pub target_round: u64,
+    /// Why the queue stopped by itself, if it did.
+    pub halted: Option<String>,
     pub recent: Vec<RoundRecord>,
+}
+
+impl Progress {
+    /// Rounds still to run.
+    pub fn queued(&self) -> u32 {
+        self.target_round
+            .saturating_sub(self.completed_round)
+            .min(u32::MAX as u64) as u32
+    }
+
+    fn queue(&self) -> Queue {
+        Queue {
+            target_round: self.target_round,
+            halted: self.halted.clone(),
+        }
+    }
 }
 
 impl Shared {
@@ -48,29 +71,70 @@ impl Shared {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `n` more rounds; returns how many are queued now.
-    pub fn queue_rounds(&self, n: u32) -> u32 {
+    /// Queues `n` more rounds (durably); returns how many are queued now.
+    pub fn queue_rounds(&self, n: u32) -> Result<u32, CoordinatorError> {
         let queued = {
             let mut p = self.progress();
-            p.queued = p.queued.saturating_add(n);
-            p.queued
+            let mut next = p.clone();
+            next.target_round = p.target_round.max(p.completed_round) + n as u64;
+            next.halted = None;
+            self.store.save_queue(&next.queue())?;
+            *p = next;
+            p.queued()
         };
         self.queue_changed.notify_waiters();
-        queued
+        Ok(queued)
+    }
+
+    /// Empties the queue (durably). A running round finishes unless
+    /// `abort_running`; returns the rounds taken off and whether a running
+    /// round was told to abort.
+    pub fn stop_rounds(&self, abort_running: bool) -> Result<(u32, bool), CoordinatorError> {
+        let running = self.watch.snapshot().is_some();
+        let (dequeued, aborted) = {
+            let mut p = self.progress();
+            let before = p.queued();
+            let keep = u64::from(running && !abort_running);
+            let mut next = p.clone();
+            next.target_round = p.completed_round + keep.min(before as u64);
+            self.store.save_queue(&next.queue())?;
+            *p = next;
+            let aborted = abort_running && self.watch.request_abort();
+            (before - p.queued(), aborted)
+        };
+        self.queue_changed.notify_waiters();
+        Ok((dequeued, aborted))
+    }
+
+    /// Stops the queue after too many failed attempts, saying why.
+    fn halt(&self, reason: String) -> Result<(), CoordinatorError> {
+        let mut p = self.progress();
+        let mut next = p.clone();
+        next.target_round = p.completed_round;
+        next.halted = Some(reason);
+        self.store.save_queue(&next.queue())?;
+        *p = next;
+        Ok(())
     }
 
     pub fn status(&self) -> Progress {
         self.progress().clone()
     }
+
+    pub fn running(&self) -> Option<LiveRound> {
+        self.watch.snapshot()
+    }
 }
 
 /// Opens the audit log under the storage folder; a new log starts with
 /// `federation.created`, a reopened one records the restart.
+/// `head` is the store's latest round and model; a reopened log that
+/// completed one more round than the store rolls the store forward first.
 fn open_trail(
     config: &CoordinatorConfig,
     spec: &FederationSpec,
-    completed_round: u64,
-    global: &[f32],
+    store: &Store,
+    head: &mut (u64, Vec<f32>),
 ) -> Result<Trail, CoordinatorError> {
     let key = fedsoc_pki::load_signing_key(&config.tls.key)?;
     let dir = config.storage.dir.join("audit");
@@ -86,8 +150,8 @@ fn open_trail(
             source,
         })
     };
-    let model = trail::f32_bytes(global);
     if trail.is_empty() {
+        let model = trail::f32_bytes(&head.1);
         let created = trail::FederationCreated {
             federation: spec.federation.clone(),
             config_sha256,
@@ -106,10 +170,11 @@ fn open_trail(
         trail.append(trail::kind::FEDERATION_CREATED, &created)?;
     } else {
         trail.recall_attempts()?;
+        roll_forward(&trail, store, head)?;
         let started = trail::CoordinatorStarted {
             config_sha256,
-            completed_round,
-            global_model_sha256: trail::sha256_hex(&model),
+            completed_round: head.0,
+            global_model_sha256: trail::sha256_hex(&trail::f32_bytes(&head.1)),
         };
         trail.append(trail::kind::COORDINATOR_STARTED, &started)?;
     }
@@ -117,10 +182,68 @@ fn open_trail(
     Ok(trail)
 }
 
+/// Brings the store up to the log after a crash between the log's
+/// `round.model` and the store's save: the log holds the model, and the
+/// model's input must be the store's head. Anything else is refused.
+fn roll_forward(
+    trail: &Trail,
+    store: &Store,
+    head: &mut (u64, Vec<f32>),
+) -> Result<(), CoordinatorError> {
+    let Some(last) = trail.last_completed()? else {
+        return Ok(());
+    };
+    if last.model.round <= head.0 {
+        return Ok(());
+    }
+    let head_sha = crate::round::model_sha256(&head.1);
+    if last.model.round != head.0 + 1 || last.model.global_in_sha256 != head_sha {
+        return Err(CoordinatorError::Storage {
+            path: store.dir().to_path_buf(),
+            reason: format!(
+                "the audit log completed round {} but the store's latest round is {}; \
+                 restore the storage folder from a backup taken with its audit/ folder",
+                last.model.round, head.0
+            ),
+        });
+    }
+    if crate::round::model_sha256(&last.values) != last.model.model_sha256 {
+        return Err(CoordinatorError::Storage {
+            path: store.dir().to_path_buf(),
+            reason: format!(
+                "round {}'s model in the audit log does not match its hash",
+                last.model.round
+            ),
+        });
+    }
+    let model = Arc::new(last.values);
+    let report = RoundReport {
+        round: last.model.round,
+        included: last.survivors.clone(),
+        dropped: Vec::<Dropout>::new(),
+        samples: last.total_samples,
+        mean_loss: last.model.mean_loss,
+        model_sha256: last.model.model_sha256.clone(),
+        model: model.clone(),
+        stats: Default::default(),
+        receipt_entry: None,
+    };
+    store.save_round(&report)?;
+    tracing::warn!(
+        round = report.round,
+        "store rolled forward from the audit log after an interrupted save"
+    );
+    *head = (report.round, model.to_vec());
+    Ok(())
+}
+
 /// A coordinator serving on a socket.
 pub struct Coordinator {
     shared: Arc<Shared>,
     policy: RoundPolicy,
+    /// Failed attempts in a row after which the queue halts.
+    max_retries: u32,
+    retry_pause: Duration,
     store: Store,
     trail: Arc<Trail>,
     local_addr: SocketAddr,
@@ -154,7 +277,7 @@ impl Coordinator {
             }
         };
         let store = Store::open(&config.storage.dir)?;
-        let (completed_round, global) = match store.load_head()? {
+        let mut head = match store.load_head()? {
             Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
             Some((_, model)) => {
                 return Err(CoordinatorError::Storage {
@@ -173,17 +296,33 @@ impl Coordinator {
                 (0, initial)
             }
         };
-        let trail = Arc::new(open_trail(config, &spec, completed_round, &global)?);
+        let trail = Arc::new(open_trail(config, &spec, &store, &mut head)?);
+        let (completed_round, global) = head;
         let recent = store.history()?;
         let recent = recent[recent.len().saturating_sub(RECENT_ROUNDS)..].to_vec();
+        let queue = match store.load_queue()? {
+            Some(queue) => queue,
+            None => {
+                let fresh = Queue {
+                    target_round: completed_round + config.rounds.count as u64,
+                    halted: None,
+                };
+                store.save_queue(&fresh)?;
+                fresh
+            }
+        };
         let registry = Registry::default();
+        let watch = RoundWatch::default();
         let shared = Arc::new(Shared {
             spec: spec.clone(),
             registry: registry.clone(),
+            watch: watch.clone(),
+            store: store.clone(),
             progress: Mutex::new(Progress {
                 completed_round,
                 global: Arc::new(global),
-                queued: config.rounds.count,
+                target_round: queue.target_round,
+                halted: queue.halted,
                 recent,
             }),
             queue_changed: Notify::new(),
@@ -210,6 +349,7 @@ impl Coordinator {
         let admin = AdminService {
             shared: shared.clone(),
             roster: Arc::new(config.roster.clone()),
+            min_participants: config.rounds.min_participants,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
@@ -235,7 +375,10 @@ impl Coordinator {
                 min_participants: config.rounds.min_participants,
                 timeout: Duration::from_secs(config.rounds.round_timeout_s),
                 secure,
+                watch,
             },
+            max_retries: config.rounds.max_retries,
+            retry_pause: Duration::from_secs(config.rounds.retry_pause_s),
             store,
             trail,
             local_addr,
@@ -301,6 +444,7 @@ impl Coordinator {
         let report = match outcome {
             Ok(report) => report,
             Err(e) => {
+                self.shared.watch.finish();
                 // An attempt that opened its record is closed by a checkpoint too.
                 if !matches!(e, CoordinatorError::NotEnoughParticipants { .. }) {
                     self.publish_checkpoint(None, &[])?;
@@ -308,7 +452,12 @@ impl Coordinator {
                 return Err(e);
             }
         };
-        self.store.save_round(&report)?;
+        // The log holds the new model now; a crash before the store's
+        // save is rolled forward at the next start.
+        self.shared.watch.enter(live::stage::MODEL_UPDATE).await;
+        let saved = self.store.save_round(&report);
+        self.shared.watch.finish();
+        saved?;
         {
             let mut p = self.shared.progress();
             p.completed_round = report.round;
@@ -406,8 +555,9 @@ impl Coordinator {
     /// logged and retried after a pause; it stays queued.
     pub async fn run_queued(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut failures = 0u32;
         loop {
-            let queued = self.shared.progress().queued;
+            let queued = self.shared.progress().queued();
             if queued == 0 {
                 tokio::select! {
                     _ = &mut stop => return,
@@ -428,15 +578,34 @@ impl Coordinator {
             };
             match outcome {
                 Ok(report) => {
-                    let mut p = self.shared.progress();
-                    p.queued = p.queued.saturating_sub(1);
-                    tracing::info!(round = report.round, mean_loss = report.mean_loss, queued = p.queued, model = %report.model_sha256, "round stored");
+                    failures = 0;
+                    let queued = self.shared.progress().queued();
+                    tracing::info!(round = report.round, mean_loss = report.mean_loss, queued, model = %report.model_sha256, "round stored");
+                }
+                Err(CoordinatorError::Stopped { round, stage }) => {
+                    failures = 0;
+                    tracing::warn!(round, %stage, "round stopped by a data scientist");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "round failed; retrying with fresh tasks");
+                    if !matches!(e, CoordinatorError::NotEnoughParticipants { .. }) {
+                        failures += 1;
+                    }
+                    if failures > self.max_retries {
+                        let reason = format!(
+                            "halted after {failures} failed attempts in a row; last: {e}. \
+                             Start rounds again when the cause is fixed"
+                        );
+                        tracing::error!(%reason, "round queue halted");
+                        if let Err(e) = self.shared.halt(reason) {
+                            tracing::error!(error = %e, "could not record the halted queue");
+                        }
+                        failures = 0;
+                        continue;
+                    }
+                    tracing::warn!(error = %e, attempt = failures, max_retries = self.max_retries, "round failed; retrying with fresh keys");
                     tokio::select! {
                         _ = &mut stop => return,
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = tokio::time::sleep(self.retry_pause) => {}
                     }
                 }
             }

@@ -51,6 +51,17 @@ struct Head {
     num_params: usize,
 }
 
+/// `queue.json`: how far data scientists asked training to go. Rounds
+/// queued = `target_round` − the completed round; a restart keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    pub target_round: u64,
+    /// Why the queue stopped by itself (too many failed attempts), until
+    /// a data scientist starts rounds again.
+    #[serde(default)]
+    pub halted: Option<String>,
+}
+
 /// The coordinator's storage folder.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -65,6 +76,10 @@ impl Store {
         })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// File of the global model after `round` (round 0: the initial model).
     pub fn model_path(&self, round: u64) -> PathBuf {
         self.dir
@@ -74,8 +89,17 @@ impl Store {
 
     /// Records a completed round: model first, history second, head last,
     /// so the head never points at a model that is not fully on disk.
+    /// A round already in the history (a crash after the history line
+    /// but before the head) is not written twice.
     pub fn save_round(&self, report: &RoundReport) -> Result<(), CoordinatorError> {
         self.save_model(report.round, &report.model)?;
+        if self
+            .history()?
+            .last()
+            .is_some_and(|r| r.round >= report.round)
+        {
+            return self.write_head(report.round, &report.model);
+        }
         let line = serde_json::to_string(&RoundRecord::from(report))
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         let history = self.dir.join("history.jsonl");
@@ -149,6 +173,29 @@ impl Store {
             });
         }
         Ok(Some((head.round, model)))
+    }
+
+    /// The round queue, or `None` in a folder that never had one.
+    pub fn load_queue(&self) -> Result<Option<Queue>, CoordinatorError> {
+        let path = self.dir.join("queue.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CoordinatorError::Storage {
+                        path,
+                        reason: format!("unreadable ({e}); delete it to start with an empty queue"),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(storage(&path, e)),
+        }
+    }
+
+    pub fn save_queue(&self, queue: &Queue) -> Result<(), CoordinatorError> {
+        let json = serde_json::to_vec_pretty(queue)
+            .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        write_atomic(&self.dir.join("queue.json"), &json)
     }
 
     /// Every recorded round, oldest first.

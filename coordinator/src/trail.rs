@@ -161,6 +161,15 @@ pub struct RoundModel {
     pub mean_loss: f32,
 }
 
+/// The newest round a log completed (see [`Trail::last_completed`]).
+#[derive(Clone, Debug)]
+pub struct CompletedRound {
+    pub model: RoundModel,
+    pub survivors: Vec<String>,
+    pub total_samples: u64,
+    pub values: Vec<f32>,
+}
+
 /// `round.metrics`: an evaluation of a round's model, as reported.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundMetrics {
@@ -357,6 +366,47 @@ impl Trail {
         }
         *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = recalled;
         Ok(())
+    }
+
+    /// The newest round the log completed: its `round.model` entry, its
+    /// survivors and total samples, and the model bytes. A coordinator
+    /// killed between writing the log and saving its store rolls the store
+    /// forward from this, so log and store agree again.
+    pub fn last_completed(&self) -> Result<Option<CompletedRound>, CoordinatorError> {
+        let log = self.log();
+        let mut aggregated: Option<RoundAggregated> = None;
+        let mut last = None;
+        for entry in log.entries() {
+            let entry = entry?;
+            match entry.kind.as_str() {
+                kind::ROUND_AGGREGATED => {
+                    aggregated = Some(entry.body_json().map_err(fedsoc_audit::AuditError::from)?)
+                }
+                kind::ROUND_MODEL => {
+                    let model: RoundModel =
+                        entry.body_json().map_err(fedsoc_audit::AuditError::from)?;
+                    let agg = aggregated
+                        .take()
+                        .filter(|a| a.round == model.round && a.attempt == model.attempt);
+                    last = Some((model, agg));
+                }
+                _ => {}
+            }
+        }
+        let Some((model, aggregated)) = last else {
+            return Ok(None);
+        };
+        let bytes = log.blobs().get(&model.model)?;
+        let values = f32_values(&bytes).map_err(CoordinatorError::Internal)?;
+        Ok(Some(CompletedRound {
+            survivors: aggregated
+                .as_ref()
+                .map(|a| a.survivors.clone())
+                .unwrap_or_default(),
+            total_samples: aggregated.map(|a| a.total_samples).unwrap_or(0),
+            model: model.clone(),
+            values,
+        }))
     }
 
     /// The next attempt number for `round`.

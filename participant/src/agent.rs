@@ -17,7 +17,7 @@ use fedsoc_proto::v1::{
     CoordinatorMessage, Hello, ParticipantMessage, SecAggChunk, TaskFailed, UpdateHeader, Welcome,
     coordinator_message, participant_message,
 };
-use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk};
+use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk, fault};
 use ndarray::Array2;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -50,6 +50,7 @@ pub struct Agent {
 /// The secure-aggregation attempt in progress and its incoming message.
 struct SecureInFlight {
     task_id: u64,
+    round: u64,
     task: SecureTask,
     max_message: u64,
     incoming: Option<(u32, Assembler<u8>)>,
@@ -285,6 +286,7 @@ impl Agent {
             match message.body {
                 Some(coordinator_message::Body::TrainTask(task)) => {
                     tracing::debug!(participant = %self.config.id, round = task.round, "task received");
+                    fault_point(&self.config.id, task.round, fault::stage::TRAINING).await;
                     secure = None;
                     intake.start(task, expected_params)?;
                 }
@@ -493,8 +495,12 @@ impl Agent {
                 }
             };
             send_secagg(outbox, task.task_id, stage::ADVERTISE_KEYS, &advert).await?;
+            if let Some(dir) = &self.config.contributions {
+                keep_contribution(dir, task.round, &params.round_id, secure_task.input());
+            }
             return Ok(Some(SecureInFlight {
                 task_id: task.task_id,
+                round: task.round,
                 task: secure_task,
                 max_message: max_secagg_message(delta.len(), params.members.len()),
                 incoming: None,
@@ -569,6 +575,8 @@ impl Agent {
                     if stage_no == stage::MASKED_INPUT && self.vanishes() {
                         return Err(vanished());
                     }
+                    let round = flight.round;
+                    fault_point(&self.config.id, round, fault::stage::of_secagg(stage_no)).await;
                     let reply = flight.task.handle(stage_no, &bytes)?;
                     send_secagg(outbox, flight.task_id, stage_no, &reply).await
                 }
@@ -584,6 +592,36 @@ impl Agent {
                 Ok(())
             }
         }
+    }
+}
+
+/// Stops dead or stalls here if a process-level test asked for it (see
+/// [`fedsoc_proto::fault`]).
+async fn fault_point(me: &str, round: u64, stage_name: &str) {
+    match fault::pause_at(round, stage_name) {
+        None => {}
+        Some(fault::Pause::Forever) => {
+            tracing::warn!(participant = %me, round, stage = stage_name, "fault point reached; pausing");
+            std::future::pending::<()>().await;
+        }
+        Some(fault::Pause::For(pause)) => {
+            tracing::warn!(participant = %me, round, stage = stage_name, pause_ms = pause.as_millis() as u64, "fault point reached; stalling");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Writes our quantised update to `dir` for our own records (atomically;
+/// a failure is logged, never fatal to the round).
+fn keep_contribution(dir: &std::path::Path, round: u64, round_id: &[u8], input: &[u64]) {
+    let path = dir.join(format!("round-{round:06}-{}.u64", hex::encode(round_id)));
+    let bytes: Vec<u8> = input.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, &bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "could not keep a copy of our contribution");
     }
 }
 

@@ -22,6 +22,12 @@ pub struct ParticipantConfig {
     pub data: DataSource,
     #[serde(default)]
     pub reconnect: ReconnectSection,
+    /// A folder where this SOC keeps a copy of every quantised update it
+    /// contributes to a secure round (`round-NNNNNN-<round id>.u64`), so
+    /// its own auditors can check what it sent. Off by default; the copy
+    /// never leaves this machine.
+    #[serde(default)]
+    pub contributions: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -140,6 +146,9 @@ impl ParticipantConfig {
         for p in config.data.paths_mut() {
             *p = fedsoc_conf::resolve(path, p);
         }
+        if let Some(dir) = &mut config.contributions {
+            *dir = fedsoc_conf::resolve(path, dir);
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -207,16 +216,7 @@ impl ParticipantConfig {
         if let Some(name) = &self.server_name {
             return name.clone();
         }
-        let rest = self
-            .coordinator
-            .strip_prefix("https://")
-            .unwrap_or(&self.coordinator);
-        let authority = rest.split('/').next().unwrap_or_default();
-        match authority.strip_prefix('[') {
-            // [::1]:7443
-            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-            None => authority.split(':').next().unwrap_or_default().to_string(),
-        }
+        fedsoc_conf::url_host(&self.coordinator)
     }
 
     pub fn tls_files(&self) -> TlsFiles {
@@ -250,6 +250,7 @@ mod tests {
                 contamination: 0.0,
             },
             reconnect: ReconnectSection::default(),
+            contributions: None,
         };
         assert_eq!(c.server_name(), "coord.example.eu");
         c.coordinator = "https://[::1]:7443/".into();

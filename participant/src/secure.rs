@@ -146,6 +146,11 @@ impl SecureTask {
         ))
     }
 
+    /// Our quantised, weighted update: the vector the masks hide.
+    pub fn input(&self) -> &[u64] {
+        &self.input
+    }
+
     pub fn masked_input_sha256(&self) -> Option<String> {
         self.masked_input_sha256.clone()
     }

@@ -7,9 +7,11 @@
 //! - [`v1`]: generated messages, the `Federation` and `Admin` services.
 //! - [`chunk`]: splitting a vector into [`v1::TensorChunk`]s and reassembling
 //!   them, refusing gaps, overlaps and foreign tasks.
+//! - [`fault`]: stage names, and the fault points process-level tests use.
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod fault;
 
 /// Generated from `proto/fedsoc/v1/federation.proto`.
 #[allow(clippy::all, missing_docs)]
