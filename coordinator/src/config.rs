@@ -27,7 +27,31 @@ pub struct CoordinatorConfig {
     pub rounds: RoundsSection,
     #[serde(default)]
     pub aggregation: AggregationSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
     pub storage: StorageSection,
+}
+
+/// What one participant session may send. Messages are also capped at
+/// 8 MiB each (vectors travel in 1 MiB chunks) and each stage's total at
+/// what the model size needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Messages per second a session may keep sending.
+    pub messages_per_s: f64,
+    /// Messages a session may send in a burst above that rate.
+    pub message_burst: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let rate = crate::session::RateLimit::default();
+        LimitsSection {
+            messages_per_s: rate.per_second,
+            message_burst: rate.burst as u32,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -316,6 +340,20 @@ impl CoordinatorConfig {
                 path,
                 "rounds.round_timeout_s",
                 "must be at least 1 second",
+            ));
+        }
+        if !(self.limits.messages_per_s.is_finite() && self.limits.messages_per_s >= 1.0) {
+            return Err(invalid(
+                path,
+                "limits.messages_per_s",
+                "must be at least 1; an honest participant sends a handful of messages per stage",
+            ));
+        }
+        if self.limits.message_burst < 16 {
+            return Err(invalid(
+                path,
+                "limits.message_burst",
+                "must be at least 16 (a stage's chunks arrive together)",
             ));
         }
         if self.rounds.max_retries > 1000 {

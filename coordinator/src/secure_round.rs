@@ -699,6 +699,7 @@ impl Driver<'_> {
                 _ => {
                     // Late or replayed messages of another stage or task are
                     // refused, never mixed into this one.
+                    self.stats.ignored_messages += 1;
                     tracing::warn!(participant = ?self.members.get(index).map(|m| &m.id), stage = stage_no, "message not for this stage ignored");
                 }
             }

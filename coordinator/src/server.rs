@@ -340,12 +340,16 @@ impl Coordinator {
                 addr: config.listen,
                 source,
             })?;
-        let federation = FederationService::new(
+        let mut federation = FederationService::new(
             spec.clone(),
             Arc::new(config.roster.participants.clone()),
             registry,
             Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?),
         );
+        federation.rate_limit = crate::session::RateLimit {
+            burst: config.limits.message_burst as f64,
+            per_second: config.limits.messages_per_s,
+        };
         let admin = AdminService {
             shared: shared.clone(),
             roster: Arc::new(config.roster.clone()),

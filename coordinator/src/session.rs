@@ -30,12 +30,61 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages buffered towards one participant.
 const OUTBOX_DEPTH: usize = 16;
 
+/// How many messages one session may send: a burst, then a steady rate.
+/// An honest participant sends a handful per stage (vectors travel in
+/// 1 MiB chunks); a flood is cut off with `RESOURCE_EXHAUSTED`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            burst: 2048.0,
+            per_second: 512.0,
+        }
+    }
+}
+
+/// A token bucket: `take` is false once the session is over its rate.
+struct Bucket {
+    limit: RateLimit,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Self {
+        Bucket {
+            limit,
+            tokens: limit.burst,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.limit.per_second;
+        self.tokens = (self.tokens + refill).min(self.limit.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 pub struct FederationService {
     pub spec: Arc<FederationSpec>,
     pub roster: Arc<Vec<String>>,
     pub registry: Registry,
     /// Our certificate (DER), sent in Welcome: its key signs checkpoints.
     pub certificate: Arc<Vec<u8>>,
+    pub rate_limit: RateLimit,
     next_session: AtomicU64,
 }
 
@@ -51,6 +100,7 @@ impl FederationService {
             roster,
             registry,
             certificate,
+            rate_limit: RateLimit::default(),
             next_session: AtomicU64::new(1),
         }
     }
@@ -102,6 +152,21 @@ fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_rate() {
+        let mut bucket = Bucket::new(RateLimit {
+            burst: 3.0,
+            per_second: 0.001,
+        });
+        assert!(bucket.take() && bucket.take() && bucket.take());
+        assert!(!bucket.take(), "the burst is spent");
+    }
+}
 
 #[tonic::async_trait]
 impl Federation for FederationService {
@@ -156,6 +221,7 @@ impl Federation for FederationService {
 
         let (inbox_tx, inbox) = mpsc::channel(OUTBOX_DEPTH);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let refusals = outbox.clone();
         self.registry.insert(Link {
             id: identity.id.clone(),
             session,
@@ -169,9 +235,18 @@ impl Federation for FederationService {
         // Moves inbound messages to the link until the stream ends; the
         // round that holds the link then sees its inbox close.
         let registry = self.registry.clone();
+        let mut bucket = Bucket::new(self.rate_limit);
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
+                    Ok(Some(_)) if !bucket.take() => {
+                        tracing::warn!(participant = %identity.id, session, "over the message rate limit; session closed");
+                        let _ = refusals.try_send(Err(Status::resource_exhausted(
+                            "over the message rate limit of this session; reconnect and send \
+                             only what the round asks for",
+                        )));
+                        break;
+                    }
                     Ok(Some(message)) => {
                         if inbox_tx.send(message).await.is_err() {
                             break;

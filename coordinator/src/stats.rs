@@ -28,6 +28,9 @@ pub struct RoundStats {
     pub bytes_up: u64,
     /// Mask vectors the coordinator expanded to unmask (secure rounds).
     pub masks_expanded: usize,
+    /// Messages refused because they belong to another stage or task, or
+    /// repeat one already taken (late, replayed or out of order).
+    pub ignored_messages: u64,
 }
 
 impl RoundStats {
