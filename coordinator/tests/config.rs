@@ -57,3 +57,33 @@ fn bad_values_are_refused_with_the_reason() {
     );
     assert!(err.contains("listed twice"), "{err}");
 }
+
+#[test]
+fn round_policy_and_limits_are_checked() {
+    let config = CoordinatorConfig::load(&example()).unwrap();
+    assert_eq!(config.rounds.max_retries, 5);
+    assert_eq!(config.limits.message_burst, 2048);
+    let err = load_edited("max_retries = 5", "max_retries = 5000");
+    assert!(err.contains("field `rounds.max_retries`"), "{err}");
+    let err = load_edited("messages_per_s = 512", "messages_per_s = 0");
+    assert!(err.contains("field `limits.messages_per_s`"), "{err}");
+    let err = load_edited("message_burst = 2048", "message_burst = 2");
+    assert!(err.contains("field `limits.message_burst`"), "{err}");
+}
+
+#[test]
+fn shipped_control_example_loads_and_needs_https() {
+    use fedsoc_coordinator::control::ControlConfig;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/control.toml");
+    let config = ControlConfig::load(&path).unwrap();
+    assert_eq!(config.server_name(), "coordinator.example.eu");
+    assert!(config.tls.cert.ends_with("examples/pki/analyst.pem"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("https://coordinator", "http://coordinator");
+    let dir = tempfile::tempdir().unwrap();
+    let edited = dir.path().join("control.toml");
+    std::fs::write(&edited, text).unwrap();
+    let err = ControlConfig::load(&edited).unwrap_err().to_string();
+    assert!(err.contains("field `coordinator`") && err.contains("https://"), "{err}");
+}
