@@ -11,6 +11,7 @@ use fedsoc_experiments::demo::{DemoOptions, DemoRound, run_demo};
 use fedsoc_participant::{Agent, ParticipantConfig};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 
+mod model_cmd;
 mod round_cmd;
 
 #[derive(Parser)]
@@ -65,6 +66,11 @@ enum Command {
     /// centralized, with metrics, plots and a report.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Global models outside the federation: export a round for notebooks or burn.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// Score telemetry with an exported model and flag rows above a threshold.
+    Score(model_cmd::ScoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -240,18 +246,55 @@ enum PkiCommand {
         #[arg(long, default_value = "federation")]
         federation: String,
     },
-    /// Issue a certificate (ID.pem, ID.key) signed by the CA in DIR.
+    /// Issue a certificate (ID.pem, ID.key) signed by the CA in DIR, and
+    /// record it in DIR/issued.json.
     Issue {
         #[arg(long)]
         dir: PathBuf,
         /// coordinator, participant, data-scientist or auditor.
         #[arg(long)]
         role: String,
+        /// 1-64 characters of a-z, A-Z, 0-9, '-', '_' and '.'.
         #[arg(long)]
         id: String,
         /// DNS name or IP address the coordinator is reached at (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = fedsoc_pki::authority::DEFAULT_VALIDITY_DAYS)]
+        days: i64,
+        /// Replace an existing ID.pem and ID.key (the old certificate stays
+        /// valid until revoked: revoke it first).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke every certificate issued to ID: rewrites DIR/crl.pem, signed
+    /// by the CA, keeping earlier revocations.
+    Revoke {
+        /// The id the certificate was issued to (`pki issue --id`).
+        id: String,
+        /// The PKI folder holding ca.pem, ca.key and issued.json.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// key-compromise, superseded, cessation-of-operation or unspecified.
+        #[arg(long, default_value = "unspecified")]
+        reason: fedsoc_pki::RevocationReason,
+    },
+    /// Describe a certificate (identity, validity, fingerprint, revocation)
+    /// or a CRL (revoked serials).
+    Show {
+        /// A certificate or a crl.pem.
+        file: PathBuf,
+        /// CRL to check the certificate against (default: crl.pem beside
+        /// --ca, else beside the certificate when a ca.pem is there).
+        #[arg(long)]
+        crl: Option<PathBuf>,
+        /// CA that signed the CRL (default: ca.pem beside the CRL).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -293,6 +336,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Audit(command) => audit(command),
         Command::Experiment(ExperimentCommand::Run(args)) => experiment(args).await,
         Command::Round(command) => round_cmd::run(command).await,
+        Command::Model(command) => model_cmd::run(command),
+        Command::Score(args) => model_cmd::score(args),
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;
@@ -323,6 +368,8 @@ async fn run(command: Command) -> Result<()> {
             role,
             id,
             hosts,
+            days,
+            force,
         }) => {
             let role: Role = role.parse()?;
             if role == Role::Coordinator && hosts.is_empty() {
@@ -330,14 +377,49 @@ async fn run(command: Command) -> Result<()> {
                     "a coordinator certificate needs at least one --host (the name participants dial)"
                 );
             }
-            let ca = CertificateAuthority::load(&dir.join("ca.pem"), &dir.join("ca.key"))?;
-            let issued = ca.issue(&Identity::new(role, id.clone())?, &hosts)?;
-            issued.save(&dir, &id)?;
+            let identity = Identity::new(role, id.clone())?;
+            let issued = fedsoc_pki::PkiDir::new(&dir).issue(&identity, &hosts, days, force)?;
             println!(
-                "issued {role} {id}: {dir}/{id}.pem, {dir}/{id}.key (sha256 {})",
-                issued.fingerprint()?,
-                dir = dir.display()
+                "issued {role} {id}: {}, {} (serial {}, valid until {}, sha256 {})",
+                issued.cert.display(),
+                issued.key.display(),
+                issued.record.serial,
+                issued.record.not_after,
+                issued.record.fingerprint,
             );
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Revoke { id, dir, reason }) => {
+            let outcome = fedsoc_pki::PkiDir::new(&dir).revoke(&id, reason)?;
+            if outcome.revoked.is_empty() {
+                println!(
+                    "{id} was already revoked (serial {}); {} unchanged (CRL #{})",
+                    outcome.already_revoked.join(", "),
+                    outcome.crl.display(),
+                    outcome.crl_number
+                );
+            } else {
+                println!(
+                    "revoked {id} (serial {}, {reason}): wrote {} (CRL #{})",
+                    outcome.revoked.join(", "),
+                    outcome.crl.display(),
+                    outcome.crl_number
+                );
+            }
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Show {
+            file,
+            crl,
+            ca,
+            json,
+        }) => {
+            let shown = fedsoc_pki::show::show(&file, crl.as_deref(), ca.as_deref())?;
+            if json {
+                println!("{}", shown.to_json());
+            } else {
+                print!("{}", shown.to_text());
+            }
             Ok(())
         }
     }

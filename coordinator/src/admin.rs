@@ -24,11 +24,12 @@ pub struct AdminService {
     pub shared: Arc<Shared>,
     pub roster: Arc<Roster>,
     pub min_participants: usize,
+    pub revocations: Option<Arc<fedsoc_pki::Revocations>>,
 }
 
 impl AdminService {
     fn authorize<T>(&self, request: &Request<T>, allowed: &[Role]) -> Result<(), Status> {
-        let identity = peer_identity(request)?;
+        let identity = peer_identity(request, self.revocations.as_deref())?;
         let listed = match identity.role {
             Role::DataScientist => &self.roster.data_scientists,
             Role::Auditor => &self.roster.auditors,

@@ -61,6 +61,10 @@ pub struct TlsSection {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CA's revocation list (`fedsoc pki revoke` writes it); re-read
+    /// when it changes, no restart needed. Default: `crl.pem` beside the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
 }
 
 /// Who may connect, by the id in their certificate.
@@ -287,6 +291,9 @@ impl CoordinatorConfig {
         ] {
             *p = fedsoc_conf::resolve(path, p);
         }
+        if let Some(crl) = &mut config.tls.crl {
+            *crl = fedsoc_conf::resolve(path, crl);
+        }
         if let Some(encoder) = &mut config.features.encoder {
             *encoder = fedsoc_conf::resolve(path, encoder);
         }
@@ -454,6 +461,17 @@ impl CoordinatorConfig {
             },
             max_samples: agg.max_samples,
         }
+    }
+
+    /// Where the revocation list is (it may not exist yet).
+    pub fn crl_path(&self) -> PathBuf {
+        self.tls.crl.clone().unwrap_or_else(|| {
+            self.tls
+                .ca
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("crl.pem")
+        })
     }
 
     pub fn tls_files(&self) -> TlsFiles {

@@ -37,6 +37,32 @@ pub struct RoundPolicy {
     pub secure: Option<crate::secure_round::SecureSettings>,
     /// Where the running round reports its stage and hears a stop.
     pub watch: RoundWatch,
+    /// Certificates revoked since their session opened are cut off at
+    /// the next round.
+    pub revocations: Option<Arc<fedsoc_pki::Revocations>>,
+}
+
+impl RoundPolicy {
+    /// The idle links a round may use: a session whose certificate was
+    /// revoked while it was open is closed here (dropping the link ends
+    /// the stream; the reconnect is refused).
+    pub(crate) fn take_members(&self, registry: &Registry) -> Vec<Link> {
+        let mut links = registry.take_idle();
+        if let Some(revocations) = &self.revocations {
+            links.retain(|link| match revocations.check(&link.certificate) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(participant = %link.id, error = %e, "session closed: certificate revoked");
+                    let _ = link
+                        .outbox
+                        .try_send(Err(tonic::Status::permission_denied(e.to_string())));
+                    registry.disconnected(&link.id, link.session);
+                    false
+                }
+            });
+        }
+        links
+    }
 }
 
 /// Why a round attempt ended when a data scientist stopped it.
@@ -101,7 +127,7 @@ pub async fn run_round(
     global: Arc<Vec<f32>>,
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
-    let links = registry.take_idle();
+    let links = policy.take_members(registry);
     if links.len() < policy.min_participants {
         let got = links.len();
         links.into_iter().for_each(|l| registry.restore(l));

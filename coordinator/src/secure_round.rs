@@ -78,7 +78,7 @@ pub async fn run_secure_round(
     global: Arc<Vec<f32>>,
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
-    let mut links = registry.take_idle();
+    let mut links = policy.take_members(registry);
     // Members whose certificate does not yield an Ed25519 key cannot sign;
     // they sit this round out.
     let mut keys = Vec::new();

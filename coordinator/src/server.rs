@@ -340,12 +340,20 @@ impl Coordinator {
                 addr: config.listen,
                 source,
             })?;
+        let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(|source| {
+            fedsoc_pki::PkiError::Read {
+                path: config.tls.ca.clone(),
+                source,
+            }
+        })?;
+        let revocations = Arc::new(fedsoc_pki::Revocations::watch(&ca_pem, &config.crl_path())?);
         let mut federation = FederationService::new(
             spec.clone(),
             Arc::new(config.roster.participants.clone()),
             registry,
             Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?),
         );
+        federation.revocations = Some(revocations.clone());
         federation.rate_limit = crate::session::RateLimit {
             burst: config.limits.message_burst as f64,
             per_second: config.limits.messages_per_s,
@@ -354,6 +362,7 @@ impl Coordinator {
             shared: shared.clone(),
             roster: Arc::new(config.roster.clone()),
             min_participants: config.rounds.min_participants,
+            revocations: Some(revocations.clone()),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
@@ -380,6 +389,7 @@ impl Coordinator {
                 timeout: Duration::from_secs(config.rounds.round_timeout_s),
                 secure,
                 watch,
+                revocations: Some(revocations.clone()),
             },
             max_retries: config.rounds.max_retries,
             retry_pause: Duration::from_secs(config.rounds.retry_pause_s),

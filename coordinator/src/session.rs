@@ -80,6 +80,8 @@ impl Bucket {
 
 pub struct FederationService {
     pub spec: Arc<FederationSpec>,
+    /// Certificates revoked by the CA, re-read when the CRL changes.
+    pub revocations: Option<Arc<fedsoc_pki::Revocations>>,
     pub roster: Arc<Vec<String>>,
     pub registry: Registry,
     /// Our certificate (DER), sent in Welcome: its key signs checkpoints.
@@ -97,6 +99,7 @@ impl FederationService {
     ) -> Self {
         FederationService {
             spec,
+            revocations: None,
             roster,
             registry,
             certificate,
@@ -106,10 +109,22 @@ impl FederationService {
     }
 }
 
-/// The verified identity behind a request's client certificate.
-pub fn peer_identity<T>(request: &Request<T>) -> Result<Identity, Status> {
+/// The verified identity behind a request's client certificate, refused
+/// if the CA has revoked it.
+pub fn peer_identity<T>(
+    request: &Request<T>,
+    revocations: Option<&fedsoc_pki::Revocations>,
+) -> Result<Identity, Status> {
     let leaf = peer_certificate(request)?;
-    fedsoc_pki::identity_from_der(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))
+    let identity =
+        fedsoc_pki::identity_from_der(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
+    if let Some(revocations) = revocations
+        && let Err(e) = revocations.check(&leaf)
+    {
+        tracing::warn!(peer = %identity, error = %e, "refused: revoked certificate");
+        return Err(Status::permission_denied(e.to_string()));
+    }
+    Ok(identity)
 }
 
 /// The client certificate (DER) that TLS verified against the CA.
@@ -176,7 +191,7 @@ impl Federation for FederationService {
         &self,
         request: Request<Streaming<ParticipantMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let identity = peer_identity(&request)?;
+        let identity = peer_identity(&request, self.revocations.as_deref())?;
         let certificate = peer_certificate(&request)?;
         if identity.role != Role::Participant {
             return Err(Status::permission_denied(format!(

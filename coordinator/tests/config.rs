@@ -85,5 +85,8 @@ fn shipped_control_example_loads_and_needs_https() {
     let edited = dir.path().join("control.toml");
     std::fs::write(&edited, text).unwrap();
     let err = ControlConfig::load(&edited).unwrap_err().to_string();
-    assert!(err.contains("field `coordinator`") && err.contains("https://"), "{err}");
+    assert!(
+        err.contains("field `coordinator`") && err.contains("https://"),
+        "{err}"
+    );
 }

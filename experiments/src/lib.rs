@@ -14,6 +14,8 @@
 //!   centralized training, evaluation and the report.
 //! - [`train_bench`]: `fedsoc bench train`: local training throughput,
 //!   comparable with the PyTorch script in `experiments/pytorch/`.
+//! - [`score`]: `fedsoc score`: an exported model scores a SOC's own telemetry, with a
+//!   given threshold or one calibrated on reference traffic at a false-positive budget.
 //! - [`plot`]: the report's figures as SVG: ROC curves, lines, heat maps.
 //! - [`error`]: [`ExperimentError`].
 #![forbid(unsafe_code)]
@@ -24,6 +26,7 @@ pub mod error;
 pub mod local;
 pub mod plot;
 pub mod scenario;
+pub mod score;
 pub mod train_bench;
 
 pub use error::ExperimentError;

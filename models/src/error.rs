@@ -106,6 +106,13 @@ pub enum ModelError {
         epoch: usize,
     },
 
+    /// An exported model file (safetensors or burn record) cannot be written or read back.
+    #[error("model file: {reason}")]
+    ModelFile {
+        /// What exactly is wrong, and what to do about it.
+        reason: String,
+    },
+
     /// The tensor backend failed (should not happen on the CPU backend).
     #[error("tensor backend error: {0}; this is a bug or resource problem, please report it")]
     Backend(String),

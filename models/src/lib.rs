@@ -13,6 +13,9 @@
 //! - [`classifier`]: [`ClassifierConfig`] (architecture, validation, parameter count).
 //! - `mlp` (private): the one burn module both kinds are built from (linear layers, ReLU
 //!   between) and the width checks they share.
+//! - [`export`]: the global model for use outside the federation: a safetensors file
+//!   (PyTorch-shaped tensors, metadata with kind, widths, round, hash and encoder) and burn's
+//!   record format with a JSON sidecar; [`export_safetensors`] / [`read_safetensors`].
 //! - [`flat`]: the model ⇄ flat-vector codec (visitor order, documented there), [`flat::layout`]
 //!   and seeded [`initial_weights`].
 //! - [`train`]: [`train_local`] — Adam, seeded shuffling, deterministic per seed;
@@ -38,6 +41,7 @@
 pub mod autoencoder;
 pub mod classifier;
 pub mod error;
+pub mod export;
 pub mod flat;
 mod input;
 pub mod loss;
@@ -54,6 +58,7 @@ mod testutil;
 pub use autoencoder::AutoencoderConfig;
 pub use classifier::ClassifierConfig;
 pub use error::ModelError;
+pub use export::{ExportMeta, export_safetensors, read_safetensors};
 pub use flat::initial_weights;
 pub use loss::ClassifierLoss;
 pub use metrics::{

@@ -671,7 +671,16 @@ fn refusal(status: Status) -> ParticipantError {
             // With TLS 1.3 a rejected client certificate surfaces here, on
             // the first call: as the coordinator's alert when we read it in
             // time, else as a connection it closed under us.
-            if detail.contains("alert") {
+            if detail.contains("CertificateExpired") {
+                ParticipantError::Refused(format!(
+                    "our certificate has expired ({detail}); ask the federation CA for a new \
+                     one (`fedsoc pki issue --force`)"
+                ))
+            } else if detail.contains("CertificateRevoked") {
+                ParticipantError::Refused(format!(
+                    "our certificate has been revoked ({detail}); ask the federation CA for a new one"
+                ))
+            } else if detail.contains("alert") {
                 ParticipantError::Refused(format!(
                     "the TLS handshake was rejected ({detail}); the participant certificate \
                      must be issued by the federation CA and still valid"

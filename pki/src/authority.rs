@@ -8,14 +8,16 @@
 
 use std::path::Path;
 
+use rand::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::{Identity, PkiError, Role, tls};
+use crate::{Identity, PkiError, Role, files, tls};
 
 /// How long an issued certificate is valid; the CA lives ten times as long.
 pub const DEFAULT_VALIDITY_DAYS: i64 = 365;
@@ -36,8 +38,8 @@ pub struct IssuedCertificate {
 impl IssuedCertificate {
     /// Writes `<stem>.pem` and `<stem>.key` (the key readable by its owner only).
     pub fn save(&self, dir: &Path, stem: &str) -> Result<(), PkiError> {
-        tls::write_public(&dir.join(format!("{stem}.pem")), &self.cert_pem)?;
-        tls::write_private(&dir.join(format!("{stem}.key")), &self.key_pem)
+        files::write_public(&dir.join(format!("{stem}.pem")), &self.cert_pem)?;
+        files::write_private(&dir.join(format!("{stem}.key")), &self.key_pem)
     }
 
     /// SHA-256 of the certificate's DER, hex: what rosters and logs pin.
@@ -71,8 +73,8 @@ impl CertificateAuthority {
 
     /// Loads a CA saved by [`CertificateAuthority::save`].
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, PkiError> {
-        let cert_pem = tls::read_text(cert_path)?;
-        let key_pem = tls::read_text(key_path)?;
+        let cert_pem = files::read_text(cert_path)?;
+        let key_pem = files::read_text(key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| PkiError::BadPem {
             path: key_path.to_path_buf(),
             reason: e.to_string(),
@@ -86,21 +88,41 @@ impl CertificateAuthority {
 
     /// Writes `ca.pem` and `ca.key` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), PkiError> {
-        tls::write_public(&dir.join("ca.pem"), &self.cert_pem)?;
-        tls::write_private(&dir.join("ca.key"), &self.issuer.key().serialize_pem())
+        files::write_public(&dir.join("ca.pem"), &self.cert_pem)?;
+        files::write_private(&dir.join("ca.key"), &self.issuer.key().serialize_pem())
     }
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
-    /// Issues a certificate for `identity`. `hostnames` (DNS names or IP
-    /// addresses) are only needed by a coordinator, which serves TLS.
+    /// Issues a certificate for `identity`, valid from an hour ago (slack for
+    /// clocks that disagree across borders) for [`DEFAULT_VALIDITY_DAYS`].
+    /// `hostnames` (DNS names or IP addresses) are only needed by a
+    /// coordinator, which serves TLS.
     pub fn issue(
         &self,
         identity: &Identity,
         hostnames: &[String],
     ) -> Result<IssuedCertificate, PkiError> {
+        let (not_before, not_after) = validity_from_now(DEFAULT_VALIDITY_DAYS)?;
+        self.issue_with_validity(identity, hostnames, not_before, not_after)
+    }
+
+    /// [`CertificateAuthority::issue`] with an explicit validity window;
+    /// a window in the past makes an expired certificate, which tests need.
+    pub fn issue_with_validity(
+        &self,
+        identity: &Identity,
+        hostnames: &[String],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<IssuedCertificate, PkiError> {
+        if not_after <= not_before {
+            return Err(PkiError::BadValidity(format!(
+                "not_after {not_after} is not after not_before {not_before}"
+            )));
+        }
         let mut params = CertificateParams::new(hostnames.to_vec())?;
         params
             .subject_alt_names
@@ -122,7 +144,9 @@ impl CertificateAuthority {
             _ => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, DEFAULT_VALIDITY_DAYS);
+        params.serial_number = Some(random_serial());
+        params.not_before = not_before;
+        params.not_after = not_after;
         // Ed25519: the same key that authenticates the TLS connection signs
         // the participant's secure-aggregation messages, so those signatures
         // are bound to the certificate the CA issued.
@@ -133,6 +157,43 @@ impl CertificateAuthority {
             key_pem: key.serialize_pem(),
         })
     }
+
+    /// Signs a CRL listing `revoked`; see [`crate::crl`].
+    pub(crate) fn sign_crl(
+        &self,
+        params: &CertificateRevocationListParams,
+    ) -> Result<String, PkiError> {
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
+    /// When the CA certificate itself expires: nothing it signs is usable after.
+    pub fn not_after(&self) -> Result<OffsetDateTime, PkiError> {
+        let der = tls::first_certificate_der(&self.cert_pem)
+            .ok_or_else(|| PkiError::BadCertificate("the CA PEM holds no certificate".into()))?;
+        let (_, ca) = X509Certificate::from_der(&der)
+            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
+        Ok(ca.validity().not_after.to_datetime())
+    }
+}
+
+/// From an hour ago (clock slack) until `days` from now.
+pub fn validity_from_now(days: i64) -> Result<(OffsetDateTime, OffsetDateTime), PkiError> {
+    if !(1..=36_500).contains(&days) {
+        return Err(PkiError::BadValidity(format!(
+            "{days} days; choose between 1 and 36500"
+        )));
+    }
+    let now = OffsetDateTime::now_utc();
+    Ok((now - Duration::hours(1), now + Duration::days(days)))
+}
+
+/// 128 random bits, top bit clear and next bit set: positive, always 16
+/// bytes, and unique without any counter to keep in step between commands.
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    SerialNumber::from_slice(&bytes)
 }
 
 fn set_validity(params: &mut CertificateParams, days: i64) {

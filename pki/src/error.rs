@@ -28,6 +28,41 @@ pub enum PkiError {
         "invalid identity {0:?}: expected urn:fedsoc:<role>:<id> with role one of coordinator, participant, data-scientist, auditor"
     )]
     BadIdentity(String),
+    #[error("unknown role {0:?}: expected coordinator, participant, data-scientist or auditor")]
+    BadRole(String),
     #[error("invalid id {0:?}: ids are 1-64 characters of a-z, A-Z, 0-9, '-', '_' and '.'")]
     BadId(String),
+    #[error("invalid validity: {0}")]
+    BadValidity(String),
+    #[error(
+        "certificate {serial} ({identity}) was revoked at {revoked_at} ({reason}); \
+         its holder needs a new certificate: `fedsoc pki issue --force`"
+    )]
+    Revoked {
+        serial: String,
+        identity: String,
+        revoked_at: String,
+        reason: String,
+    },
+    #[error("{path} is not a usable revocation list: {reason}")]
+    BadCrl { path: PathBuf, reason: String },
+    #[error("{path} is not a readable issuance index: {reason}; restore it from a backup")]
+    BadIndex { path: PathBuf, reason: String },
+    #[error("no certificate was issued to {id:?} in this PKI folder; known ids: {}", known_ids(.known))]
+    UnknownId { id: String, known: Vec<String> },
+    #[error(
+        "{path} already exists; pass --force to replace it \
+         (if the old certificate must stop working, `fedsoc pki revoke` it first)"
+    )]
+    AlreadyIssued { path: PathBuf },
+    #[error("the id {0:?} is reserved for the PKI folder's own files; choose another id")]
+    ReservedId(String),
+}
+
+fn known_ids(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".into()
+    } else {
+        known.join(", ")
+    }
 }

@@ -42,7 +42,7 @@ impl FromStr for Role {
             "participant" => Ok(Role::Participant),
             "data-scientist" => Ok(Role::DataScientist),
             "auditor" => Ok(Role::Auditor),
-            other => Err(PkiError::BadIdentity(other.to_string())),
+            other => Err(PkiError::BadRole(other.to_string())),
         }
     }
 }
@@ -87,7 +87,10 @@ impl Identity {
         let (role, id) = rest
             .split_once(':')
             .ok_or_else(|| PkiError::BadIdentity(uri.to_string()))?;
-        Identity::new(role.parse()?, id)
+        let role = role
+            .parse()
+            .map_err(|_| PkiError::BadIdentity(uri.to_string()))?;
+        Identity::new(role, id)
     }
 }
 

@@ -14,20 +14,37 @@
 //!   (for secure aggregation) and loading our own Ed25519 signing key.
 //! - [`tls`]: the PEM files a process presents, turned into tonic's server and
 //!   client TLS settings (client certificates always required).
-//! - [`error`]: [`PkiError`].
+//! - [`folder`]: a PKI folder as `fedsoc pki` keeps it: issue into it,
+//!   revoke from it.
+//! - [`index`]: `issued.json`, which maps ids to the serials issued to them.
+//! - [`crl`]: the CA-signed certificate revocation list, written and read.
+//! - [`revocation`]: [`Revocations`], refusing revoked certificates in a
+//!   running process and following the CRL file without a restart.
+//! - [`show`]: what `fedsoc pki show` prints about a certificate or CRL.
+//! - [`error`]: [`PkiError`], naming the problem and the fix.
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod crl;
 pub mod error;
+mod files;
+pub mod folder;
 pub mod identity;
+pub mod index;
 pub mod member;
+pub mod revocation;
+pub mod show;
 pub mod tls;
 
 pub use authority::{CertificateAuthority, IssuedCertificate};
+pub use crl::{RevocationList, RevocationReason};
 pub use error::PkiError;
+pub use folder::{IssuedFiles, PkiDir, RevokeOutcome};
 pub use identity::{Identity, Role, identity_from_der};
+pub use index::{IssuanceIndex, IssuedRecord};
 pub use member::{
     MemberVerifier, VerifiedMember, load_certificate_der, load_signing_key, verify_member,
 };
+pub use revocation::Revocations;
 pub use tls::TlsFiles;
 pub use tls::{certificate_pem, first_certificate_der};

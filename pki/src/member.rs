@@ -13,7 +13,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::{Identity, PkiError, identity_from_der, tls};
+use crate::{Identity, PkiError, files, identity_from_der, tls};
 
 /// OID of Ed25519 (RFC 8410).
 const ED25519_OID: &str = "1.3.101.112";
@@ -133,7 +133,7 @@ impl MemberVerifier {
 
 /// The Ed25519 signing key in a PKCS#8 PEM file (our certificate's key).
 pub fn load_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::SigningKey, PkiError> {
-    let pem = tls::read_text(path)?;
+    let pem = files::read_text(path)?;
     ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| PkiError::BadPem {
         path: path.to_path_buf(),
         reason: format!("not an Ed25519 PKCS#8 key ({e}); issue keys with `fedsoc pki issue`"),
@@ -142,7 +142,7 @@ pub fn load_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::Signing
 
 /// DER of the first certificate in a PEM file.
 pub fn load_certificate_der(path: &std::path::Path) -> Result<Vec<u8>, PkiError> {
-    tls::first_certificate_der(&tls::read_text(path)?).ok_or_else(|| PkiError::BadPem {
+    tls::first_certificate_der(&files::read_text(path)?).ok_or_else(|| PkiError::BadPem {
         path: path.to_path_buf(),
         reason: "no CERTIFICATE block".into(),
     })

@@ -3,12 +3,12 @@
 //! There is deliberately no way to build a server that does not demand a
 //! client certificate, nor a client that does not present one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity as TlsIdentity, ServerTlsConfig};
 
 use crate::PkiError;
+use crate::files::read_text;
 
 /// Paths of the federation CA certificate and of this process's own
 /// certificate and key.
@@ -56,13 +56,6 @@ impl TlsFiles {
     }
 }
 
-pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Reads a PEM file and checks it holds the expected block, so a swapped
 /// certificate and key are reported by name rather than as a TLS failure.
 fn read_pem(path: &Path, kind: &str) -> Result<String, PkiError> {
@@ -87,35 +80,4 @@ pub fn first_certificate_der(pem: &str) -> Option<Vec<u8>> {
 /// A DER certificate as PEM text.
 pub fn certificate_pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
-}
-
-pub(crate) fn write_public(path: &Path, text: &str) -> Result<(), PkiError> {
-    std::fs::write(path, text).map_err(|source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Creates the file readable by its owner only before any key byte is written.
-pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(err)?;
-    }
-    file.write_all(text.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)
 }

@@ -259,6 +259,21 @@ max_backoff_ms = 1000
         child.wait().unwrap();
     }
 
+    /// Waits until participant `id` has exited by itself.
+    pub fn wait_exit(&mut self, id: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(child) = self.participants.get_mut(id)
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                self.participants.remove(id);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     pub fn stop_all(&mut self) {
         for (_, mut child) in self.participants.drain() {
             let _ = child.kill();
