@@ -80,11 +80,16 @@ fn participant_killed_at(stage_name: &str) {
     for id in cluster.ids.clone().iter().skip(1) {
         cluster.start_participant(id, None);
     }
-    cluster.queue_rounds(ROUNDS);
+    cluster.queue_rounds(FAULT_ROUND as u32);
     cluster.wait_log(&victim, "fault point reached", PATIENCE);
     cluster.kill_participant(&victim);
     // Restarted at once: a dropout for this round only.
     cluster.start_participant(&victim, None);
+    cluster.wait_completed(FAULT_ROUND, PATIENCE);
+    // The next round is queued once it is back (a round starts with
+    // whoever is connected, and its reconnect may take a moment).
+    cluster.wait_connected(&victim, PATIENCE);
+    cluster.queue_rounds(ROUNDS - FAULT_ROUND as u32);
     assert_recovered(&cluster);
 
     let rounds = cluster.aggregated_rounds();

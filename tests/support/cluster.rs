@@ -333,6 +333,22 @@ max_backoff_ms = 1000
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// Waits until participant `id` is connected.
+    pub fn wait_connected(&self, id: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.status()
+                && status["connected"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|p| p == id))
+            {
+                return;
+            }
+            assert!(start.elapsed() < timeout, "{id} not connected after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until `round` is complete and nothing runs.
     pub fn wait_completed(&self, round: u64, timeout: Duration) {
         let start = Instant::now();
