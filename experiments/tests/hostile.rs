@@ -381,3 +381,52 @@ async fn replayed_and_out_of_order_messages_are_ignored_not_counted_twice() {
         federation.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_participants_identity_is_refused_at_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let federation = LocalFederation::start(&spec(dir.path(), true))
+        .await
+        .unwrap();
+    let ids = federation.participant_ids();
+    // soc-3's valid certificate, claiming to be soc-0.
+    let config = federation.participant_config(3).clone();
+    let tls = config.tls_files().client_config("localhost").unwrap();
+    let channel = Endpoint::from_shared(config.coordinator.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(ParticipantMessage {
+        body: Some(participant_message::Body::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            participant_id: ids[0].clone(),
+            agent_version: "hostile".into(),
+            last_checkpoint_size: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    let status = FederationClient::new(channel)
+        .session(ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
+    assert!(
+        status.message().contains("but the certificate is for"),
+        "{status}"
+    );
+    // soc-0's own session is untouched.
+    assert!(
+        federation
+            .coordinator
+            .shared()
+            .registry
+            .connected()
+            .contains(&ids[0])
+    );
+    federation.shutdown().await;
+}
