@@ -344,7 +344,10 @@ max_backoff_ms = 1000
             {
                 return;
             }
-            assert!(start.elapsed() < timeout, "{id} not connected after {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "{id} not connected after {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
