@@ -184,3 +184,24 @@ pub fn url_host(url: &str) -> String {
         None => authority.split(':').next().unwrap_or_default().to_string(),
     }
 }
+
+/// Checks the `field` holding a coordinator URL: https (every connection
+/// is mutual TLS) with a host name, or when `server_name` overrides it.
+pub fn check_coordinator_url(
+    path: &Path,
+    field: &str,
+    url: &str,
+    server_name: &str,
+) -> Result<(), ConfError> {
+    if !url.starts_with("https://") {
+        return Err(invalid(
+            path,
+            field,
+            format!("{url:?} must be an https:// URL: every connection is mutual TLS"),
+        ));
+    }
+    if server_name.is_empty() {
+        return Err(invalid(path, field, "the URL has no host name"));
+    }
+    Ok(())
+}

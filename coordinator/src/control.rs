@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fedsoc_conf::{ConfError, invalid};
+use fedsoc_conf::ConfError;
 use fedsoc_pki::TlsFiles;
 use fedsoc_proto::v1::admin_client::AdminClient;
 use fedsoc_proto::v1::{
@@ -56,19 +56,12 @@ impl ControlConfig {
     }
 
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
-        if !self.coordinator.starts_with("https://") {
-            return Err(invalid(
-                path,
-                "coordinator",
-                format!(
-                    "{:?} must be an https:// URL: every connection is mutual TLS",
-                    self.coordinator
-                ),
-            ));
-        }
-        if self.server_name().is_empty() {
-            return Err(invalid(path, "coordinator", "the URL has no host name"));
-        }
+        fedsoc_conf::check_coordinator_url(
+            path,
+            "coordinator",
+            &self.coordinator,
+            &self.server_name(),
+        )?;
         Ok(())
     }
 

@@ -156,19 +156,12 @@ impl ParticipantConfig {
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
         fedsoc_pki::Identity::participant(self.id.clone())
             .map_err(|e| invalid(path, "id", e.to_string()))?;
-        if !self.coordinator.starts_with("https://") {
-            return Err(invalid(
-                path,
-                "coordinator",
-                format!(
-                    "{:?} must be an https:// URL: every connection is mutual TLS",
-                    self.coordinator
-                ),
-            ));
-        }
-        if self.server_name().is_empty() {
-            return Err(invalid(path, "coordinator", "the URL has no host name"));
-        }
+        fedsoc_conf::check_coordinator_url(
+            path,
+            "coordinator",
+            &self.coordinator,
+            &self.server_name(),
+        )?;
         match &self.data {
             DataSource::Synthetic {
                 rows,
