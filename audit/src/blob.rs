@@ -2,16 +2,17 @@
 //! SHA-256 next to the log, referenced from entries by [`BlobId`].
 //!
 //! A blob with digest `abcdef…` lives at `<root>/ab/cdef…` (the first two
-//! hex digits name a subdirectory, the other 62 the file). Writes go to a
-//! temporary file in that subdirectory, are flushed to disk, then renamed
-//! into place, so a blob is either absent or complete. Every read re-hashes
+//! hex digits name a subdirectory, the other 62 the file). Writes go
+//! through the storage layer ([`Disk::replace`]): a temporary file in that
+//! subdirectory, flushed, renamed into place, the folder synced, so a blob
+//! is either absent or complete and durable when `put` returns. Every read re-hashes
 //! the file: a swapped or corrupted blob is an error, never returned data.
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use fedsoc_durable::Disk;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -58,18 +59,24 @@ impl FromStr for BlobId {
 pub struct BlobStore {
     root: PathBuf,
     read_only: bool,
+    disk: Disk,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl BlobStore {
     /// Opens the store at `root`, creating the directory if needed.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, AuditError> {
+        Self::open_on(root, Disk::real())
+    }
+
+    /// [`BlobStore::open`], writing through `disk`.
+    pub fn open_on(root: impl AsRef<Path>, disk: Disk) -> Result<Self, AuditError> {
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(io_err("create the blob directory", &root))?;
+        disk.create_dir_all(&root)
+            .map_err(io_err("create the blob directory", &root))?;
         Ok(Self {
             root,
             read_only: false,
+            disk,
         })
     }
 
@@ -79,6 +86,7 @@ impl BlobStore {
         Self {
             root: root.as_ref().to_path_buf(),
             read_only: true,
+            disk: Disk::real(),
         }
     }
 
@@ -118,20 +126,12 @@ impl BlobStore {
         let shard = path
             .parent()
             .map_or_else(|| self.root.clone(), Path::to_path_buf);
-        fs::create_dir_all(&shard).map_err(io_err("create the blob directory", &shard))?;
-        let temp = shard.join(format!(
-            ".tmp-{}-{}-{}",
-            &id.to_string()[2..18],
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = write_synced(&temp, bytes)
-            .and_then(|()| fs::rename(&temp, &path).map_err(io_err("rename into place", &temp)));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        sync_dir(&shard)?;
+        self.disk
+            .create_dir_all(&shard)
+            .map_err(io_err("create the blob directory", &shard))?;
+        self.disk
+            .replace(&path, bytes)
+            .map_err(io_err("store the blob", &path))?;
         Ok(id)
     }
 
@@ -174,31 +174,6 @@ impl BlobStore {
         }
         Ok(n)
     }
-}
-
-/// Creates `path` (truncating any leftover), writes `bytes`, fsyncs.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(io_err("create", path))?;
-    file.write_all(bytes).map_err(io_err("write", path))?;
-    file.sync_all().map_err(io_err("flush to disk", path))
-}
-
-/// Makes a rename or a new file in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("flush the directory", dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,13 +13,16 @@
 //! A record that cannot be read (short, wrong marker, length out of range,
 //! hash mismatch) is a *torn tail* when no intact record follows it — the
 //! signature of a write cut off by a crash — and *corruption* otherwise.
-//! Neither is ever skipped: readers report them; only [`crate::repair`]
-//! removes a torn tail, and it keeps a copy of the bytes.
+//! Neither is ever skipped: readers report them. A torn tail is removed
+//! only by the writer when it reopens the log after a crash, or by
+//! [`crate::repair`]; both keep a copy of the bytes, and the writer's
+//! caller records the cut in a signed entry.
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::blob::{sync_dir, write_synced};
+use fedsoc_durable::Disk;
+
 use crate::error::{AuditError, io_err};
 use crate::merkle::{Hash, leaf_hash};
 
@@ -226,14 +229,14 @@ pub(crate) fn read_file(file: &mut File, path: &Path) -> Result<Vec<u8>, AuditEr
 }
 
 /// Creates a record file holding only its header, atomically.
-pub(crate) fn create(path: &Path, kind: FileKind, origin: &str) -> Result<(), AuditError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".tmp");
-    let temp = PathBuf::from(temp);
-    write_synced(&temp, &header(kind, origin))?;
-    std::fs::rename(&temp, path).map_err(io_err("rename into place", &temp))?;
-    sync_dir(dir)
+pub(crate) fn create(
+    disk: &Disk,
+    path: &Path,
+    kind: FileKind,
+    origin: &str,
+) -> Result<(), AuditError> {
+    disk.replace(path, &header(kind, origin))
+        .map_err(io_err("create", path))
 }
 
 /// Appends records to a file whose contents were just scanned.
@@ -242,20 +245,22 @@ pub(crate) struct Writer {
     path: PathBuf,
     len: u64,
     poisoned: bool,
+    disk: Disk,
 }
 
 impl Writer {
     /// `file` must be open for appending; `len` is its scanned length.
-    pub(crate) fn new(file: File, path: PathBuf, len: u64) -> Self {
+    pub(crate) fn new(file: File, path: PathBuf, len: u64, disk: Disk) -> Self {
         Self {
             file,
             path,
             len,
             poisoned: false,
+            disk,
         }
     }
 
-    pub(crate) fn open(path: &Path, len: u64) -> Result<Self, AuditError> {
+    pub(crate) fn open(path: &Path, len: u64, disk: Disk) -> Result<Self, AuditError> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -268,7 +273,7 @@ impl Writer {
                 detail: format!("it changed while being opened ({len} bytes read, {actual} now)"),
             });
         }
-        Ok(Self::new(file, path.to_path_buf(), len))
+        Ok(Self::new(file, path.to_path_buf(), len, disk))
     }
 
     /// Appends one record and flushes it to disk; returns its offset.
@@ -280,18 +285,10 @@ impl Writer {
         }
         let bytes = frame(payload);
         let offset = self.len;
-        let written = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data());
+        let written = self.disk.append(&mut self.file, &self.path, &bytes);
         if let Err(e) = written {
             // Undo a partial write so the file stays a sequence of records.
-            if self
-                .file
-                .set_len(offset)
-                .and_then(|()| self.file.sync_data())
-                .is_err()
-            {
+            if self.disk.truncate(&self.file, &self.path, offset).is_err() {
                 self.poisoned = true;
             }
             return Err(io_err("append a record to", &self.path)(e));

@@ -14,9 +14,14 @@
 //! Opening reads every record back and checks it (frame hashes, entry
 //! encoding, `seq` = index, non-decreasing timestamps, every stored
 //! checkpoint's root against the entries). A torn tail is reported as
-//! [`AuditError::TornTail`], never dropped; [`repair`] removes it on an
-//! operator's explicit request, keeping a copy. One process writes at a
-//! time (an exclusive lock on `entries.log`).
+//! [`AuditError::TornTail`] to readers, never dropped. The writer, reopening
+//! after a crash, cuts a torn tail (the record being appended when the
+//! process died, never acknowledged, as an append returns only once it is
+//! flushed), keeps a copy beside the file and reports the cut in
+//! [`AuditLog::recovered`] for its caller to record in a signed entry;
+//! [`repair`] does the same on an operator's request. One process writes
+//! at a time (an exclusive lock on `entries.log`). Every write goes through
+//! the storage layer ([`fedsoc_durable::Disk`]).
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -25,7 +30,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
 
-use crate::blob::{BlobStore, sync_dir, write_synced};
+use fedsoc_durable::Disk;
+
+use crate::blob::BlobStore;
 use crate::checkpoint::{Checkpoint, SignedCheckpoint, check_origin};
 use crate::entry::Entry;
 use crate::error::{AuditError, io_err};
@@ -205,6 +212,8 @@ pub struct AuditLog {
     checkpoints: Vec<SignedCheckpoint>,
     blobs: BlobStore,
     write: Option<WriteSide>,
+    /// Torn tails the writer cut when it opened the log.
+    recovered: Vec<RepairedFile>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -229,9 +238,21 @@ impl AuditLog {
         origin: &str,
         signing_key: SigningKey,
     ) -> Result<Self, AuditError> {
+        Self::open_or_create_on(dir, origin, signing_key, Disk::real())
+    }
+
+    /// [`AuditLog::open_or_create`], writing through `disk`. A torn tail
+    /// left by a crash is cut (see [`AuditLog::recovered`]).
+    pub fn open_or_create_on(
+        dir: impl AsRef<Path>,
+        origin: &str,
+        signing_key: SigningKey,
+        disk: Disk,
+    ) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         check_origin(origin)?;
-        fs::create_dir_all(&dir).map_err(io_err("create the log directory", &dir))?;
+        disk.create_dir_all(&dir)
+            .map_err(io_err("create the log directory", &dir))?;
         let (entries_path, checkpoints_path) = (dir.join(ENTRIES_FILE), dir.join(CHECKPOINTS_FILE));
 
         if !entries_path.exists() {
@@ -247,8 +268,8 @@ impl AuditLog {
                     });
                 }
             }
-            frame::create(&checkpoints_path, CHECKPOINTS, origin)?;
-            frame::create(&entries_path, ENTRIES, origin)?;
+            frame::create(&disk, &checkpoints_path, CHECKPOINTS, origin)?;
+            frame::create(&disk, &entries_path, ENTRIES, origin)?;
         }
 
         let mut entries_file = OpenOptions::new()
@@ -263,14 +284,45 @@ impl AuditLog {
                 return Err(io_err("lock", &entries_path)(e));
             }
         }
-        let entries_bytes = frame::read_file(&mut entries_file, &entries_path)?;
-        let checkpoints_bytes = read_existing(&checkpoints_path, NO_CHECKPOINTS)?;
-        let loaded = load(
-            &entries_path,
-            &entries_bytes,
-            &checkpoints_path,
-            &checkpoints_bytes,
-        )?;
+        let mut recovered = Vec::new();
+        let loaded = loop {
+            let entries_bytes = frame::read_file(&mut entries_file, &entries_path)?;
+            let checkpoints_bytes = read_existing(&checkpoints_path, NO_CHECKPOINTS)?;
+            match load(
+                &entries_path,
+                &entries_bytes,
+                &checkpoints_path,
+                &checkpoints_bytes,
+            ) {
+                Ok(loaded) => break loaded,
+                // Each file is cut at most once: a second tear is not a crash.
+                Err(AuditError::TornTail {
+                    path,
+                    index,
+                    offset,
+                    ..
+                }) if !recovered.iter().any(|r: &RepairedFile| r.path == path) => {
+                    let bytes = if path == entries_path {
+                        entries_bytes
+                    } else {
+                        checkpoints_bytes
+                    };
+                    let cut = cut_tail(&disk, &dir, &path, &bytes, index, offset)?;
+                    tracing::warn!(
+                        file = %path.display(),
+                        kept_records = cut.kept_records,
+                        discarded_bytes = cut.discarded_bytes,
+                        saved_to = %cut.saved_to.display(),
+                        "cut the torn tail a crash left in the audit log"
+                    );
+                    recovered.push(cut);
+                    entries_file
+                        .seek(SeekFrom::Start(0))
+                        .map_err(io_err("seek in", &entries_path))?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if loaded.origin != origin {
             return Err(AuditError::OriginMismatch {
                 path: entries_path,
@@ -278,13 +330,20 @@ impl AuditLog {
                 requested: origin.to_owned(),
             });
         }
-        let blobs = BlobStore::open(dir.join(BLOBS_DIR))?;
+        let blobs = BlobStore::open_on(dir.join(BLOBS_DIR), disk.clone())?;
         let write = WriteSide {
-            entries: frame::Writer::new(entries_file, entries_path, loaded.entries_len),
-            checkpoints: frame::Writer::open(&checkpoints_path, loaded.checkpoints_len)?,
+            entries: frame::Writer::new(
+                entries_file,
+                entries_path,
+                loaded.entries_len,
+                disk.clone(),
+            ),
+            checkpoints: frame::Writer::open(&checkpoints_path, loaded.checkpoints_len, disk)?,
             key: signing_key,
         };
-        Ok(Self::from_loaded(dir, loaded, blobs, Some(write)))
+        let mut log = Self::from_loaded(dir, loaded, blobs, Some(write));
+        log.recovered = recovered;
+        Ok(log)
     }
 
     /// Opens the log in `dir` for reading, checking it in full. Takes no
@@ -322,7 +381,15 @@ impl AuditLog {
             checkpoints: loaded.checkpoints,
             blobs,
             write,
+            recovered: Vec::new(),
         }
+    }
+
+    /// The torn tails this writer cut when it opened the log after a
+    /// crash (empty after a clean stop). The caller records them in its
+    /// next entry, so the cut is itself signed.
+    pub fn recovered(&self) -> &[RepairedFile] {
+        &self.recovered
     }
 
     pub fn dir(&self) -> &Path {
@@ -602,6 +669,8 @@ pub struct RepairedFile {
     pub discarded_bytes: u64,
     /// Where the removed bytes were saved.
     pub saved_to: PathBuf,
+    /// SHA-256 of the removed bytes.
+    pub discarded_sha256: Hash,
 }
 
 /// Removes a torn tail from `entries.log` and `checkpoints.log` in `dir`,
@@ -639,7 +708,7 @@ pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<RepairedFile>, AuditError> {
         match frame::scan(&path, kind, &bytes) {
             Ok(_) => {}
             Err(AuditError::TornTail { index, offset, .. }) => {
-                repaired.push(cut_tail(dir, &path, &bytes, index, offset)?);
+                repaired.push(cut_tail(&Disk::real(), dir, &path, &bytes, index, offset)?);
             }
             Err(e) => return Err(e),
         }
@@ -649,6 +718,7 @@ pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<RepairedFile>, AuditError> {
 }
 
 fn cut_tail(
+    disk: &Disk,
     dir: &Path,
     path: &Path,
     bytes: &[u8],
@@ -662,19 +732,20 @@ fn cut_tail(
         saved_to = PathBuf::from(format!("{}.torn-{offset}.{n}", path.display()));
         n += 1;
     }
-    write_synced(&saved_to, tail)?;
-    sync_dir(dir)?;
+    disk.write_synced(&saved_to, tail)
+        .and_then(|()| disk.sync_dir(dir))
+        .map_err(io_err("save the torn tail to", &saved_to))?;
     let file = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(io_err("open for repair", path))?;
-    file.set_len(offset)
-        .and_then(|()| file.sync_all())
+    disk.truncate(&file, path, offset)
         .map_err(io_err("truncate", path))?;
     Ok(RepairedFile {
         path: path.to_path_buf(),
         kept_records,
         discarded_bytes: tail.len() as u64,
         saved_to,
+        discarded_sha256: <sha2::Sha256 as sha2::Digest>::digest(tail).into(),
     })
 }

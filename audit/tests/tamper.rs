@@ -515,7 +515,7 @@ fn rewritten_history_fails_consistency_against_the_old_checkpoint() {
 }
 
 #[test]
-fn torn_tail_is_reported_and_repaired_only_on_request() {
+fn torn_tail_is_reported_to_readers_and_cut_by_the_writer_or_repair() {
     let dir = tempfile::tempdir().unwrap();
     let log = build(dir.path(), 5, &[4], "a");
     let root4 = log.root_at(4).unwrap();
@@ -527,7 +527,8 @@ fn torn_tail_is_reported_and_repaired_only_on_request() {
     let cut = full.len() - 3;
     fs::write(&path, &full[..cut]).unwrap();
 
-    let err = AuditLog::open_or_create(dir.path(), ORIGIN, key(1)).unwrap_err();
+    // Readers report the torn tail and change nothing.
+    let err = AuditLog::open_read_only(dir.path()).unwrap_err();
     match &err {
         AuditError::TornTail {
             index: 4,
@@ -544,17 +545,17 @@ fn torn_tail_is_reported_and_repaired_only_on_request() {
     }
     assert!(err.to_string().contains("repair"), "{err}");
     assert!(matches!(
-        AuditLog::open_read_only(dir.path()),
-        Err(AuditError::TornTail { .. })
-    ));
-    assert!(matches!(
         verify(dir.path()),
         Err(AuditError::TornTail { index: 4, .. })
     ));
-    // Nothing was changed by looking.
     assert_eq!(fs::read(&path).unwrap(), &full[..cut]);
 
-    let repaired = repair(dir.path()).unwrap();
+    // An operator's repair cuts it, keeping a copy.
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["entries.log", "checkpoints.log"] {
+        fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+    }
+    let repaired = repair(copy.path()).unwrap();
     assert_eq!(repaired.len(), 1);
     let r = &repaired[0];
     assert_eq!(
@@ -562,14 +563,26 @@ fn torn_tail_is_reported_and_repaired_only_on_request() {
         (4, (cut - last_offset) as u64)
     );
     assert_eq!(fs::read(&r.saved_to).unwrap(), &full[last_offset..cut]);
-    assert_eq!(fs::read(&path).unwrap(), &full[..last_offset]);
-    assert_eq!(repair(dir.path()).unwrap(), vec![]);
+    assert_eq!(repair(copy.path()).unwrap(), vec![]);
 
+    // The writer reopening after the crash cuts it too and says so: the
+    // record was never acknowledged (an append returns once flushed).
     let mut log = AuditLog::open_or_create(dir.path(), ORIGIN, key(1)).unwrap();
     assert_eq!((log.len(), log.root()), (4, root4));
+    let recovered = log.recovered().to_vec();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].kept_records, 4);
+    assert_eq!(
+        fs::read(&recovered[0].saved_to).unwrap(),
+        &full[last_offset..cut]
+    );
+    assert_eq!(fs::read(&path).unwrap(), &full[..last_offset]);
     log.append_at("round.closed", vec![], 2000).unwrap();
     drop(log);
     assert_eq!(verify(dir.path()).unwrap().tree_size(), 5);
+    // A clean reopen has nothing to recover.
+    let log = AuditLog::open_or_create(dir.path(), ORIGIN, key(1)).unwrap();
+    assert!(log.recovered().is_empty());
 }
 
 #[test]

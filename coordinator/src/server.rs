@@ -138,8 +138,17 @@ fn open_trail(
 ) -> Result<Trail, CoordinatorError> {
     let key = fedsoc_pki::load_signing_key(&config.tls.key)?;
     let dir = config.storage.dir.join("audit");
-    let log =
-        fedsoc_audit::AuditLog::open_or_create(&dir, &format!("fedsoc/{}", spec.federation), key)?;
+    let log = fedsoc_audit::AuditLog::open_or_create_on(
+        &dir,
+        &format!("fedsoc/{}", spec.federation),
+        key,
+        store.disk().clone(),
+    )?;
+    let recovered: Vec<trail::RecoveredTail> = log
+        .recovered()
+        .iter()
+        .map(trail::RecoveredTail::from)
+        .collect();
     let trail = Trail::new(log);
     let config_toml = toml::to_string(config)
         .map_err(|e| CoordinatorError::Internal(format!("configuration to TOML: {e}")))?;
@@ -175,6 +184,7 @@ fn open_trail(
             config_sha256,
             completed_round: head.0,
             global_model_sha256: trail::sha256_hex(&trail::f32_bytes(&head.1)),
+            recovered,
         };
         trail.append(trail::kind::COORDINATOR_STARTED, &started)?;
     }
@@ -255,6 +265,15 @@ impl Coordinator {
     /// Loads (or creates) the stored state and starts serving on
     /// `config.listen` (port 0 picks a free port: see [`Self::local_addr`]).
     pub async fn start(config: &CoordinatorConfig) -> Result<Self, CoordinatorError> {
+        Self::start_on(config, fedsoc_durable::Disk::real()).await
+    }
+
+    /// [`Coordinator::start`], with every durable write going through
+    /// `disk` (crash tests pass one with a fault plan).
+    pub async fn start_on(
+        config: &CoordinatorConfig,
+        disk: fedsoc_durable::Disk,
+    ) -> Result<Self, CoordinatorError> {
         let spec = Arc::new(FederationSpec::from_config(config)?);
         let secure = match config.aggregation.mode {
             AggregationMode::Secure => Some(SecureSettings {
@@ -276,7 +295,7 @@ impl Coordinator {
                 None
             }
         };
-        let store = Store::open(&config.storage.dir)?;
+        let store = Store::open_on(&config.storage.dir, disk)?;
         let mut head = match store.load_head()? {
             Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
             Some((_, model)) => {

@@ -1,9 +1,13 @@
-//! Durable coordinator state: the global model after every round and the
-//! round history, written so that a crash at any moment leaves either the
-//! old or the new state on disk, never a torn one.
+//! Durable coordinator state: the global model after every round, the
+//! round history and the queue, written through the storage layer
+//! ([`Disk`]) so that a crash at any moment leaves either the old or the
+//! new state on disk. The one file that is appended, `history.jsonl`, may
+//! end in a line torn by a crash: it is cut when read and before the next
+//! append (the round it described is rolled forward from the audit log).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use fedsoc_durable::Disk;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,14 +70,26 @@ pub struct Queue {
 #[derive(Clone, Debug)]
 pub struct Store {
     dir: PathBuf,
+    disk: Disk,
 }
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, CoordinatorError> {
-        std::fs::create_dir_all(dir.join("models")).map_err(|e| storage(dir, e))?;
+        Self::open_on(dir, Disk::real())
+    }
+
+    /// [`Store::open`], writing through `disk`.
+    pub fn open_on(dir: &Path, disk: Disk) -> Result<Self, CoordinatorError> {
+        disk.create_dir_all(&dir.join("models"))
+            .map_err(|e| storage(dir, e))?;
         Ok(Store {
             dir: dir.to_path_buf(),
+            disk,
         })
+    }
+
+    pub fn disk(&self) -> &Disk {
+        &self.disk
     }
 
     pub fn dir(&self) -> &Path {
@@ -100,16 +116,24 @@ impl Store {
         {
             return self.write_head(report.round, &report.model);
         }
-        let line = serde_json::to_string(&RoundRecord::from(report))
+        let mut line = serde_json::to_string(&RoundRecord::from(report))
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        let history = self.dir.join("history.jsonl");
+        line.push('\n');
+        let history = self.history_path();
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&history)
             .map_err(|e| storage(&history, e))?;
-        writeln!(file, "{line}").map_err(|e| storage(&history, e))?;
-        file.sync_all().map_err(|e| storage(&history, e))?;
+        let whole = self.whole_lines_len()?;
+        if file.metadata().map_err(|e| storage(&history, e))?.len() != whole {
+            self.disk
+                .truncate(&file, &history, whole)
+                .map_err(|e| storage(&history, e))?;
+        }
+        self.disk
+            .append(&mut file, &history, line.as_bytes())
+            .map_err(|e| storage(&history, e))?;
         self.write_head(report.round, &report.model)
     }
 
@@ -121,7 +145,7 @@ impl Store {
 
     fn save_model(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
         let bytes: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
-        write_atomic(&self.model_path(round), &bytes)
+        self.write_atomic(&self.model_path(round), &bytes)
     }
 
     fn write_head(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
@@ -132,7 +156,7 @@ impl Store {
         };
         let json = serde_json::to_vec_pretty(&head)
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        write_atomic(&self.dir.join("state.json"), &json)
+        self.write_atomic(&self.dir.join("state.json"), &json)
     }
 
     /// The latest complete round and its model, checked against its hash;
@@ -195,17 +219,45 @@ impl Store {
     pub fn save_queue(&self, queue: &Queue) -> Result<(), CoordinatorError> {
         let json = serde_json::to_vec_pretty(queue)
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        write_atomic(&self.dir.join("queue.json"), &json)
+        self.write_atomic(&self.dir.join("queue.json"), &json)
     }
 
-    /// Every recorded round, oldest first.
+    fn history_path(&self) -> PathBuf {
+        self.dir.join("history.jsonl")
+    }
+
+    /// The history's bytes, `None` if there is none.
+    fn history_bytes(&self) -> Result<Option<Vec<u8>>, CoordinatorError> {
+        let path = self.history_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(storage(&path, e)),
+        }
+    }
+
+    /// Length of the history's whole lines: a last line without its
+    /// newline was torn by a crash mid-append.
+    fn whole_lines_len(&self) -> Result<u64, CoordinatorError> {
+        let bytes = self.history_bytes()?.unwrap_or_default();
+        Ok(whole_lines(&bytes) as u64)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
+        self.disk.replace(path, bytes).map_err(|e| storage(path, e))
+    }
+
+    /// Every recorded round, oldest first (a line torn by a crash is left out).
     pub fn history(&self) -> Result<Vec<RoundRecord>, CoordinatorError> {
-        let path = self.dir.join("history.jsonl");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(storage(&path, e)),
+        let path = self.history_path();
+        let Some(mut bytes) = self.history_bytes()? else {
+            return Ok(Vec::new());
         };
+        bytes.truncate(whole_lines(&bytes));
+        let text = String::from_utf8(bytes).map_err(|e| CoordinatorError::Storage {
+            path: path.clone(),
+            reason: format!("not UTF-8 ({e}); restore it from a backup"),
+        })?;
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
@@ -219,27 +271,16 @@ impl Store {
     }
 }
 
+/// Bytes up to and including the last newline.
+fn whole_lines(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+}
+
 fn storage(path: &Path, e: std::io::Error) -> CoordinatorError {
     CoordinatorError::Storage {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
-}
-
-/// Write to a temporary file, fsync, rename over the target, fsync the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| storage(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| storage(&tmp, e))?;
-    file.sync_all().map_err(|e| storage(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| storage(path, e))?;
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = std::fs::File::open(parent)
-    {
-        // Best effort: not every platform can fsync a directory.
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -71,6 +71,41 @@ pub struct CoordinatorStarted {
     pub config_sha256: String,
     pub completed_round: u64,
     pub global_model_sha256: String,
+    /// Torn tails a crash left in the log's files, cut at this start:
+    /// records that were being written when the process died, never
+    /// acknowledged (absent in logs from before this field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<RecoveredTail>,
+}
+
+/// A torn tail cut from one of the log's files at a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecoveredTail {
+    /// "entries.log" or "checkpoints.log".
+    pub file: String,
+    /// Intact records kept before the cut.
+    pub kept_records: u64,
+    pub discarded_bytes: u64,
+    /// SHA-256 of the cut bytes, saved beside the file as `saved_to`.
+    pub discarded_sha256: String,
+    pub saved_to: String,
+}
+
+impl From<&fedsoc_audit::RepairedFile> for RecoveredTail {
+    fn from(r: &fedsoc_audit::RepairedFile) -> Self {
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        RecoveredTail {
+            file: name(&r.path),
+            kept_records: r.kept_records,
+            discarded_bytes: r.discarded_bytes,
+            discarded_sha256: hex::encode(r.discarded_sha256),
+            saved_to: name(&r.saved_to),
+        }
+    }
 }
 
 /// A member of a round as the coordinator admitted it.
@@ -272,13 +307,53 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The coordinator's handle on its audit log. Appends are durable (fsync)
 /// before they return; a round whose record cannot be written fails.
+///
+/// Large stage blobs are written by one background thread so the round goes
+/// on while they reach the disk; the entry that names such a blob waits in
+/// `pending` and is appended only once its blob is durable, in order, before
+/// any later entry or checkpoint. So no durable entry ever names a blob that
+/// a crash could still lose.
 pub struct Trail {
     log: Mutex<AuditLog>,
     /// Attempts so far per round.
     attempts: Mutex<HashMap<u64, u32>>,
-    /// Large blobs being written in the background; every one is durable
-    /// before the next checkpoint is signed.
-    pending: Mutex<Vec<std::thread::JoinHandle<Result<BlobId, fedsoc_audit::AuditError>>>>,
+    pending: Mutex<Pending>,
+}
+
+/// Entries waiting for their blob, oldest first, and the blob writer.
+#[derive(Default)]
+struct Pending {
+    entries: std::collections::VecDeque<PendingEntry>,
+    writer: Option<BlobWriter>,
+}
+
+struct PendingEntry {
+    kind: &'static str,
+    body: Vec<u8>,
+    blob: std::sync::mpsc::Receiver<Result<BlobId, fedsoc_audit::AuditError>>,
+}
+
+/// One thread that stores blobs in the order they are handed over, so the
+/// persistence points of a round come in a fixed order.
+struct BlobWriter {
+    jobs: std::sync::mpsc::Sender<BlobJob>,
+}
+
+type BlobJob = (
+    Vec<u8>,
+    std::sync::mpsc::SyncSender<Result<BlobId, fedsoc_audit::AuditError>>,
+);
+
+impl BlobWriter {
+    fn start(store: fedsoc_audit::BlobStore) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<BlobJob>();
+        std::thread::spawn(move || {
+            for (bytes, done) in queue {
+                let _ = done.send(store.put(&bytes));
+            }
+        });
+        BlobWriter { jobs }
+    }
 }
 
 impl std::fmt::Debug for Trail {
@@ -292,7 +367,7 @@ impl Trail {
         Trail {
             log: Mutex::new(log),
             attempts: Mutex::new(HashMap::new()),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -302,48 +377,74 @@ impl Trail {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Stores a blob.
     pub fn blob(&self, bytes: &[u8]) -> Result<BlobId, CoordinatorError> {
         Ok(self.log().blobs().put(bytes)?)
     }
 
-    /// Stores a large blob in the background so the round goes on while it
-    /// reaches the disk; returns its id now. [`Trail::checkpoint`] waits for
-    /// it, so no signed checkpoint covers an entry whose blob is not durable.
-    pub fn blob_in_background(&self, bytes: Vec<u8>) -> BlobId {
-        let id = BlobId::of(&bytes);
-        let store = self.log().blobs().clone();
-        let writing = std::thread::spawn(move || store.put(&bytes));
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(writing);
-        id
-    }
-
-    /// Waits for the background blob writes; the first failure is returned.
-    pub fn flush(&self) -> Result<(), CoordinatorError> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut first_error = None;
-        for writing in pending {
-            let outcome = writing
-                .join()
-                .map_err(|_| CoordinatorError::Internal("a blob writer thread panicked".into()));
-            match outcome {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(CoordinatorError::Audit(e));
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+    /// Appends `kind` with `body` once `bytes`, named in `body` as
+    /// `BlobId::of(bytes)`, are durable; the blob is written in the
+    /// background meanwhile. Returns the index the entry will have.
+    pub fn append_after_blob<T: Serialize>(
+        &self,
+        kind: &'static str,
+        body: &T,
+        bytes: Vec<u8>,
+    ) -> Result<u64, CoordinatorError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| CoordinatorError::Internal(format!("{kind} entry to JSON: {e}")))?;
+        let mut pending = self.pending();
+        let (done, blob) = std::sync::mpsc::sync_channel(1);
+        if pending.writer.is_none() {
+            pending.writer = Some(BlobWriter::start(self.log().blobs().clone()));
         }
-        first_error.map_or(Ok(()), Err)
+        let sent = pending
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.jobs.send((bytes, done)).is_ok());
+        if !sent {
+            pending.writer = None;
+            return Err(CoordinatorError::Internal(
+                "the audit blob writer stopped".into(),
+            ));
+        }
+        let index = self.log().len() + pending.entries.len() as u64;
+        pending.entries.push_back(PendingEntry { kind, body, blob });
+        Ok(index)
     }
 
-    /// Appends one entry; returns its index.
+    /// Appends the entries waiting for their blobs, in order, each once its
+    /// blob is durable. A blob that failed drops its entry and every later
+    /// one (they would name evidence that is not there) and fails.
+    fn drain(&self, pending: &mut Pending) -> Result<(), CoordinatorError> {
+        while let Some(entry) = pending.entries.pop_front() {
+            let stored = entry.blob.recv().unwrap_or_else(|_| {
+                Err(fedsoc_audit::AuditError::Io {
+                    action: "store a blob",
+                    path: self.log().blobs().root().to_path_buf(),
+                    source: std::io::Error::other("the blob writer stopped"),
+                })
+            });
+            if let Err(e) = stored {
+                let dropped = pending.entries.len() + 1;
+                pending.entries.clear();
+                tracing::error!(error = %e, dropped, "an audit blob was not stored; its entry is not written");
+                return Err(e.into());
+            }
+            self.log().append(entry.kind, entry.body)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one entry after those waiting for their blobs; returns its
+    /// index.
     pub fn append<T: Serialize>(&self, kind: &str, body: &T) -> Result<u64, CoordinatorError> {
+        let mut pending = self.pending();
+        self.drain(&mut pending)?;
         Ok(self.log().append_json(kind, body)?.index)
     }
 
@@ -417,9 +518,11 @@ impl Trail {
         *n
     }
 
-    /// Signs a checkpoint of the whole log now, once every blob is durable.
+    /// Signs a checkpoint of the whole log now, once every waiting entry
+    /// is written.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, CoordinatorError> {
-        self.flush()?;
+        let mut pending = self.pending();
+        self.drain(&mut pending)?;
         Ok(self.log().checkpoint(fedsoc_audit::now_ms())?)
     }
 
@@ -540,16 +643,18 @@ impl RoundLog<'_> {
             })
             .collect();
         let dropped = self.new_dropouts(reasons);
+        let bytes = encode_messages(messages);
         let body = StageClosed {
             round: self.round,
             attempt: self.attempt,
             stage,
             name: name.to_string(),
-            messages: self.trail.blob_in_background(encode_messages(messages)),
+            messages: BlobId::of(&bytes),
             received,
             dropped,
         };
-        self.trail.append(kind::ROUND_STAGE, &body)
+        self.trail
+            .append_after_blob(kind::ROUND_STAGE, &body, bytes)
     }
 
     fn new_dropouts(&mut self, reasons: &BTreeMap<String, String>) -> Vec<Dropout> {

@@ -165,6 +165,7 @@ fn build(plan: &LogPlan) -> Fixture {
                         config_sha256: sha256_hex(b"federation = \"replay-test\"\n"),
                         completed_round: round,
                         global_model_sha256: model_sha256(&global),
+                        recovered: Vec::new(),
                     },
                 )
                 .unwrap();
@@ -902,6 +903,7 @@ fn a_torn_tail_is_reported_and_repair_restores_the_prefix() {
             config_sha256: "x".into(),
             completed_round: 2,
             global_model_sha256: "y".into(),
+            recovered: Vec::new(),
         },
     )
     .unwrap();

@@ -177,12 +177,17 @@ impl Agent {
         })?;
         let members = fedsoc_pki::MemberVerifier::new(&ca_pem)?;
         let signing_key = fedsoc_pki::load_signing_key(&config.tls.key)?;
+        let keeper = match &config.state_dir {
+            Some(dir) => CheckpointKeeper::open(dir, fedsoc_durable::Disk::real())
+                .map_err(|e| ParticipantError::Audit(e.to_string()))?,
+            None => CheckpointKeeper::default(),
+        };
         Ok(Agent {
             config,
             workload,
             members,
             signing_key,
-            audit: std::sync::Mutex::new(CheckpointKeeper::default()),
+            audit: std::sync::Mutex::new(keeper),
         })
     }
 
@@ -616,10 +621,10 @@ async fn fault_point(me: &str, round: u64, stage_name: &str) {
 fn keep_contribution(dir: &std::path::Path, round: u64, round_id: &[u8], input: &[u64]) {
     let path = dir.join(format!("round-{round:06}-{}.u64", hex::encode(round_id)));
     let bytes: Vec<u8> = input.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let tmp = path.with_extension("tmp");
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, &bytes))
-        .and_then(|()| std::fs::rename(&tmp, &path));
+    let disk = fedsoc_durable::Disk::real();
+    let written = disk
+        .create_dir_all(dir)
+        .and_then(|()| disk.replace(&path, &bytes));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "could not keep a copy of our contribution");
     }

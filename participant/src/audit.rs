@@ -6,16 +6,29 @@
 //!
 //! A failed check is evidence, not a glitch: the participant stops taking
 //! part and reports both signed checkpoints for the auditors.
+//!
+//! The last accepted checkpoint is kept durably in the participant's state
+//! folder (`checkpoint.note`, replaced atomically through the storage
+//! layer) before it counts as accepted, so a restart neither forgets it nor
+//! lets a coordinator that rolled its log back slip past.
+
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use fedsoc_audit::{Entry, Hash, SignedCheckpoint, verify_inclusion};
+use fedsoc_durable::Disk;
 use fedsoc_proto::v1::AuditCheckpoint;
+
+/// The file in the state folder holding the last accepted checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint.note";
 
 /// The checkpoints we accepted and the key that must sign them.
 #[derive(Debug, Default)]
 pub struct CheckpointKeeper {
     key: Option<VerifyingKey>,
     last: Option<SignedCheckpoint>,
+    /// Where accepted checkpoints are kept; `None`: in memory only.
+    state: Option<(PathBuf, Disk)>,
 }
 
 /// Our update in a round, as the receipt must show it.
@@ -47,6 +60,8 @@ pub enum AuditViolation {
     },
     #[error("the receipt for our update does not check out ({0}); checkpoint:\n{1}")]
     Receipt(String, String),
+    #[error("cannot keep the accepted checkpoint in {path}: {detail}")]
+    Storage { path: PathBuf, detail: String },
 }
 
 fn hashes(proof: &[Vec<u8>]) -> Result<Vec<Hash>, AuditViolation> {
@@ -67,6 +82,36 @@ fn note(checkpoint: &SignedCheckpoint) -> String {
 }
 
 impl CheckpointKeeper {
+    /// A keeper whose accepted checkpoints live in `dir` (created if
+    /// missing), starting from the one stored there.
+    pub fn open(dir: &Path, disk: Disk) -> Result<Self, AuditViolation> {
+        let storage = |path: &Path, detail: String| AuditViolation::Storage {
+            path: path.to_path_buf(),
+            detail,
+        };
+        disk.create_dir_all(dir)
+            .map_err(|e| storage(dir, e.to_string()))?;
+        let path = dir.join(CHECKPOINT_FILE);
+        let last = match std::fs::read(&path) {
+            Ok(bytes) => Some(SignedCheckpoint::from_bytes(&bytes).map_err(|e| {
+                storage(
+                    &path,
+                    format!(
+                        "it is unreadable ({e}); restore it from a backup, or ask an auditor for \
+                         the federation's latest checkpoint before removing it"
+                    ),
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(storage(&path, e.to_string())),
+        };
+        Ok(CheckpointKeeper {
+            key: None,
+            last,
+            state: Some((dir.to_path_buf(), disk)),
+        })
+    }
+
     /// Sets the key the coordinator signs with (from its certificate,
     /// checked against the federation CA). A different key from the one
     /// we held is itself a rewrite: checkpoints are kept, not forgotten.
@@ -120,6 +165,14 @@ impl CheckpointKeeper {
         }
         if let Some(expected) = expected {
             self.check_receipt(message, &new, expected)?;
+        }
+        if let Some((dir, disk)) = &self.state {
+            let path = dir.join(CHECKPOINT_FILE);
+            disk.replace(&path, &message.checkpoint)
+                .map_err(|e| AuditViolation::Storage {
+                    path,
+                    detail: e.to_string(),
+                })?;
         }
         self.last = Some(new);
         Ok(())

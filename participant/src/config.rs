@@ -28,6 +28,11 @@ pub struct ParticipantConfig {
     /// never leaves this machine.
     #[serde(default)]
     pub contributions: Option<PathBuf>,
+    /// This participant's durable state: the last audit checkpoint it
+    /// accepted, so a restart keeps holding the coordinator to its log.
+    /// Defaults to `state/<id>` beside this file.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,6 +154,11 @@ impl ParticipantConfig {
         if let Some(dir) = &mut config.contributions {
             *dir = fedsoc_conf::resolve(path, dir);
         }
+        let state = config
+            .state_dir
+            .take()
+            .unwrap_or_else(|| Path::new("state").join(&config.id));
+        config.state_dir = Some(fedsoc_conf::resolve(path, &state));
         config.validate(path)?;
         Ok(config)
     }
@@ -244,6 +254,7 @@ mod tests {
             },
             reconnect: ReconnectSection::default(),
             contributions: None,
+            state_dir: None,
         };
         assert_eq!(c.server_name(), "coord.example.eu");
         c.coordinator = "https://[::1]:7443/".into();

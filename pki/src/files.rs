@@ -49,35 +49,15 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
     file.sync_all().map_err(err)
 }
 
-/// Replaces `path` with `bytes`: write a temporary file beside it, fsync,
-/// rename over, fsync the folder.
+/// Replaces `path` with `bytes` atomically, through the storage layer
+/// (temporary file, fsync, rename, folder sync).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(err(e));
-    }
-    #[cfg(unix)]
-    if let Ok(folder) = File::open(dir) {
-        // Makes the rename itself durable; not possible everywhere, and the
-        // data is already safe, so a failure here is not an error.
-        let _ = folder.sync_all();
-    }
-    Ok(())
+    fedsoc_durable::Disk::real()
+        .replace(path, bytes)
+        .map_err(|source| PkiError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// An exclusive lock on a PKI folder, held while issuing or revoking so two
