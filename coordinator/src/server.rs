@@ -432,6 +432,11 @@ impl Coordinator {
         &self.shared.spec
     }
 
+    /// Entries in the audit log now.
+    pub fn audit_size(&self) -> u64 {
+        self.trail.len()
+    }
+
     /// The current global model.
     pub fn global_model(&self) -> Arc<Vec<f32>> {
         self.shared.progress().global.clone()
@@ -650,7 +655,10 @@ impl Coordinator {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        // Open participant streams would keep a graceful shutdown waiting.
+        // Open participant streams would keep a graceful shutdown waiting,
+        // and aborting the server leaves their connection tasks running:
+        // closing every session's streams ends them, as a dead process would.
+        drop(self.shared.registry.take_idle());
         self.server.abort();
         let _ = self.server.await;
     }

@@ -253,7 +253,12 @@ impl Federation for FederationService {
         let mut bucket = Bucket::new(self.rate_limit);
         tokio::spawn(async move {
             loop {
-                match inbound.message().await {
+                // A link dropped by the coordinator (shutdown) ends the session.
+                let next = tokio::select! {
+                    next = inbound.message() => next,
+                    () = inbox_tx.closed() => break,
+                };
+                match next {
                     Ok(Some(_)) if !bucket.take() => {
                         tracing::warn!(participant = %identity.id, session, "over the message rate limit; session closed");
                         let _ = refusals.try_send(Err(Status::resource_exhausted(

@@ -43,17 +43,26 @@ pub struct Point {
 }
 
 impl Point {
-    /// The file's kind for reports: its name with digits and hex folded,
-    /// so `round-000003.f32` and `round-000004.f32` count as one kind.
+    /// The file's kind for reports: its name with numbers folded, so
+    /// `round-000003.f32` and `round-000004.f32` count as one kind; a
+    /// temporary file counts as the file it will replace, every blob as
+    /// "blob" and every folder sync as "folder".
     pub fn file_kind(&self) -> String {
+        if self.op == Op::SyncDir {
+            return "folder".into();
+        }
+        if self.path.components().any(|c| c.as_os_str() == "blobs") {
+            return "blob".into();
+        }
         let name = self
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if self.path.components().any(|c| c.as_os_str() == "blobs") {
-            return "blob".into();
-        }
+        let name = match name.strip_prefix('.').and_then(|n| n.split_once(".tmp-")) {
+            Some((target, _)) => target.to_string(),
+            None => name,
+        };
         let mut kind = String::new();
         for c in name.chars() {
             let folded = if c.is_ascii_digit() { '#' } else { c };
@@ -192,5 +201,6 @@ mod tests {
         assert_eq!(p("/s/models/round-000012.f32").file_kind(), "round-#.f#");
         assert_eq!(p("/s/audit/blobs/ab/cdef").file_kind(), "blob");
         assert_eq!(p("/s/audit/entries.log").file_kind(), "entries.log");
+        assert_eq!(p("/s/.queue.json.tmp-12-3").file_kind(), "queue.json");
     }
 }

@@ -45,6 +45,11 @@ pub struct LocalFederationSpec {
     /// Experiments: each participant's rows, the federation's encoder and
     /// model; `None` is the synthetic telemetry of the demo.
     pub data: Option<FederationData>,
+    /// Each participant keeps a copy of its quantised inputs in
+    /// `contributions/<id>/`, so tests can check aggregates bit for bit.
+    pub keep_contributions: bool,
+    /// The coordinator's storage layer (crash tests pass a fault plan).
+    pub disk: fedsoc_durable::Disk,
 }
 
 /// Real data for a local federation: what each participant holds and
@@ -89,6 +94,8 @@ impl LocalFederationSpec {
             neighbors: 0,
             random_updates: None,
             data: None,
+            keep_contributions: false,
+            disk: fedsoc_durable::Disk::real(),
         }
     }
 }
@@ -108,6 +115,24 @@ struct RunningAgent {
     id: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ParticipantError>>,
+}
+
+/// A local federation whose coordinator is stopped (its participants go on
+/// and reconnect once one listens again); see
+/// [`LocalFederation::stop_coordinator`].
+pub struct StoppedFederation {
+    parts: Parts,
+    port: u16,
+}
+
+/// Everything of a local federation but its coordinator.
+struct Parts {
+    dir: PathBuf,
+    ca: CertificateAuthority,
+    participant_configs: Vec<ParticipantConfig>,
+    agents: Vec<RunningAgent>,
+    random_updates: Option<RandomUpdatePlan>,
+    records: Option<Vec<Arc<Records>>>,
 }
 
 /// A running local federation.
@@ -159,7 +184,7 @@ impl LocalFederation {
         let coordinator_toml = spec.dir.join("coordinator.toml");
         write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;
         let config = CoordinatorConfig::load(&coordinator_toml)?;
-        let coordinator = Coordinator::start(&config).await?;
+        let coordinator = Coordinator::start_on(&config, spec.disk.clone()).await?;
         let port = coordinator.local_addr().port();
 
         let mut participant_configs = Vec::new();
@@ -245,6 +270,34 @@ impl LocalFederation {
         self.agents.retain(|a| a.id != id);
     }
 
+    /// Stops the coordinator as a crash would leave it: state on disk,
+    /// participants running. Its storage (and the audit log's lock) is
+    /// released when this returns.
+    pub async fn stop_coordinator(self) -> StoppedFederation {
+        let port = self.coordinator.local_addr().port();
+        let LocalFederation {
+            coordinator,
+            dir,
+            ca,
+            participant_configs,
+            agents,
+            random_updates,
+            records,
+        } = self;
+        coordinator.shutdown().await;
+        StoppedFederation {
+            parts: Parts {
+                dir,
+                ca,
+                participant_configs,
+                agents,
+                random_updates,
+                records,
+            },
+            port,
+        }
+    }
+
     /// Stops every participant, then the coordinator.
     pub async fn shutdown(mut self) {
         for agent in &mut self.agents {
@@ -256,6 +309,49 @@ impl LocalFederation {
             let _ = tokio::time::timeout(Duration::from_secs(5), agent.task).await;
         }
         self.coordinator.shutdown().await;
+    }
+}
+
+impl StoppedFederation {
+    /// Starts a coordinator again on the same folder and port, writing
+    /// through `disk`. On failure the federation stays stopped, to be
+    /// started again.
+    pub async fn start_coordinator(
+        self,
+        disk: fedsoc_durable::Disk,
+    ) -> Result<LocalFederation, (StoppedFederation, ExperimentError)> {
+        let mut config = match CoordinatorConfig::load(&self.parts.dir.join("coordinator.toml")) {
+            Ok(config) => config,
+            Err(e) => return Err((self, e.into())),
+        };
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        match Coordinator::start_on(&config, disk).await {
+            Ok(coordinator) => {
+                let Parts {
+                    dir,
+                    ca,
+                    participant_configs,
+                    agents,
+                    random_updates,
+                    records,
+                } = self.parts;
+                Ok(LocalFederation {
+                    coordinator,
+                    dir,
+                    ca,
+                    participant_configs,
+                    agents,
+                    random_updates,
+                    records,
+                })
+            }
+            Err(e) => Err((self, e.into())),
+        }
+    }
+
+    /// The federation's folder.
+    pub fn dir(&self) -> &Path {
+        &self.parts.dir
     }
 }
 
@@ -344,7 +440,7 @@ fn participant_config_text(spec: &LocalFederationSpec, id: &str, site: usize, po
         r#"# Written by fedsoc for a federation on this machine.
 id = "{id}"
 coordinator = "https://localhost:{port}"
-
+{contributions}
 [tls]
 ca = "pki/ca.pem"
 cert = "pki/{id}.pem"
@@ -362,5 +458,10 @@ max_backoff_ms = 5000
 "#,
         seed = spec.seed,
         rows = spec.rows,
+        contributions = if spec.keep_contributions {
+            format!("contributions = \"contributions/{id}\"\n")
+        } else {
+            String::new()
+        },
     )
 }
