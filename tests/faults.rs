@@ -226,8 +226,7 @@ fn stop_halts_the_queue_and_abort_ends_the_running_round() {
     // The queue survives a restart: still empty after SIGKILL.
     cluster.kill_coordinator();
     cluster.start_coordinator(None);
-    std::thread::sleep(Duration::from_secs(2));
-    let status = cluster.status().unwrap();
+    let status = cluster.wait_status(PATIENCE);
     assert_eq!(status["queued_rounds"], 0, "{status}");
     // And the aborted attempt is in the log, which verifies.
     cluster.queue_rounds(1);

@@ -333,6 +333,21 @@ max_backoff_ms = 1000
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// The status once the coordinator answers.
+    pub fn wait_status(&self, timeout: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.status() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the coordinator did not answer status within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until participant `id` is connected.
     pub fn wait_connected(&self, id: &str, timeout: Duration) {
         let start = Instant::now();
