@@ -194,6 +194,11 @@ async fn stopped_following(
         .ok()
         .and_then(Result::ok)
         .or(last);
+    let running = status.as_ref().and_then(|s| s.running.as_ref());
+    let abort = match running {
+        Some(live) => format!(" (add --abort to end round {} too)", live.round),
+        None => String::new(),
+    };
     let queued = match &status {
         Some(status) => {
             let running = match &status.running {
@@ -214,7 +219,7 @@ async fn stopped_following(
     };
     println!(
         "stopped following; {queued} and run as participants allow. \
-         To stop them: fedsoc round stop --config {} (add --abort to end the running round)",
+         To stop them: fedsoc round stop --config {}{abort}",
         config.display()
     );
     std::process::exit(130);

@@ -722,7 +722,7 @@ impl Coordinator {
                 attempt = live.attempt,
                 stage = live.stage,
                 queued,
-                "shutting down mid-round: round {} (attempt {}) interrupted at stage {}; it stays queued and is retried with fresh keys at the next start ({queued} rounds queued)",
+                "shutting down mid-round: round {} (attempt {}) interrupted at stage {}; it stays queued and is retried with fresh keys at the next start ({queued} queued)",
                 live.round,
                 live.attempt,
                 live.stage
@@ -730,11 +730,11 @@ impl Coordinator {
             (None, Some(round)) => tracing::warn!(
                 round,
                 queued,
-                "shutting down as round {round} was opening; it stays queued and is retried with fresh keys at the next start ({queued} rounds queued)"
+                "shutting down as round {round} was opening; it stays queued and is retried with fresh keys at the next start ({queued} queued)"
             ),
             (None, None) => tracing::info!(
                 queued,
-                "shutting down; {queued} rounds stay queued for the next start"
+                "shutting down; {queued} queued rounds wait for the next start"
             ),
         }
     }
