@@ -682,8 +682,8 @@ async fn shutdown_signal() {
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+                    _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
                 }
             }
             Err(_) => {

@@ -2,12 +2,15 @@
 //! an auditor's) control of a running coordinator over its admin service.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use fedsoc_coordinator::control::{Control, ControlConfig, render_status};
+use fedsoc_coordinator::control::{
+    Control, ControlConfig, render_completed, render_progress, render_started, render_status,
+    render_stopped,
+};
 
 #[derive(Subcommand)]
 pub enum RoundCommand {
@@ -17,7 +20,9 @@ pub enum RoundCommand {
         rounds: u32,
         #[command(flatten)]
         target: Target,
-        /// Show a progress bar until the queued rounds are done.
+        /// Follow the queue until it is empty: a progress bar on a terminal,
+        /// else one line per stage change and completed round. Ctrl-C
+        /// stops following; the rounds stay queued (`round stop` ends them).
         #[arg(long)]
         follow: bool,
     },
@@ -67,10 +72,10 @@ pub async fn run(command: RoundCommand) -> Result<()> {
         } => {
             let mut control = target.connect().await?;
             let before = control.status().await?.completed_rounds;
-            let queued = control.start(rounds).await?;
-            println!("queued {rounds} rounds; {queued} in the queue now");
+            let reply = control.start(rounds).await?;
+            println!("{}", render_started(rounds, &reply));
             if follow {
-                follow_progress(&mut control, before, queued).await?;
+                follow_progress(&mut control, before, reply.queued, &target.config).await?;
             }
             Ok(())
         }
@@ -103,46 +108,148 @@ pub async fn run(command: RoundCommand) -> Result<()> {
         RoundCommand::Stop { target, abort } => {
             let mut control = target.connect().await?;
             let reply = control.stop(abort).await?;
-            println!(
-                "took {} rounds off the queue{}",
-                reply.dequeued,
-                if reply.aborted_running {
-                    "; the running round is being aborted"
-                } else {
-                    ""
-                }
-            );
+            println!("{}", render_stopped(&reply));
             Ok(())
         }
     }
 }
 
-/// A bar over the rounds queued, until the queue is empty or halts.
-async fn follow_progress(control: &mut Control, before: u64, queued: u32) -> Result<()> {
+/// Follows the queue until it is empty or halts: a progress bar on a
+/// terminal, else one plain line per change of stage and per completed
+/// round. Ctrl-C stops following (exit status 130) and says what stays
+/// queued on the coordinator.
+async fn follow_progress(
+    control: &mut Control,
+    before: u64,
+    queued: u32,
+    config: &Path,
+) -> Result<()> {
+    let mut interrupt = Interrupt::new()?;
+    let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let bar = indicatif::ProgressBar::new(queued as u64);
-    if !std::io::stderr().is_terminal() {
+    if !terminal {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rounds  {msg}")
             .context("progress bar template")?,
     );
+    let mut last_line = String::new();
+    let mut last_completed = before;
+    let mut status = None;
     loop {
-        let status = control.status().await?;
-        bar.set_position(status.completed_rounds.saturating_sub(before));
-        bar.set_message(match &status.running {
+        let next = tokio::select! {
+            _ = interrupt.recv() => return stopped_following(control, status, &bar, config).await,
+            next = control.status() => next?,
+        };
+        let now = status.insert(next);
+        bar.set_position(now.completed_rounds.saturating_sub(before));
+        bar.set_message(match &now.running {
             Some(live) => format!("round {} · {}", live.round, live.stage),
             None => "waiting for participants".into(),
         });
-        if !status.halted.is_empty() {
-            bar.abandon();
-            anyhow::bail!("{}", status.halted);
+        if !terminal {
+            let mut done: Vec<_> = now
+                .recent
+                .iter()
+                .filter(|r| r.round > last_completed)
+                .collect();
+            done.sort_by_key(|r| r.round);
+            for r in done {
+                println!("{}", render_completed(r));
+            }
+            last_completed = last_completed.max(now.completed_rounds);
+            let line = render_progress(now);
+            if line != last_line {
+                println!("{line}");
+                last_line = line;
+            }
         }
-        if status.queued_rounds == 0 {
-            bar.finish_with_message(format!("done at round {}", status.completed_rounds));
+        if !now.halted.is_empty() {
+            bar.abandon();
+            anyhow::bail!("{}", now.halted);
+        }
+        if now.queued_rounds == 0 {
+            bar.finish_with_message(format!("done at round {}", now.completed_rounds));
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            _ = interrupt.recv() => return stopped_following(control, status, &bar, config).await,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Ctrl-C while following: the rounds stay queued on the coordinator;
+/// says how many and how to stop them, then exits with status 130.
+async fn stopped_following(
+    control: &mut Control,
+    last: Option<fedsoc_proto::v1::StatusReply>,
+    bar: &indicatif::ProgressBar,
+    config: &Path,
+) -> Result<()> {
+    bar.abandon();
+    let status = tokio::time::timeout(Duration::from_secs(5), control.status())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .or(last);
+    let running = status.as_ref().and_then(|s| s.running.as_ref());
+    let abort = match running {
+        Some(live) => format!(" (add --abort to end round {} too)", live.round),
+        None => String::new(),
+    };
+    let queued = match &status {
+        Some(status) => {
+            let running = match &status.running {
+                Some(live) => format!(" (round {} is running)", live.round),
+                None => String::new(),
+            };
+            format!(
+                "{} {} queued on the coordinator{running}",
+                status.queued_rounds,
+                if status.queued_rounds == 1 {
+                    "round stays"
+                } else {
+                    "rounds stay"
+                }
+            )
+        }
+        None => "the rounds stay queued on the coordinator".to_string(),
+    };
+    println!(
+        "stopped following; {queued} and run as participants allow. \
+         To stop them: fedsoc round stop --config {}{abort}",
+        config.display()
+    );
+    std::process::exit(130);
+}
+
+/// SIGINT, registered at once so that a Ctrl-C between two polls is not
+/// lost (nor does it kill the process before it says what stays queued).
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self> {
+        Ok(Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("listening for Ctrl-C")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

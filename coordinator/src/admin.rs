@@ -77,8 +77,35 @@ impl Admin for AdminService {
             .shared
             .queue_rounds(rounds)
             .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(rounds, queued, "rounds queued");
-        Ok(Response::new(StartRoundsReply { queued }))
+        let connected = self.shared.registry.connected();
+        let offline: Vec<String> = self
+            .roster
+            .participants
+            .iter()
+            .filter(|id| !connected.contains(id))
+            .cloned()
+            .collect();
+        let online = self.roster.participants.len() - offline.len();
+        if online < self.min_participants {
+            tracing::warn!(
+                rounds,
+                queued,
+                online,
+                need = self.min_participants,
+                offline = %offline.join(","),
+                "rounds queued, but only {online} participants are online and a round needs {}; they run once enough connect",
+                self.min_participants
+            );
+        } else {
+            tracing::info!(rounds, queued, online, "rounds queued");
+        }
+        Ok(Response::new(StartRoundsReply {
+            queued,
+            online: online as u32,
+            roster_size: self.roster.participants.len() as u32,
+            min_participants: self.min_participants as u32,
+            offline,
+        }))
     }
 
     async fn stop_rounds(
@@ -87,14 +114,20 @@ impl Admin for AdminService {
     ) -> Result<Response<StopRoundsReply>, Status> {
         self.authorize(&request, &[Role::DataScientist])?;
         let abort = request.into_inner().abort_current;
-        let (dequeued, aborted_running) = self
+        let stopped = self
             .shared
             .stop_rounds(abort)
             .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(dequeued, aborted_running, "rounds stopped");
+        tracing::info!(
+            dequeued = stopped.dequeued,
+            running = stopped.running.unwrap_or(0),
+            aborted_running = stopped.aborted,
+            "rounds stopped"
+        );
         Ok(Response::new(StopRoundsReply {
-            dequeued,
-            aborted_running,
+            dequeued: stopped.dequeued,
+            aborted_running: stopped.aborted,
+            running_round: stopped.running.unwrap_or(0),
         }))
     }
 

@@ -14,7 +14,8 @@ use fedsoc_conf::ConfError;
 use fedsoc_pki::TlsFiles;
 use fedsoc_proto::v1::admin_client::AdminClient;
 use fedsoc_proto::v1::{
-    StartRoundsRequest, StatusReply, StatusRequest, StopRoundsReply, StopRoundsRequest,
+    StartRoundsReply, StartRoundsRequest, StatusReply, StatusRequest, StopRoundsReply,
+    StopRoundsRequest,
 };
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
@@ -123,13 +124,14 @@ impl Control {
         })
     }
 
-    /// Queues `rounds` more rounds; returns how many are queued now.
-    pub async fn start(&mut self, rounds: u32) -> Result<u32, ControlError> {
+    /// Queues `rounds` more rounds; the reply says how many are queued now
+    /// and how many roster participants are online.
+    pub async fn start(&mut self, rounds: u32) -> Result<StartRoundsReply, ControlError> {
         let reply = self
             .client
             .start_rounds(StartRoundsRequest { rounds })
             .await?;
-        Ok(reply.into_inner().queued)
+        Ok(reply.into_inner())
     }
 
     pub async fn stop(&mut self, abort_current: bool) -> Result<StopRoundsReply, ControlError> {
@@ -160,6 +162,120 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+fn rounds(n: u64) -> String {
+    if n == 1 {
+        "1 round".to_string()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
+/// What `fedsoc round start` says: what was queued and whether enough
+/// participants are online for it to run, and if not, what to do.
+pub fn render_started(requested: u32, reply: &StartRoundsReply) -> String {
+    let mut out = format!(
+        "queued {}; {} in the queue now",
+        rounds(requested as u64),
+        reply.queued
+    );
+    // A coordinator from before these fields leaves them at zero.
+    if reply.roster_size == 0 {
+        return out;
+    }
+    let online = format!(
+        "{} of {} participants online, a round needs {}",
+        reply.online, reply.roster_size, reply.min_participants
+    );
+    if reply.online < reply.min_participants {
+        let _ = write!(
+            out,
+            "\n{online}: start the participants (fedsoc participant run --config participant.toml on each SOC machine); \
+             the rounds run once {} are connected",
+            reply.min_participants
+        );
+        if !reply.offline.is_empty() {
+            let _ = write!(out, "\noffline: {}", reply.offline.join(", "));
+        }
+    } else {
+        let _ = write!(out, "\n{online}");
+    }
+    out
+}
+
+/// What `fedsoc round stop` says: what was taken off (none of it will
+/// run) and what became of the round running at the time.
+pub fn render_stopped(reply: &StopRoundsReply) -> String {
+    let mut out = format!("took {} off the queue", rounds(reply.dequeued as u64));
+    match (reply.running_round, reply.aborted_running) {
+        (0, true) => out.push_str("; the running round is being aborted"),
+        (0, false) => {}
+        (round, true) => {
+            let _ = write!(out, "; the running round {round} is being aborted");
+        }
+        (round, false) => {
+            let _ = write!(
+                out,
+                "; round {round} was already running and finishes \
+                 (fedsoc round stop --abort to end it too)"
+            );
+        }
+    }
+    out
+}
+
+/// One line of `fedsoc round start --follow` without a terminal: where
+/// the federation stands, as far as following the queue cares. A new
+/// line is printed whenever it changes.
+pub fn render_progress(status: &StatusReply) -> String {
+    let connected = status
+        .roster
+        .iter()
+        .filter(|id| status.connected.contains(id))
+        .count();
+    match &status.running {
+        Some(live) => format!(
+            "round {} (attempt {}): {} with {} participants",
+            live.round,
+            live.attempt,
+            live.stage,
+            live.members.len()
+        ),
+        None if status.queued_rounds == 0 => {
+            format!("done: round {} complete", status.completed_rounds)
+        }
+        None if (connected as u32) < status.min_participants => format!(
+            "round {}: waiting for participants, {} of {} online, a round needs {}",
+            status.completed_rounds + 1,
+            connected,
+            status.roster.len(),
+            status.min_participants
+        ),
+        None => format!(
+            "round {}: opening, {} of {} participants online ({} queued)",
+            status.completed_rounds + 1,
+            connected,
+            status.roster.len(),
+            rounds(status.queued_rounds as u64)
+        ),
+    }
+}
+
+/// The line `--follow` prints for a completed round.
+pub fn render_completed(round: &fedsoc_proto::v1::RoundSummary) -> String {
+    let mut out = format!(
+        "round {} complete: {} participants, {} samples, mean loss {:.5}, model {}",
+        round.round,
+        round.included.len(),
+        round.samples,
+        round.mean_loss,
+        &round.model_sha256[..round.model_sha256.len().min(16)]
+    );
+    if !round.dropped.is_empty() {
+        let _ = write!(out, "; dropped: {}", round.dropped.join("; "));
+    }
+    out
 }
 
 /// The status as a table for a terminal: the federation line, the running
@@ -278,6 +394,115 @@ mod tests {
         ] {
             assert!(table.contains(needle), "{needle:?} missing in\n{table}");
         }
+    }
+
+    #[test]
+    fn start_says_who_is_online_and_what_to_do_when_too_few_are() {
+        let mut reply = StartRoundsReply {
+            queued: 1,
+            online: 0,
+            roster_size: 3,
+            min_participants: 2,
+            offline: vec!["soc-de".into(), "soc-fr".into(), "soc-it".into()],
+        };
+        let said = render_started(1, &reply);
+        for needle in [
+            "queued 1 round; 1 in the queue now",
+            "0 of 3 participants online, a round needs 2: start the participants (fedsoc participant run --config",
+            "offline: soc-de, soc-fr, soc-it",
+        ] {
+            assert!(said.contains(needle), "{needle:?} missing in\n{said}");
+        }
+        reply.online = 3;
+        reply.offline.clear();
+        reply.queued = 5;
+        let said = render_started(4, &reply);
+        assert_eq!(
+            said,
+            "queued 4 rounds; 5 in the queue now\n3 of 3 participants online, a round needs 2"
+        );
+        // An older coordinator does not say who is online.
+        let said = render_started(
+            2,
+            &StartRoundsReply {
+                queued: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(said, "queued 2 rounds; 2 in the queue now");
+    }
+
+    #[test]
+    fn stop_names_the_running_round_it_left_alone_or_aborted() {
+        let said = render_stopped(&StopRoundsReply {
+            dequeued: 1,
+            ..Default::default()
+        });
+        assert_eq!(said, "took 1 round off the queue");
+        let said = render_stopped(&StopRoundsReply {
+            dequeued: 4,
+            running_round: 7,
+            aborted_running: false,
+        });
+        assert!(
+            said.starts_with(
+                "took 4 rounds off the queue; round 7 was already running and finishes"
+            ) && said.contains("--abort"),
+            "{said}"
+        );
+        let said = render_stopped(&StopRoundsReply {
+            dequeued: 5,
+            running_round: 7,
+            aborted_running: true,
+        });
+        assert_eq!(
+            said,
+            "took 5 rounds off the queue; the running round 7 is being aborted"
+        );
+    }
+
+    #[test]
+    fn progress_lines_name_the_stage_or_what_the_round_waits_for() {
+        let mut status = StatusReply {
+            completed_rounds: 2,
+            queued_rounds: 1,
+            roster: vec!["soc-de".into(), "soc-fr".into(), "soc-it".into()],
+            connected: vec!["soc-de".into()],
+            min_participants: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            render_progress(&status),
+            "round 3: waiting for participants, 1 of 3 online, a round needs 2"
+        );
+        status.connected.push("soc-fr".into());
+        status.running = Some(LiveRound {
+            round: 3,
+            attempt: 2,
+            stage: "unmask".into(),
+            members: status.connected.clone(),
+            ..Default::default()
+        });
+        assert_eq!(
+            render_progress(&status),
+            "round 3 (attempt 2): unmask with 2 participants"
+        );
+        status.running = None;
+        status.completed_rounds = 3;
+        status.queued_rounds = 0;
+        assert_eq!(render_progress(&status), "done: round 3 complete");
+        let line = render_completed(&RoundSummary {
+            round: 3,
+            included: vec!["soc-de".into(), "soc-fr".into()],
+            dropped: vec!["soc-it: missed the deadline".into()],
+            mean_loss: 0.25,
+            samples: 800,
+            model_sha256: "ab".repeat(32),
+        });
+        assert_eq!(
+            line,
+            "round 3 complete: 2 participants, 800 samples, mean loss 0.25000, model abababababababab; dropped: soc-it: missed the deadline"
+        );
     }
 
     #[test]

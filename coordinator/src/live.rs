@@ -5,6 +5,12 @@
 //! `StopRounds { abort_current }` flips the abort switch, which the round
 //! notices at its next wait and closes as aborted in the audit log.
 //!
+//! The round loop *claims* a queued round before it opens it (see
+//! `Shared::claim_next_round`); from the claim on the round counts as
+//! running, so a stop either took it off the queue before the claim or
+//! sees it running, and an abort requested between the claim and the
+//! round's first stage is not lost.
+//!
 //! Entering a stage is also a fault point (see [`fedsoc_proto::fault`]).
 
 use std::collections::BTreeMap;
@@ -32,14 +38,22 @@ pub struct LiveRound {
 /// Shared between the round loop (writer) and the admin service (reader).
 #[derive(Clone, Debug)]
 pub struct RoundWatch {
-    live: Arc<Mutex<Option<LiveRound>>>,
+    state: Arc<Mutex<State>>,
     abort: Arc<watch::Sender<bool>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The round the loop took from the queue, from the claim until the
+    /// loop is done with it (it may not have opened yet).
+    claimed: Option<u64>,
+    live: Option<LiveRound>,
 }
 
 impl Default for RoundWatch {
     fn default() -> Self {
         RoundWatch {
-            live: Arc::default(),
+            state: Arc::default(),
             abort: Arc::new(watch::channel(false).0),
         }
     }
@@ -53,16 +67,40 @@ fn now_ms() -> u64 {
 }
 
 impl RoundWatch {
-    fn lock(&self) -> MutexGuard<'_, Option<LiveRound>> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // Every update is a field assignment: poison is moot.
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A round attempt opened with `members`; clears any earlier abort.
-    pub fn begin(&self, round: u64, attempt: u32, members: Vec<String>) {
+    /// The round loop took `round` from the queue: it counts as running
+    /// from now on. Clears any earlier abort.
+    pub fn claim(&self, round: u64) {
+        let mut state = self.state();
         self.abort.send_replace(false);
+        state.claimed = Some(round);
+    }
+
+    /// The round loop is done with its claimed round.
+    pub fn release(&self) {
+        self.state().claimed = None;
+    }
+
+    /// The claimed round, else the round running without a claim.
+    pub fn running_round(&self) -> Option<u64> {
+        let state = self.state();
+        state.claimed.or(state.live.as_ref().map(|l| l.round))
+    }
+
+    /// A round attempt opened with `members`. An abort requested since
+    /// the round was claimed stands; a round run without a claim starts
+    /// with no abort.
+    pub fn begin(&self, round: u64, attempt: u32, members: Vec<String>) {
+        let mut state = self.state();
+        if state.claimed != Some(round) {
+            self.abort.send_replace(false);
+        }
         let now = now_ms();
-        *self.lock() = Some(LiveRound {
+        state.live = Some(LiveRound {
             round,
             attempt,
             stage: stage::TRAINING,
@@ -76,8 +114,10 @@ impl RoundWatch {
     /// The running round entered `name` (one of [`stage::ALL`]).
     pub async fn enter(&self, name: &'static str) {
         let round = {
-            let mut live = self.lock();
-            let Some(live) = live.as_mut() else { return };
+            let mut state = self.state();
+            let Some(live) = state.live.as_mut() else {
+                return;
+            };
             live.stage = name;
             live.stage_started_unix_ms = now_ms();
             live.round
@@ -102,7 +142,7 @@ impl RoundWatch {
     }
 
     pub fn dropped(&self, participant: &str, reason: &str) {
-        if let Some(live) = self.lock().as_mut() {
+        if let Some(live) = self.state().live.as_mut() {
             live.dropped
                 .entry(participant.to_string())
                 .or_insert_with(|| reason.to_string());
@@ -111,16 +151,17 @@ impl RoundWatch {
 
     /// The round ended, however it ended.
     pub fn finish(&self) {
-        *self.lock() = None;
+        self.state().live = None;
     }
 
     pub fn snapshot(&self) -> Option<LiveRound> {
-        self.lock().clone()
+        self.state().live.clone()
     }
 
-    /// Asks the running round to stop; false if none runs.
+    /// Asks the running (or claimed) round to stop; false if none runs.
     pub fn request_abort(&self) -> bool {
-        let running = self.lock().is_some();
+        let state = self.state();
+        let running = state.live.is_some() || state.claimed.is_some();
         if running {
             self.abort.send_replace(true);
         }
@@ -159,5 +200,29 @@ mod tests {
         let pending =
             tokio::time::timeout(std::time::Duration::from_millis(50), watch.aborted()).await;
         assert!(pending.is_err(), "a new round starts without the old abort");
+    }
+
+    #[tokio::test]
+    async fn a_claimed_round_counts_as_running_and_keeps_an_early_abort() {
+        let watch = RoundWatch::default();
+        watch.claim(5);
+        assert_eq!(watch.running_round(), Some(5));
+        assert!(watch.snapshot().is_none(), "claimed, not open yet");
+        assert!(watch.request_abort(), "a claimed round can be aborted");
+        watch.begin(5, 1, vec!["a".into()]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), watch.aborted())
+            .await
+            .expect("the abort requested before the round opened stands");
+        watch.finish();
+        assert_eq!(watch.running_round(), Some(5), "claimed until released");
+        watch.release();
+        assert_eq!(watch.running_round(), None);
+        assert!(!watch.request_abort());
+        // A new claim starts without the old abort.
+        watch.claim(5);
+        watch.begin(5, 2, vec![]);
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(50), watch.aborted()).await;
+        assert!(pending.is_err());
     }
 }

@@ -26,6 +26,18 @@ use crate::trail::{self, Trail};
 /// Rounds kept in memory for `Status`.
 const RECENT_ROUNDS: usize = 20;
 
+/// What [`Shared::stop_rounds`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// Rounds taken off the queue: none of them will run.
+    pub dequeued: u32,
+    /// The round claimed or open when the stop came, if any: it finishes
+    /// (and stays queued until it completes) unless aborted.
+    pub running: Option<u64>,
+    /// Whether that round was told to abort.
+    pub aborted: bool,
+}
+
 /// State the services and the round loop share.
 pub struct Shared {
     pub spec: Arc<FederationSpec>,
@@ -86,24 +98,54 @@ impl Shared {
         Ok(queued)
     }
 
-    /// Empties the queue (durably). A running round finishes unless
-    /// `abort_running`; returns the rounds taken off and whether a running
-    /// round was told to abort.
-    pub fn stop_rounds(&self, abort_running: bool) -> Result<(u32, bool), CoordinatorError> {
-        let running = self.watch.snapshot().is_some();
-        let (dequeued, aborted) = {
+    /// Empties the queue (durably). A running round, claimed by the round
+    /// loop or already open, finishes unless `abort_running`. Exact: a
+    /// round counted as taken off never runs, since the loop claims a
+    /// round under the same lock (see [`Self::claim_next_round`]).
+    pub fn stop_rounds(&self, abort_running: bool) -> Result<Stopped, CoordinatorError> {
+        let stopped = {
             let mut p = self.progress();
+            // A claimed round whose completion is already recorded is done.
+            let running = self
+                .watch
+                .running_round()
+                .filter(|round| *round > p.completed_round);
             let before = p.queued();
-            let keep = u64::from(running && !abort_running);
+            let keep = u64::from(running.is_some() && !abort_running);
             let mut next = p.clone();
             next.target_round = p.completed_round + keep.min(before as u64);
             self.store.save_queue(&next.queue())?;
             *p = next;
-            let aborted = abort_running && self.watch.request_abort();
-            (before - p.queued(), aborted)
+            let aborted = abort_running && running.is_some() && self.watch.request_abort();
+            Stopped {
+                dequeued: before - p.queued(),
+                running,
+                aborted,
+            }
         };
         self.queue_changed.notify_waiters();
-        Ok((dequeued, aborted))
+        Ok(stopped)
+    }
+
+    /// Takes the next queued round for the round loop, under the queue's
+    /// lock: `None` if nothing is queued. From here on a stop counts the
+    /// round as running (and `abort` aborts it) instead of taking it off.
+    /// The loop calls [`Self::release_claim`] when it is done with it.
+    pub fn claim_next_round(&self) -> Option<u64> {
+        let p = self.progress();
+        if p.queued() == 0 {
+            return None;
+        }
+        let round = p.completed_round + 1;
+        self.watch.claim(round);
+        Some(round)
+    }
+
+    /// The round loop is done with its claimed round (completed, failed
+    /// and kept queued, or stopped).
+    pub fn release_claim(&self) {
+        let _queue = self.progress();
+        self.watch.release();
     }
 
     /// Stops the queue after too many failed attempts, saying why.
@@ -591,29 +633,64 @@ impl Coordinator {
     /// Runs queued rounds as participants allow, until `stop` resolves.
     /// A round that fails (too few participants, too many dropouts) is
     /// logged and retried after a pause; it stays queued.
+    ///
+    /// A round is claimed from the queue only once enough participants
+    /// are connected, right before it opens: a stop while the loop waits
+    /// takes the round off for good.
     pub async fn run_queued(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut failures = 0u32;
+        // Whether the loop was waiting for participants for a queued round.
+        let mut waiting = false;
+        let mut online_logged = None;
         loop {
             let queued = self.shared.progress().queued();
             if queued == 0 {
+                if std::mem::take(&mut waiting) {
+                    tracing::info!(
+                        "round queue emptied while waiting for participants; no round runs"
+                    );
+                }
+                online_logged = None;
                 tokio::select! {
-                    _ = &mut stop => return,
+                    _ = &mut stop => return self.interrupted(),
                     _ = self.shared.queue_changed.notified() => continue,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
+            waiting = true;
+            let online = self.shared.registry.connected().len();
+            if online < self.policy.min_participants && online_logged != Some(online) {
+                online_logged = Some(online);
+                tracing::info!(
+                    queued,
+                    online,
+                    need = self.policy.min_participants,
+                    "waiting for participants: {online} online, a round needs {}",
+                    self.policy.min_participants
+                );
+            }
             let ready = tokio::select! {
-                _ = &mut stop => return,
+                _ = &mut stop => return self.interrupted(),
+                // A stop (or a start) while waiting: look at the queue again.
+                _ = self.shared.queue_changed.notified() => continue,
                 ready = self.wait_for_participants(self.policy.min_participants, Duration::from_secs(5)) => ready,
             };
             if !ready {
                 continue;
             }
+            // Re-checked under the queue's lock right before the round
+            // opens: a round stopped while the loop waited does not run.
+            let Some(round) = self.shared.claim_next_round() else {
+                continue;
+            };
+            waiting = false;
+            online_logged = None;
             let outcome = tokio::select! {
-                _ = &mut stop => return,
+                _ = &mut stop => return self.interrupted(),
                 outcome = self.run_next_round() => outcome,
             };
+            self.shared.release_claim();
             match outcome {
                 Ok(report) => {
                     failures = 0;
@@ -640,13 +717,49 @@ impl Coordinator {
                         failures = 0;
                         continue;
                     }
-                    tracing::warn!(error = %e, attempt = failures, max_retries = self.max_retries, "round failed; retrying with fresh keys");
+                    tracing::warn!(round, error = %e, attempt = failures, max_retries = self.max_retries, "round failed; retrying with fresh keys");
                     tokio::select! {
-                        _ = &mut stop => return,
+                        _ = &mut stop => return self.interrupted(),
                         _ = tokio::time::sleep(self.retry_pause) => {}
                     }
                 }
             }
+        }
+    }
+
+    /// Says, when the loop is stopped (SIGINT, SIGTERM), what was cut
+    /// short and what the next start does about it.
+    fn interrupted(&self) {
+        let queued = self.shared.progress().queued();
+        match (self.shared.running(), self.shared.watch.running_round()) {
+            (Some(live), _) if live.stage == live::stage::MODEL_UPDATE => tracing::warn!(
+                round = live.round,
+                attempt = live.attempt,
+                stage = live.stage,
+                queued,
+                "shutting down while round {} (attempt {}) was storing its model; the next start completes it from the audit log, or retries it with fresh keys",
+                live.round,
+                live.attempt
+            ),
+            (Some(live), _) => tracing::warn!(
+                round = live.round,
+                attempt = live.attempt,
+                stage = live.stage,
+                queued,
+                "shutting down mid-round: round {} (attempt {}) interrupted at stage {}; it stays queued and is retried with fresh keys at the next start ({queued} queued)",
+                live.round,
+                live.attempt,
+                live.stage
+            ),
+            (None, Some(round)) => tracing::warn!(
+                round,
+                queued,
+                "shutting down as round {round} was opening; it stays queued and is retried with fresh keys at the next start ({queued} queued)"
+            ),
+            (None, None) => tracing::info!(
+                queued,
+                "shutting down; {queued} queued rounds wait for the next start"
+            ),
         }
     }
 
@@ -661,5 +774,212 @@ impl Coordinator {
         drop(self.shared.registry.take_idle());
         self.server.abort();
         let _ = self.server.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+federation = "claims"
+listen = "127.0.0.1:0"
+[tls]
+ca = "ca.pem"
+cert = "coordinator.pem"
+key = "coordinator.key"
+[roster]
+participants = ["soc-a", "soc-b", "soc-c"]
+data_scientists = ["analyst"]
+auditors = []
+[storage]
+dir = "state"
+"#;
+
+    /// Shared state with `queued` rounds queued and none complete.
+    fn shared(dir: &std::path::Path, queued: u64) -> Shared {
+        let config: CoordinatorConfig = toml::from_str(CONFIG).unwrap();
+        let store = Store::open(dir).unwrap();
+        Shared {
+            spec: Arc::new(FederationSpec::from_config(&config).unwrap()),
+            registry: Registry::default(),
+            watch: RoundWatch::default(),
+            store,
+            progress: Mutex::new(Progress {
+                completed_round: 0,
+                global: Arc::new(Vec::new()),
+                target_round: queued,
+                halted: None,
+                recent: Vec::new(),
+            }),
+            queue_changed: Notify::new(),
+        }
+    }
+
+    fn stored_target(shared: &Shared) -> u64 {
+        shared.store.load_queue().unwrap().unwrap().target_round
+    }
+
+    /// What the loop does when its claimed round completes.
+    fn complete(shared: &Shared, round: u64) {
+        shared.watch.finish();
+        shared.progress().completed_round = round;
+        shared.release_claim();
+    }
+
+    #[test]
+    fn a_stop_while_the_loop_waits_takes_the_round_off_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 0);
+        assert_eq!(shared.queue_rounds(1).unwrap(), 1);
+        // The loop waits for participants: nothing is claimed yet.
+        let stopped = shared.stop_rounds(false).unwrap();
+        assert_eq!(
+            stopped,
+            Stopped {
+                dequeued: 1,
+                running: None,
+                aborted: false
+            }
+        );
+        assert_eq!(
+            stored_target(&shared),
+            0,
+            "queue.json says nothing is queued"
+        );
+        // Participants arrive; the loop re-checks before opening the round.
+        assert_eq!(
+            shared.claim_next_round(),
+            None,
+            "a stopped round never runs"
+        );
+        assert_eq!(shared.status().queued(), 0);
+    }
+
+    #[test]
+    fn a_stop_after_the_claim_reports_the_round_as_running_and_it_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 0);
+        shared.queue_rounds(3).unwrap();
+        assert_eq!(shared.claim_next_round(), Some(1));
+        // Between the claim and the round's first stage.
+        let stopped = shared.stop_rounds(false).unwrap();
+        assert_eq!(
+            stopped,
+            Stopped {
+                dequeued: 2,
+                running: Some(1),
+                aborted: false
+            }
+        );
+        assert_eq!(
+            shared.status().queued(),
+            1,
+            "the running round stays queued"
+        );
+        assert_eq!(stored_target(&shared), 1);
+        // It opens and runs; a failed attempt would be retried as round 1.
+        shared
+            .watch
+            .begin(1, 1, vec!["soc-a".into(), "soc-b".into()]);
+        complete(&shared, 1);
+        assert_eq!(shared.status().queued(), 0);
+        assert_eq!(shared.claim_next_round(), None, "rounds 2 and 3 never run");
+    }
+
+    #[tokio::test]
+    async fn an_abort_between_the_claim_and_the_first_stage_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 0);
+        shared.queue_rounds(2).unwrap();
+        assert_eq!(shared.claim_next_round(), Some(1));
+        let stopped = shared.stop_rounds(true).unwrap();
+        assert_eq!(
+            stopped,
+            Stopped {
+                dequeued: 2,
+                running: Some(1),
+                aborted: true
+            }
+        );
+        // The round opens after the abort and sees it at its first wait.
+        shared
+            .watch
+            .begin(1, 1, vec!["soc-a".into(), "soc-b".into()]);
+        tokio::time::timeout(Duration::from_secs(5), shared.watch.aborted())
+            .await
+            .expect("the abort requested before the round opened stands");
+        shared.watch.finish();
+        shared.release_claim();
+        assert_eq!(shared.claim_next_round(), None);
+        // The next claimed round starts without the old abort.
+        shared.queue_rounds(1).unwrap();
+        assert_eq!(shared.claim_next_round(), Some(1));
+        shared.watch.begin(1, 2, vec![]);
+        let pending = tokio::time::timeout(Duration::from_millis(50), shared.watch.aborted()).await;
+        assert!(pending.is_err(), "a new claim clears the old abort");
+    }
+
+    #[test]
+    fn a_stop_after_the_round_completed_but_before_release_takes_all_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 0);
+        shared.queue_rounds(3).unwrap();
+        assert_eq!(shared.claim_next_round(), Some(1));
+        shared.watch.begin(1, 1, vec![]);
+        shared.watch.finish();
+        shared.progress().completed_round = 1;
+        // The loop has not released its claim yet.
+        let stopped = shared.stop_rounds(false).unwrap();
+        assert_eq!(
+            stopped,
+            Stopped {
+                dequeued: 2,
+                running: None,
+                aborted: false
+            }
+        );
+        shared.release_claim();
+        assert_eq!(shared.claim_next_round(), None);
+    }
+
+    #[test]
+    fn a_stop_racing_the_claim_either_removes_the_round_or_sees_it_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(shared(dir.path(), 0));
+        let (mut removed, mut running) = (0, 0);
+        for _ in 0..100 {
+            shared.queue_rounds(1).unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let claimer = {
+                let (shared, barrier) = (shared.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    shared.claim_next_round()
+                })
+            };
+            barrier.wait();
+            let stopped = shared.stop_rounds(false).unwrap();
+            let claimed = claimer.join().unwrap();
+            match claimed {
+                None => {
+                    assert_eq!((stopped.dequeued, stopped.running), (1, None));
+                    removed += 1;
+                }
+                Some(round) => {
+                    assert_eq!(
+                        (stopped.dequeued, stopped.running),
+                        (0, Some(round)),
+                        "a claimed round is reported running, never as taken off"
+                    );
+                    // It runs and completes; nothing is left queued.
+                    complete(&shared, round);
+                    running += 1;
+                }
+            }
+            assert_eq!(shared.status().queued(), 0);
+            assert_eq!(shared.claim_next_round(), None);
+        }
+        assert_eq!(removed + running, 100);
     }
 }

@@ -253,6 +253,36 @@ max_backoff_ms = 1000
         child.wait().unwrap();
     }
 
+    /// Sends `signal` (e.g. "TERM", "INT") to the coordinator and waits,
+    /// at most `patience`, for it to exit; returns how it exited.
+    pub fn signal_coordinator(
+        &mut self,
+        signal: &str,
+        patience: Duration,
+    ) -> std::process::ExitStatus {
+        let mut child = self.coordinator.take().expect("the coordinator runs");
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > patience {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the coordinator did not exit within {patience:?} of SIG{signal}:\n{}",
+                    tail(&std::fs::read_to_string(self.log("coordinator")).unwrap_or_default())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn kill_participant(&mut self, id: &str) {
         let mut child = self.participants.remove(id).expect("the participant runs");
         child.kill().unwrap();
@@ -301,6 +331,13 @@ max_backoff_ms = 1000
                 tail(&text)
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until every roster participant is connected.
+    pub fn wait_all_connected(&self, timeout: Duration) {
+        for id in &self.ids {
+            self.wait_connected(id, timeout);
         }
     }
 
