@@ -88,7 +88,12 @@ pub fn load(
         Some(s) => Some(CsvSchema::load(&fedsoc_conf::resolve(scenario_path, s))?),
         None => None,
     };
-    let read = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
+    // A malformed row names the scenario file's setting that skips it.
+    let skip_hint = format!(
+        "set skip_bad_rows = true in [data] of {}",
+        scenario_path.display()
+    );
+    let read_one = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
         Ok(match d.format {
             DataFormat::NslKdd => nsl_kdd::read(&nsl_kdd::find(&dir, name)?, &options)?,
             DataFormat::Csv => {
@@ -102,6 +107,12 @@ pub fn load(
                 fedsoc_datasets::read::suricata::read(&dir.join(name), &options)?
             }
             DataFormat::Synthetic => unreachable_synthetic()?,
+        })
+    };
+    let read = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
+        read_one(name).map_err(|e| match e {
+            ExperimentError::Data(e) => ExperimentError::Data(e.with_skip_hint(skip_hint.as_str())),
+            other => other,
         })
     };
     let train_name = d.train.clone().unwrap_or_default();
