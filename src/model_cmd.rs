@@ -151,10 +151,10 @@ fn export(args: ExportArgs) -> Result<()> {
                 &sidecar,
                 burn_sidecar_json(&spec.model, &flat, &meta)?.as_bytes(),
             )?;
-            println!("metadata: {}", sidecar.display());
+            outln!("metadata: {}", sidecar.display());
         }
     }
-    println!(
+    outln!(
         "exported round {round} of {} ({}, {} parameters, sha256 {}) to {}",
         spec.federation,
         spec.model.kind(),
@@ -347,7 +347,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
             summary
         }
         None => {
-            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut stdout = std::io::BufWriter::new(crate::out::Stdout);
             let summary = write_scores(&mut stdout, &loaded.records, &scores, &threshold)?;
             stdout
                 .flush()

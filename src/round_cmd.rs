@@ -68,7 +68,7 @@ pub async fn run(command: RoundCommand) -> Result<()> {
             let mut control = target.connect().await?;
             let before = control.status().await?.completed_rounds;
             let queued = control.start(rounds).await?;
-            println!("queued {rounds} rounds; {queued} in the queue now");
+            outln!("queued {rounds} rounds; {queued} in the queue now");
             if follow {
                 follow_progress(&mut control, before, queued).await?;
             }
@@ -83,13 +83,13 @@ pub async fn run(command: RoundCommand) -> Result<()> {
             loop {
                 let status = control.status().await?;
                 if json {
-                    println!("{}", status_json(&status));
+                    outln!("{}", status_json(&status));
                 } else {
                     if watch && std::io::stdout().is_terminal() {
                         // Clear the screen and home the cursor.
-                        print!("\x1b[2J\x1b[H");
+                        out!("\x1b[2J\x1b[H");
                     }
-                    print!("{}", render_status(&status));
+                    out!("{}", render_status(&status));
                 }
                 if !watch {
                     return Ok(());
@@ -103,7 +103,7 @@ pub async fn run(command: RoundCommand) -> Result<()> {
         RoundCommand::Stop { target, abort } => {
             let mut control = target.connect().await?;
             let reply = control.stop(abort).await?;
-            println!(
+            outln!(
                 "took {} rounds off the queue{}",
                 reply.dequeued,
                 if reply.aborted_running {
