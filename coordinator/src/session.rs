@@ -264,21 +264,6 @@ pub fn replaced_status(id: &str, by: Option<SocketAddr>) -> Status {
     status
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_allows_a_burst_then_the_rate() {
-        let mut bucket = Bucket::new(RateLimit {
-            burst: 3.0,
-            per_second: 0.001,
-        });
-        assert!(bucket.take() && bucket.take() && bucket.take());
-        assert!(!bucket.take(), "the burst is spent");
-    }
-}
-
 #[tonic::async_trait]
 impl Federation for FederationService {
     type SessionStream = SessionStream;
@@ -387,5 +372,57 @@ impl Federation for FederationService {
         });
 
         Ok(Response::new(Box::pin(ReceiverStream::new(outbox_rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_rate() {
+        let mut bucket = Bucket::new(RateLimit {
+            burst: 3.0,
+            per_second: 0.001,
+        });
+        assert!(bucket.take() && bucket.take() && bucket.take());
+        assert!(!bucket.take(), "the burst is spent");
+    }
+
+    #[test]
+    fn a_replaced_session_is_told_why_and_from_where() {
+        let from: SocketAddr = "192.0.2.7:50001".parse().unwrap();
+        let status = replaced_status("soc-de", Some(from));
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.metadata().get(session_end::KEY).unwrap(),
+            session_end::REPLACED
+        );
+        assert_eq!(
+            status.metadata().get(session_end::REPLACED_BY).unwrap(),
+            "192.0.2.7:50001"
+        );
+        assert!(
+            status
+                .message()
+                .contains("(participant soc-de) connected from 192.0.2.7:50001"),
+            "{status:?}"
+        );
+        let unknown = replaced_status("soc-de", None);
+        assert!(unknown.metadata().get(session_end::REPLACED_BY).is_none());
+        assert!(unknown.message().contains("from an unknown address"));
+    }
+
+    #[test]
+    fn a_broken_stream_is_a_short_reason_not_the_transport_dump() {
+        let raw = Status::unknown(
+            "h2 protocol error: error reading a body from connection: stream error received",
+        );
+        let reason = End::Broken(raw).reason();
+        assert_eq!(reason, "the connection was lost");
+        assert_eq!(
+            End::Broken(Status::cancelled("h2")).reason(),
+            "the participant cancelled the session"
+        );
     }
 }
