@@ -1,5 +1,8 @@
 //! `fedsoc`: the command line. A thin shell: every command parses its
-//! flags and calls into the library crates.
+//! flags and calls into the library crates. Standard output goes through
+//! [`out`] (`out!`, `outln!`), never `print!`, so that `fedsoc … | head`
+//! ends quietly.
+#![deny(clippy::print_stdout)]
 
 use std::path::PathBuf;
 
@@ -11,7 +14,23 @@ use fedsoc_experiments::demo::{DemoOptions, DemoRound, run_demo};
 use fedsoc_participant::{Agent, ParticipantConfig};
 use fedsoc_pki::{CertificateAuthority, Identity, Role};
 
+/// `print!` through [`out`]: a reader that closes the pipe ends the
+/// command quietly instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::out::print(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::out::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod model_cmd;
+mod out;
 mod round_cmd;
 
 #[derive(Parser)]
@@ -360,7 +379,7 @@ async fn run(command: Command) -> Result<()> {
                 );
             }
             CertificateAuthority::generate(&federation)?.save(&dir)?;
-            println!("created {}/ca.pem and ca.key", dir.display());
+            outln!("created {}/ca.pem and ca.key", dir.display());
             Ok(())
         }
         Command::Pki(PkiCommand::Issue {
@@ -379,7 +398,7 @@ async fn run(command: Command) -> Result<()> {
             }
             let identity = Identity::new(role, id.clone())?;
             let issued = fedsoc_pki::PkiDir::new(&dir).issue(&identity, &hosts, days, force)?;
-            println!(
+            outln!(
                 "issued {role} {id}: {}, {} (serial {}, valid until {}, sha256 {})",
                 issued.cert.display(),
                 issued.key.display(),
@@ -392,14 +411,14 @@ async fn run(command: Command) -> Result<()> {
         Command::Pki(PkiCommand::Revoke { id, dir, reason }) => {
             let outcome = fedsoc_pki::PkiDir::new(&dir).revoke(&id, reason)?;
             if outcome.revoked.is_empty() {
-                println!(
+                outln!(
                     "{id} was already revoked (serial {}); {} unchanged (CRL #{})",
                     outcome.already_revoked.join(", "),
                     outcome.crl.display(),
                     outcome.crl_number
                 );
             } else {
-                println!(
+                outln!(
                     "revoked {id} (serial {}, {reason}): wrote {} (CRL #{})",
                     outcome.revoked.join(", "),
                     outcome.crl.display(),
@@ -416,9 +435,9 @@ async fn run(command: Command) -> Result<()> {
         }) => {
             let shown = fedsoc_pki::show::show(&file, crl.as_deref(), ca.as_deref())?;
             if json {
-                println!("{}", shown.to_json());
+                outln!("{}", shown.to_json());
             } else {
-                print!("{}", shown.to_text());
+                out!("{}", shown.to_text());
             }
             Ok(())
         }
@@ -434,13 +453,19 @@ async fn demo(args: DemoArgs) -> Result<()> {
         epochs: args.epochs,
         seed: args.seed,
     };
-    println!(
+    outln!(
         "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS with secure aggregation, {} rounds, {} synthetic flows each",
-        options.participants, options.rounds, options.rows
+        options.participants,
+        options.rounds,
+        options.rows
     );
-    println!(
+    outln!(
         "{:>5}  {:>12}  {:>10}  {:>8}  {:>8}",
-        "round", "participants", "train loss", "ROC-AUC", "PR-AUC"
+        "round",
+        "participants",
+        "train loss",
+        "ROC-AUC",
+        "PR-AUC"
     );
     let print = |r: &DemoRound| {
         let who = if r.round == 0 {
@@ -453,14 +478,18 @@ async fn demo(args: DemoArgs) -> Result<()> {
             )
         };
         let loss = r.train_loss.map_or("-".to_string(), |l| format!("{l:.4}"));
-        println!(
+        outln!(
             "{:>5}  {:>12}  {:>10}  {:>8.4}  {:>8.4}",
-            r.round, who, loss, r.test_roc_auc, r.test_pr_auc
+            r.round,
+            who,
+            loss,
+            r.test_roc_auc,
+            r.test_pr_auc
         );
     };
     let report = run_demo(&options, print).await?;
     if let (Some(first), Some(last)) = (report.rounds.get(1), report.rounds.last()) {
-        println!(
+        outln!(
             "ROC-AUC on {} held-out flows ({} attacks): {:.4} after round 1, {:.4} after round {}",
             report.test_rows,
             report.test_attack_rows,
@@ -469,11 +498,11 @@ async fn demo(args: DemoArgs) -> Result<()> {
             last.round
         );
     }
-    println!(
+    outln!(
         "models, certificates, configs, metrics.json and the audit log are in {}",
         options.out.display()
     );
-    println!(
+    outln!(
         "check every round: fedsoc audit verify {dir} --ca {dir}/pki/ca.pem",
         dir = options.out.display()
     );
@@ -525,7 +554,7 @@ async fn experiment(args: ExperimentArgs) -> Result<()> {
             let show =
                 |label: &str, t: Option<&fedsoc_experiments::scenario::report::TestSummary>| {
                     if let Some(t) = t {
-                        println!(
+                        outln!(
                             "{model:<12} {test:<12} {label:<12} ROC-AUC {:.4}  PR-AUC {:.4}  F1 {:.3}  recall@{:.0}%FPR {:.3}",
                             t.roc_auc.mean,
                             t.pr_auc.mean,
@@ -542,7 +571,7 @@ async fn experiment(args: ExperimentArgs) -> Result<()> {
             }
         }
     }
-    println!(
+    outln!(
         "report, plots, summary.json and metrics.csv are in {}",
         options.out.display()
     );
@@ -560,9 +589,9 @@ fn bench_train(args: TrainArgs) -> Result<()> {
         dump: args.dump,
     })?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
+        outln!(
             "{}: {} rows × {} columns ({}), batch {}, 1 thread: {:.0} samples/s (median epoch {:.3} s)",
             report.framework,
             report.rows,
@@ -591,9 +620,9 @@ async fn bench_secagg(args: SecAggArgs) -> Result<()> {
     };
     let report = run_secagg_bench(&options).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", bench::render(&report));
+        out!("{}", bench::render(&report));
     }
     Ok(())
 }
@@ -614,16 +643,16 @@ fn audit(command: AuditCommand) -> Result<()> {
                         eprintln!("{warning}");
                     }
                     if json {
-                        println!("{}", serde_json::to_string(&report)?);
+                        outln!("{}", serde_json::to_string(&report)?);
                     } else {
-                        print!("{}", audit_view::render_report(&report));
+                        out!("{}", audit_view::render_report(&report));
                     }
                     Ok(())
                 }
                 Err(e) => {
                     if json {
                         let failed = serde_json::json!({ "ok": false, "error": e.to_string() });
-                        println!("{failed}");
+                        outln!("{failed}");
                     }
                     Err(anyhow::anyhow!("the audit log does not verify: {e}"))
                 }
@@ -638,9 +667,9 @@ fn audit(command: AuditCommand) -> Result<()> {
                 }
             }
             if json {
-                println!("{}", serde_json::to_string(&timeline)?);
+                outln!("{}", serde_json::to_string(&timeline)?);
             } else {
-                print!(
+                out!(
                     "{}",
                     audit_view::render_timeline(&timeline, round.is_some())
                 );
@@ -655,20 +684,20 @@ fn audit(command: AuditCommand) -> Result<()> {
         } => {
             let proof = audit_view::prove_entry(&dir, entry, size)?;
             if json {
-                println!("{}", serde_json::to_string(&proof)?);
+                outln!("{}", serde_json::to_string(&proof)?);
             } else {
-                print!("{}", audit_view::render_proof(&proof));
+                out!("{}", audit_view::render_proof(&proof));
             }
             Ok(())
         }
         AuditCommand::Export { dir, to } => {
             let export = replay::export_bundle(&dir, &to)?;
-            print!("{}", audit_view::render_export(&export));
+            out!("{}", audit_view::render_export(&export));
             Ok(())
         }
         AuditCommand::Repair { dir } => {
             let (dir, repaired) = replay::repair_log(&dir)?;
-            print!("{}", audit_view::render_repair(&dir, &repaired));
+            out!("{}", audit_view::render_repair(&dir, &repaired));
             Ok(())
         }
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use fedsoc_coordinator::{CoordinatorConfig, FederationSpec, model_sha256};
+use fedsoc_experiments::ExperimentError;
 use fedsoc_experiments::score::{
     ExportedModel, InputFormat, InputSpec, Threshold, ThresholdSource, calibrate_on, read_input,
     write_scores,
@@ -150,10 +151,10 @@ fn export(args: ExportArgs) -> Result<()> {
                 &sidecar,
                 burn_sidecar_json(&spec.model, &flat, &meta)?.as_bytes(),
             )?;
-            println!("metadata: {}", sidecar.display());
+            outln!("metadata: {}", sidecar.display());
         }
     }
-    println!(
+    outln!(
         "exported round {round} of {} ({}, {} parameters, sha256 {}) to {}",
         spec.federation,
         spec.model.kind(),
@@ -287,6 +288,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Reads a telemetry file for `score`; a malformed row names this
+/// command's way to skip such rows.
+fn read_telemetry(input: &InputSpec) -> Result<fedsoc_datasets::Loaded, ExperimentError> {
+    read_input(input).map_err(|e| match e {
+        ExperimentError::Data(e) => ExperimentError::Data(e.with_skip_hint("pass --skip-bad-rows")),
+        other => other,
+    })
+}
+
 pub fn score(args: ScoreArgs) -> Result<()> {
     if args.threshold.is_none() && args.calibrate.is_none() {
         bail!(
@@ -315,7 +325,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
             }
         }
         (None, Some(reference)) => {
-            let loaded = read_input(&spec(reference))?;
+            let loaded = read_telemetry(&spec(reference))?;
             eprintln!("{}", loaded.report);
             calibrate_on(
                 &model,
@@ -326,7 +336,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
         }
         (None, None) => unreachable!("checked above"),
     };
-    let loaded = read_input(&spec(&args.input))?;
+    let loaded = read_telemetry(&spec(&args.input))?;
     eprintln!("{}", loaded.report);
     let scores = model.score(&loaded.records)?;
     let summary = match &args.out {
@@ -337,7 +347,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
             summary
         }
         None => {
-            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut stdout = std::io::BufWriter::new(crate::out::Stdout);
             let summary = write_scores(&mut stdout, &loaded.records, &scores, &threshold)?;
             stdout
                 .flush()

@@ -73,7 +73,7 @@ pub async fn run(command: RoundCommand) -> Result<()> {
             let mut control = target.connect().await?;
             let before = control.status().await?.completed_rounds;
             let reply = control.start(rounds).await?;
-            println!("{}", render_started(rounds, &reply));
+            outln!("{}", render_started(rounds, &reply));
             if follow {
                 follow_progress(&mut control, before, reply.queued, &target.config).await?;
             }
@@ -88,13 +88,13 @@ pub async fn run(command: RoundCommand) -> Result<()> {
             loop {
                 let status = control.status().await?;
                 if json {
-                    println!("{}", status_json(&status));
+                    outln!("{}", status_json(&status));
                 } else {
                     if watch && std::io::stdout().is_terminal() {
                         // Clear the screen and home the cursor.
-                        print!("\x1b[2J\x1b[H");
+                        out!("\x1b[2J\x1b[H");
                     }
-                    print!("{}", render_status(&status));
+                    out!("{}", render_status(&status));
                 }
                 if !watch {
                     return Ok(());
@@ -108,7 +108,7 @@ pub async fn run(command: RoundCommand) -> Result<()> {
         RoundCommand::Stop { target, abort } => {
             let mut control = target.connect().await?;
             let reply = control.stop(abort).await?;
-            println!("{}", render_stopped(&reply));
+            outln!("{}", render_stopped(&reply));
             Ok(())
         }
     }
@@ -156,12 +156,12 @@ async fn follow_progress(
                 .collect();
             done.sort_by_key(|r| r.round);
             for r in done {
-                println!("{}", render_completed(r));
+                outln!("{}", render_completed(r));
             }
             last_completed = last_completed.max(now.completed_rounds);
             let line = render_progress(now);
             if line != last_line {
-                println!("{line}");
+                outln!("{line}");
                 last_line = line;
             }
         }
@@ -217,7 +217,7 @@ async fn stopped_following(
         }
         None => "the rounds stay queued on the coordinator".to_string(),
     };
-    println!(
+    outln!(
         "stopped following; {queued} and run as participants allow. \
          To stop them: fedsoc round stop --config {}{abort}",
         config.display()

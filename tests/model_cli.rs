@@ -272,6 +272,58 @@ fn export_round_then_score_telemetry() {
             .unwrap(),
     );
     assert!(stderr.contains("truncated or corrupt"), "{stderr}");
+
+    // A malformed row: the hint names this command's flag, not the
+    // participant's config setting, and the flag does skip the row.
+    let bad = dir.path().join("bad.log");
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("{not json\n");
+    std::fs::write(&bad, text).unwrap();
+    let score_bad = |extra: &[&str]| {
+        fedsoc()
+            .args(["score", "--format", "zeek", "--threshold", "0.5"])
+            .args(extra)
+            .arg("--model")
+            .arg(&model)
+            .arg("--input")
+            .arg(&bad)
+            .output()
+            .unwrap()
+    };
+    let stderr = failed(&score_bad(&[]));
+    assert!(
+        stderr.contains("bad.log:37:")
+            && stderr.contains("fix the row, or pass --skip-bad-rows")
+            && !stderr.contains("participant.toml"),
+        "{stderr}"
+    );
+    let stderr = ok(&score_bad(&["--skip-bad-rows"]));
+    assert!(stderr.contains("1 malformed rows skipped"), "{stderr}");
+
+    // Scores on standard output into a reader that stops after one line:
+    // far more than a pipe holds, so the writer does meet the closed pipe.
+    let large = dir.path().join("large.log");
+    zeek_log(&large, 6000, 0);
+    let mut child = fedsoc()
+        .args(["score", "--format", "zeek", "--threshold", "0.5"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--input")
+        .arg(&large)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut header).unwrap();
+    assert!(header.starts_with("row,score,flag"), "{header}");
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Error"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
 }
 
 #[test]

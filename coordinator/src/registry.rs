@@ -2,14 +2,18 @@
 //!
 //! A round takes the links it needs out of the registry, so only one task
 //! at a time reads a participant's messages, and gives back those that are
-//! still alive. A participant that reconnects replaces its old link.
+//! still alive. A participant that reconnects replaces its old link, and
+//! the old session is told so (see [`Registry::insert`]): if the old
+//! session is a second agent still running with the same certificate, it
+//! learns why it lost its place instead of waiting forever.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fedsoc_proto::v1::{CoordinatorMessage, ParticipantMessage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
 /// Messages to one participant; an `Err` ends its stream with that status.
@@ -37,11 +41,24 @@ impl Link {
     }
 }
 
+/// Resolves when a newer session of the same participant takes this
+/// one's place, with the address the newer one connected from (if known).
+/// Its sender is dropped without a value only once the session is gone.
+pub type Evicted = oneshot::Receiver<Option<SocketAddr>>;
+
+/// A participant's current session, in or out of a round.
+#[derive(Debug)]
+struct Seat {
+    session: u64,
+    /// Tells the session it was replaced.
+    evict: oneshot::Sender<Option<SocketAddr>>,
+}
+
 #[derive(Clone, Default)]
 pub struct Registry {
     links: Arc<Mutex<HashMap<String, Link>>>,
-    /// Ids of every participant with a session, in or out of a round.
-    connected: Arc<Mutex<HashMap<String, u64>>>,
+    /// Every participant with a session, in or out of a round.
+    connected: Arc<Mutex<HashMap<String, Seat>>>,
     changed: Arc<watch::Sender<u64>>,
 }
 
@@ -52,23 +69,51 @@ impl Registry {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn connected_map(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+    fn connected_map(&self) -> MutexGuard<'_, HashMap<String, Seat>> {
         self.connected.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a new session, replacing any older one of the same participant.
-    pub fn insert(&self, link: Link) {
-        self.connected_map().insert(link.id.clone(), link.session);
-        if let Some(old) = self.links().insert(link.id.clone(), link) {
-            tracing::info!(participant = %old.id, "replaced by a newer session");
+    /// The current session of participant `id`.
+    fn session_of(&self, id: &str) -> Option<u64> {
+        self.connected_map().get(id).map(|seat| seat.session)
+    }
+
+    /// Adds a new session from `peer`, replacing any older one of the same
+    /// participant; the older session's [`Evicted`] then resolves with
+    /// `peer`, so it can close its stream and say why. Returns this
+    /// session's own [`Evicted`].
+    pub fn insert(&self, link: Link, peer: Option<SocketAddr>) -> Evicted {
+        let (evict, evicted) = oneshot::channel();
+        let id = link.id.clone();
+        let session = link.session;
+        let old = self
+            .connected_map()
+            .insert(id.clone(), Seat { session, evict });
+        if let Some(old) = old.filter(|old| old.session != session) {
+            let from = peer.map_or_else(|| "an unknown address".to_string(), |p| p.to_string());
+            tracing::info!(
+                participant = %id,
+                session,
+                replaced_session = old.session,
+                peer = %from,
+                "participant {id}'s session was replaced by a newer one from {from}"
+            );
+            // Told before its link is dropped below, so that the old
+            // session knows why its inbox closed. It may have ended
+            // already; then nobody listens.
+            let _ = old.evict.send(peer);
         }
+        // The old link, if idle, goes; one in a round is refused back by
+        // `restore`, since its session is no longer the current one.
+        self.links().insert(id, link);
         self.changed.send_modify(|v| *v += 1);
+        evicted
     }
 
     /// Forgets a session when its stream ends, unless a newer one replaced it.
     pub fn disconnected(&self, id: &str, session: u64) {
         let mut connected = self.connected_map();
-        if connected.get(id) == Some(&session) {
+        if connected.get(id).map(|seat| seat.session) == Some(session) {
             connected.remove(id);
             drop(connected);
             let mut links = self.links();
@@ -99,7 +144,7 @@ impl Registry {
 
     /// Gives a link back after a round, unless it died or was replaced.
     pub fn restore(&self, link: Link) {
-        if !link.is_alive() || self.connected_map().get(&link.id) != Some(&link.session) {
+        if !link.is_alive() || self.session_of(&link.id) != Some(link.session) {
             return;
         }
         self.links().entry(link.id.clone()).or_insert(link);
@@ -126,5 +171,48 @@ impl Registry {
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok() && self.connected_map().len() >= n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(id: &str, session: u64) -> Link {
+        let (outbox, _) = mpsc::channel(1);
+        let (_, inbox) = mpsc::channel(1);
+        Link {
+            id: id.into(),
+            session,
+            certificate: Vec::new(),
+            outbox,
+            inbox,
+            audit_size: 0,
+        }
+    }
+
+    #[test]
+    fn a_newer_session_evicts_the_older_one_and_names_its_address() {
+        let registry = Registry::default();
+        let mut first = registry.insert(link("soc-0", 1), None);
+        let peer: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let mut second = registry.insert(link("soc-0", 2), Some(peer));
+        assert_eq!(first.try_recv(), Ok(Some(peer)));
+        assert!(second.try_recv().is_err(), "the newer session stays");
+        // The old session's end does not take the newer one's place.
+        registry.disconnected("soc-0", 1);
+        assert_eq!(registry.connected(), vec!["soc-0".to_string()]);
+        assert_eq!(second.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        registry.disconnected("soc-0", 2);
+        assert!(registry.connected().is_empty());
+    }
+
+    #[test]
+    fn other_participants_are_not_evicted() {
+        let registry = Registry::default();
+        let mut a = registry.insert(link("soc-0", 1), None);
+        let _b = registry.insert(link("soc-1", 2), None);
+        assert_eq!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        assert_eq!(registry.connected().len(), 2);
     }
 }

@@ -6,29 +6,34 @@
 //! `Hello` with our protocol version and its own id. Only then does the
 //! stream join the [`Registry`]. Each refusal says why and what to do.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fedsoc_pki::{Identity, Role};
-use fedsoc_proto::PROTOCOL_VERSION;
 use fedsoc_proto::v1::federation_server::Federation;
 use fedsoc_proto::v1::{
     CoordinatorMessage, ParticipantMessage, Welcome, coordinator_message, participant_message,
 };
+use fedsoc_proto::{PROTOCOL_VERSION, session_end};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::federation::FederationSpec;
-use crate::registry::{Link, Registry};
+use crate::registry::{Evicted, Link, Registry};
 
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages buffered towards one participant.
 const OUTBOX_DEPTH: usize = 16;
+/// How long a replaced session's stream may take to accept the notice
+/// that says why it ends.
+const REPLACED_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many messages one session may send: a burst, then a steady rate.
 /// An honest participant sends a handful per stage (vectors travel in
@@ -168,19 +173,97 @@ fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Why a session's inbound stream stopped being read.
+#[derive(Debug)]
+enum End {
+    /// The participant closed its side.
+    Closed,
+    /// The connection broke (reset, TLS or HTTP/2 error).
+    Broken(Status),
+    /// The session sent more than its rate allows.
+    RateLimited,
+    /// A newer session of the same participant took this one's place,
+    /// from this address.
+    Replaced(Option<SocketAddr>),
+    /// Nobody reads the link's inbox any more.
+    Unread,
+}
 
-    #[test]
-    fn bucket_allows_a_burst_then_the_rate() {
-        let mut bucket = Bucket::new(RateLimit {
-            burst: 3.0,
-            per_second: 0.001,
-        });
-        assert!(bucket.take() && bucket.take() && bucket.take());
-        assert!(!bucket.take(), "the burst is spent");
+impl End {
+    /// One short phrase for the INFO line that says the participant left.
+    fn reason(&self) -> &'static str {
+        match self {
+            End::Closed => "the participant closed the session",
+            End::Broken(status) if status.code() == tonic::Code::Cancelled => {
+                "the participant cancelled the session"
+            }
+            End::Broken(_) => "the connection was lost",
+            End::RateLimited => "over the message rate limit",
+            End::Replaced(_) => "replaced by a newer session of the same participant",
+            End::Unread => "the session's messages were no longer read",
+        }
     }
+}
+
+/// Moves a session's messages to its link's inbox until the stream ends,
+/// the session goes over its rate, or a newer session evicts it.
+async fn pump_inbound(
+    mut inbound: Streaming<ParticipantMessage>,
+    inbox: mpsc::Sender<ParticipantMessage>,
+    mut evicted: Evicted,
+    mut bucket: Bucket,
+) -> End {
+    let mut watching = true;
+    let end = loop {
+        tokio::select! {
+            biased;
+            by = &mut evicted, if watching => match by {
+                Ok(by) => return End::Replaced(by),
+                Err(_) => watching = false,
+            },
+            // A link the coordinator dropped (shutdown) ends the session.
+            () = inbox.closed() => break End::Unread,
+            message = inbound.message() => match message {
+                Ok(Some(_)) if !bucket.take() => break End::RateLimited,
+                Ok(Some(message)) => {
+                    if inbox.send(message).await.is_err() {
+                        break End::Unread;
+                    }
+                }
+                Ok(None) => break End::Closed,
+                Err(status) => break End::Broken(status),
+            },
+        }
+    };
+    // An eviction drops the old link, and with it its inbox: say
+    // "replaced" rather than "unread" when that is what happened.
+    match (end, watching) {
+        (End::Unread, true) => match evicted.try_recv() {
+            Ok(by) => End::Replaced(by),
+            Err(_) => End::Unread,
+        },
+        (end, _) => end,
+    }
+}
+
+/// The status that ends a session a newer one replaced: it names where the
+/// newer one came from, and carries [`session_end::REPLACED`] so that the
+/// agent stops instead of taking its place back.
+pub fn replaced_status(id: &str, by: Option<SocketAddr>) -> Status {
+    let from = by.map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+    let mut status = Status::aborted(format!(
+        "another agent with the same certificate (participant {id}) connected from {from} \
+         and took over this session; only one agent may run per participant id"
+    ));
+    let metadata = status.metadata_mut();
+    metadata.insert(
+        session_end::KEY,
+        MetadataValue::from_static(session_end::REPLACED),
+    );
+    if let Some(Ok(value)) = by.map(|a| a.to_string().parse()) {
+        metadata.insert(session_end::REPLACED_BY, value);
+    }
+    status
 }
 
 #[tonic::async_trait]
@@ -207,6 +290,7 @@ impl Federation for FederationService {
                 identity.id, self.spec.federation
             )));
         }
+        let peer = request.remote_addr();
         let mut inbound = request.into_inner();
         let first = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(first)) => first,
@@ -237,52 +321,110 @@ impl Federation for FederationService {
         let (inbox_tx, inbox) = mpsc::channel(OUTBOX_DEPTH);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let refusals = outbox.clone();
-        self.registry.insert(Link {
-            id: identity.id.clone(),
-            session,
-            certificate,
-            outbox,
-            inbox,
-            audit_size,
-        });
+        let evicted = self.registry.insert(
+            Link {
+                id: identity.id.clone(),
+                session,
+                certificate,
+                outbox,
+                inbox,
+                audit_size,
+            },
+            peer,
+        );
         tracing::info!(participant = %identity.id, session, "joined");
 
-        // Moves inbound messages to the link until the stream ends; the
+        // Moves inbound messages to the link until the stream ends or a
+        // newer session of the same participant takes its place; the
         // round that holds the link then sees its inbox close.
         let registry = self.registry.clone();
-        let mut bucket = Bucket::new(self.rate_limit);
+        let bucket = Bucket::new(self.rate_limit);
         tokio::spawn(async move {
-            loop {
-                // A link dropped by the coordinator (shutdown) ends the session.
-                let next = tokio::select! {
-                    next = inbound.message() => next,
-                    () = inbox_tx.closed() => break,
-                };
-                match next {
-                    Ok(Some(_)) if !bucket.take() => {
-                        tracing::warn!(participant = %identity.id, session, "over the message rate limit; session closed");
-                        let _ = refusals.try_send(Err(Status::resource_exhausted(
-                            "over the message rate limit of this session; reconnect and send \
-                             only what the round asks for",
-                        )));
-                        break;
-                    }
-                    Ok(Some(message)) => {
-                        if inbox_tx.send(message).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::info!(participant = %identity.id, %status, "stream error");
-                        break;
+            let end = pump_inbound(inbound, inbox_tx, evicted, bucket).await;
+            let id = &identity.id;
+            match &end {
+                End::Replaced(by) => {
+                    // Bounded: a participant that stopped reading must not
+                    // hold this task forever.
+                    let sent = tokio::time::timeout(
+                        REPLACED_NOTICE_TIMEOUT,
+                        refusals.send(Err(replaced_status(id, *by))),
+                    )
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        tracing::debug!(participant = %id, session, "the replaced session did not take its notice");
                     }
                 }
+                End::RateLimited => {
+                    tracing::warn!(participant = %id, session, "over the message rate limit; session closed");
+                    let _ = refusals.try_send(Err(Status::resource_exhausted(
+                        "over the message rate limit of this session; reconnect and send \
+                         only what the round asks for",
+                    )));
+                }
+                End::Broken(status) => {
+                    // The transport's own words (h2, rustls) are long and
+                    // rarely actionable: kept for debugging only.
+                    tracing::debug!(participant = %id, session, code = ?status.code(), detail = %status, "stream error");
+                }
+                End::Closed | End::Unread => {}
             }
-            tracing::info!(participant = %identity.id, session, "left");
-            registry.disconnected(&identity.id, session);
+            tracing::info!(participant = %id, session, reason = end.reason(), "left");
+            registry.disconnected(id, session);
         });
 
         Ok(Response::new(Box::pin(ReceiverStream::new(outbox_rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_rate() {
+        let mut bucket = Bucket::new(RateLimit {
+            burst: 3.0,
+            per_second: 0.001,
+        });
+        assert!(bucket.take() && bucket.take() && bucket.take());
+        assert!(!bucket.take(), "the burst is spent");
+    }
+
+    #[test]
+    fn a_replaced_session_is_told_why_and_from_where() {
+        let from: SocketAddr = "192.0.2.7:50001".parse().unwrap();
+        let status = replaced_status("soc-de", Some(from));
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert_eq!(
+            status.metadata().get(session_end::KEY).unwrap(),
+            session_end::REPLACED
+        );
+        assert_eq!(
+            status.metadata().get(session_end::REPLACED_BY).unwrap(),
+            "192.0.2.7:50001"
+        );
+        assert!(
+            status
+                .message()
+                .contains("(participant soc-de) connected from 192.0.2.7:50001"),
+            "{status:?}"
+        );
+        let unknown = replaced_status("soc-de", None);
+        assert!(unknown.metadata().get(session_end::REPLACED_BY).is_none());
+        assert!(unknown.message().contains("from an unknown address"));
+    }
+
+    #[test]
+    fn a_broken_stream_is_a_short_reason_not_the_transport_dump() {
+        let raw = Status::unknown(
+            "h2 protocol error: error reading a body from connection: stream error received",
+        );
+        let reason = End::Broken(raw).reason();
+        assert_eq!(reason, "the connection was lost");
+        assert_eq!(
+            End::Broken(Status::cancelled("h2")).reason(),
+            "the participant cancelled the session"
+        );
     }
 }

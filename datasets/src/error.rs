@@ -44,10 +44,45 @@ pub enum DatasetError {
         line: Option<u64>,
         reason: String,
     },
+    /// A malformed row, when malformed rows are not being skipped. How to
+    /// have them skipped depends on the command that read the file (a
+    /// flag, a config field), so the caller names it with
+    /// [`DatasetError::with_skip_hint`]; until then the hint names the
+    /// [`ReadOptions`](crate::ReadOptions) setting.
+    #[error(
+        "{file}:{line}: {reason} (fix the row, or {} to count and skip such rows)",
+        skip_hint.as_deref().unwrap_or("enable skip_bad_rows")
+    )]
+    BadRow {
+        file: String,
+        line: u64,
+        reason: String,
+        skip_hint: Option<String>,
+    },
     /// A partitioning request cannot be met.
     #[error("partition: {0}")]
     Partition(String),
     /// A split into zero parts was asked for.
     #[error("cannot split records into 0 parts; ask for at least one part")]
     ZeroParts,
+}
+
+impl DatasetError {
+    /// Names how the command that read the file skips malformed rows, e.g.
+    /// "pass --skip-bad-rows" or "set skip_bad_rows = true in [data] of
+    /// participant.toml", in a [`DatasetError::BadRow`]; any other error
+    /// is returned unchanged.
+    pub fn with_skip_hint(self, how: impl Into<String>) -> Self {
+        match self {
+            DatasetError::BadRow {
+                file, line, reason, ..
+            } => DatasetError::BadRow {
+                file,
+                line,
+                reason,
+                skip_hint: Some(how.into()),
+            },
+            other => other,
+        }
+    }
 }

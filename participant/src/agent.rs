@@ -17,7 +17,7 @@ use fedsoc_proto::v1::{
     CoordinatorMessage, Hello, ParticipantMessage, SecAggChunk, TaskFailed, UpdateHeader, Welcome,
     coordinator_message, participant_message,
 };
-use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk, fault};
+use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk, fault, session_end};
 use ndarray::Array2;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -246,7 +246,64 @@ impl Agent {
             .keep_alive_timeout(Duration::from_secs(20))
             .connect()
             .await
-            .map_err(|e| connect_err(chain(&e)))
+            .map_err(|e| {
+                let detail = chain(&e);
+                self.untrusted_coordinator(&detail)
+                    .unwrap_or_else(|| connect_err(detail))
+            })
+    }
+
+    /// A TLS failure that says the coordinator's certificate does not fit
+    /// our configuration, which no reconnect would change.
+    fn untrusted_coordinator(&self, detail: &str) -> Option<ParticipantError> {
+        let ca = self.config.tls.ca.display();
+        if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
+            Some(ParticipantError::UntrustedCoordinator(format!(
+                "the coordinator's certificate is not signed by the CA in {ca}: check that \
+                 tls.ca in participant.toml is the federation's ca.pem ({detail})"
+            )))
+        } else if detail.contains("NotValidForName") {
+            Some(ParticipantError::UntrustedCoordinator(format!(
+                "the coordinator's certificate is not valid for {:?}: the host of `coordinator` \
+                 (or `server_name`) in participant.toml must be one of the coordinator \
+                 certificate's --host names ({detail})",
+                self.config.server_name()
+            )))
+        } else {
+            None
+        }
+    }
+
+    /// Maps a gRPC status to a refusal (permanent) or a lost session.
+    fn refusal(&self, status: Status) -> ParticipantError {
+        if status.code() == Code::Aborted
+            && status
+                .metadata()
+                .get(session_end::KEY)
+                .is_some_and(|v| v.as_bytes() == session_end::REPLACED.as_bytes())
+        {
+            return self.replaced(&status);
+        }
+        let detail = chain(&status);
+        self.untrusted_coordinator(&detail)
+            .unwrap_or_else(|| refusal(status))
+    }
+
+    /// Another agent with our certificate took our session over.
+    fn replaced(&self, status: &Status) -> ParticipantError {
+        let id = &self.config.id;
+        let from = status
+            .metadata()
+            .get(session_end::REPLACED_BY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("an address the coordinator did not report");
+        ParticipantError::Replaced(format!(
+            "replaced: another agent with the same certificate (participant {id}) connected \
+             to the coordinator from {from} and took over this session; stopping here rather \
+             than taking it back, or the two would evict each other in turns. Check for a \
+             second agent running with id {id} (on that host, or a leftover process on this \
+             one) and stop one of them"
+        ))
     }
 
     /// One session: connect, say Hello, serve tasks until the stream ends.
@@ -266,10 +323,10 @@ impl Agent {
         let mut inbound = client
             .session(ReceiverStream::new(outbox_rx))
             .await
-            .map_err(refusal)?
+            .map_err(|s| self.refusal(s))?
             .into_inner();
 
-        let welcome = match inbound.message().await.map_err(refusal)? {
+        let welcome = match inbound.message().await.map_err(|s| self.refusal(s))? {
             Some(CoordinatorMessage {
                 body: Some(coordinator_message::Body::Welcome(w)),
             }) => w,
@@ -287,7 +344,7 @@ impl Agent {
         // Our update in the round just closed, which its receipt must show.
         let mut receipt: Option<Expected> = None;
         let expected_params = federation.model.num_params();
-        while let Some(message) = inbound.message().await.map_err(refusal)? {
+        while let Some(message) = inbound.message().await.map_err(|s| self.refusal(s))? {
             match message.body {
                 Some(coordinator_message::Body::TrainTask(task)) => {
                     tracing::debug!(participant = %self.config.id, round = task.round, "task received");
@@ -664,7 +721,8 @@ async fn send(
         .map_err(|_| ParticipantError::Session("the stream to the coordinator closed".into()))
 }
 
-/// Maps a gRPC status to a refusal (permanent) or a lost session.
+/// Maps a gRPC status to a refusal (permanent) or a lost session, from
+/// its code and the TLS alert it carries.
 fn refusal(status: Status) -> ParticipantError {
     match status.code() {
         Code::PermissionDenied

@@ -19,10 +19,20 @@ pub enum ParticipantError {
     Protocol(String),
     #[error("audit check failed, no longer taking part: {0}")]
     Audit(String),
+    /// Another agent with our certificate connected and took our place:
+    /// reconnecting would only take it back, and the two would evict each
+    /// other in turns.
+    #[error("{0}")]
+    Replaced(String),
+    /// The coordinator's certificate does not verify against the CA file
+    /// we were given: no retry changes that.
+    #[error("{0}")]
+    UntrustedCoordinator(String),
 }
 
 impl ParticipantError {
-    /// Refusals and protocol errors will not go away by reconnecting.
+    /// Refusals, protocol errors, a foreign CA and a second agent with our
+    /// certificate will not go away by reconnecting.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
@@ -32,6 +42,8 @@ impl ParticipantError {
                 | ParticipantError::Refused(_)
                 | ParticipantError::Protocol(_)
                 | ParticipantError::Audit(_)
+                | ParticipantError::Replaced(_)
+                | ParticipantError::UntrustedCoordinator(_)
         )
     }
 }

@@ -9,9 +9,20 @@ use ndarray::Array2;
 use crate::config::DataSource;
 use crate::error::ParticipantError;
 
+/// How an operator of `fedsoc participant run` has malformed rows skipped.
+pub const SKIP_BAD_ROWS_HINT: &str = "set skip_bad_rows = true in [data] of participant.toml";
+
 /// Reads the records a data source describes; malformed rows skipped
-/// (where allowed) are reported in the log.
+/// (where allowed) are reported in the log. A malformed row that stops
+/// the read names the participant.toml setting that skips such rows.
 pub fn load(source: &DataSource) -> Result<Records, ParticipantError> {
+    read(source).map_err(|e| match e {
+        ParticipantError::Data(e) => ParticipantError::Data(e.with_skip_hint(SKIP_BAD_ROWS_HINT)),
+        other => other,
+    })
+}
+
+fn read(source: &DataSource) -> Result<Records, ParticipantError> {
     let options = |skip_bad_rows: bool| ReadOptions { skip_bad_rows };
     let loaded = match source {
         DataSource::Synthetic {
@@ -80,4 +91,44 @@ pub fn encode(records: &Records, encoder_json: &str) -> Result<Encoded, Particip
         features: encoder.encode(records)?,
         attacks: records.attack_flags(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_row_names_the_participant_toml_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conn.log");
+        // A Zeek JSON log whose second row is not JSON.
+        std::fs::write(
+            &path,
+            "{\"proto\":\"tcp\",\"conn_state\":\"SF\",\"id.resp_p\":80,\"duration\":0.1,\
+             \"orig_bytes\":10,\"resp_bytes\":20,\"orig_pkts\":1,\"resp_pkts\":1}\n{not json\n",
+        )
+        .unwrap();
+        let source = DataSource::Zeek {
+            path: path.clone(),
+            skip_bad_rows: false,
+        };
+        let Err(err) = load(&source) else {
+            panic!("a malformed row was accepted")
+        };
+        let said = err.to_string();
+        assert!(
+            said.contains("conn.log:2:")
+                && said.contains(
+                    "fix the row, or set skip_bad_rows = true in [data] of participant.toml"
+                )
+                && !said.contains("--skip-bad-rows"),
+            "{said}"
+        );
+        // The setting it names does skip the row.
+        let source = DataSource::Zeek {
+            path,
+            skip_bad_rows: true,
+        };
+        assert_eq!(load(&source).unwrap().len(), 1);
+    }
 }

@@ -8,6 +8,8 @@
 //! - [`chunk`]: splitting a vector into [`v1::TensorChunk`]s and reassembling
 //!   them, refusing gaps, overlaps and foreign tasks.
 //! - [`fault`]: stage names, and the fault points process-level tests use.
+//! - [`session_end`]: why the coordinator ended a participant's session,
+//!   as status metadata the agent acts on.
 #![forbid(unsafe_code)]
 
 pub mod chunk;
@@ -24,6 +26,20 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest gRPC message either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why the coordinator ended a participant's session: carried in the
+/// final status's metadata under [`session_end::KEY`], so that the agent
+/// acts on the reason without parsing the human-readable message.
+pub mod session_end {
+    /// Metadata key naming the reason.
+    pub const KEY: &str = "fedsoc-session-end";
+    /// Another agent with the same certificate opened a session and took
+    /// this one's place; reconnecting would only take it back in turn.
+    pub const REPLACED: &str = "replaced";
+    /// Metadata key with the address the replacing agent connected from,
+    /// when the coordinator knows it.
+    pub const REPLACED_BY: &str = "fedsoc-replaced-by";
+}
 
 /// `SecAggChunk.stage`: participants send their message *of* stage s
 /// (0 advertise keys, 1 share keys, 2 masked input, 3 consistency

@@ -240,6 +240,23 @@ max_backoff_ms = 1000
         self.participants.insert(id.to_string(), child);
     }
 
+    /// Starts another agent process, logged and tracked as `name`, with
+    /// participant `id`'s configuration (same id, same certificate): a
+    /// second agent an operator started by mistake.
+    pub fn start_participant_as(&mut self, name: &str, id: &str) {
+        assert!(!self.participants.contains_key(name), "{name} already runs");
+        let config = format!("{id}.toml");
+        let child = self.spawn(name, &["participant", "run", "--config", &config], None);
+        self.participants.insert(name.to_string(), child);
+    }
+
+    /// Whether the process started as `name` is still running.
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.participants
+            .get_mut(name)
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     pub fn start_all_participants(&mut self) {
         for id in self.ids.clone() {
             self.start_participant(&id, None);

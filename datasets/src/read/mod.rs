@@ -2,9 +2,11 @@
 //!
 //! Every reader opens its file through [`open_text`] (plain or gzip, found by
 //! the magic bytes, a UTF-8 byte-order mark dropped, CRLF tolerated) and
-//! reports a malformed row as [`DatasetError::Read`] naming file, line and
+//! reports a malformed row as [`DatasetError::BadRow`] naming file, line and
 //! reason — or, with [`ReadOptions::skip_bad_rows`], counts it in the
-//! [`ReadReport`] and goes on.
+//! [`ReadReport`] and goes on. The caller says how its users turn skipping
+//! on ([`DatasetError::with_skip_hint`]): a flag for one command, a config
+//! field for another.
 //!
 //! - [`csv`]: any CSV described by a [`CsvSchema`](csv::CsvSchema) (TOML).
 //! - [`nsl_kdd`]: the four NSL-KDD files, through a built-in CSV schema.
@@ -124,14 +126,13 @@ impl RowPolicy {
     }
 }
 
-/// The error for a malformed row, with the way out.
+/// The error for a malformed row; the caller adds how to skip such rows.
 pub(crate) fn row_error(file: &Path, line: u64, reason: String) -> DatasetError {
-    DatasetError::Read {
+    DatasetError::BadRow {
         file: file.display().to_string(),
-        line: Some(line),
-        reason: format!(
-            "{reason} (fix the row, or pass --skip-bad-rows to count and skip such rows)"
-        ),
+        line,
+        reason,
+        skip_hint: None,
     }
 }
 
@@ -286,10 +287,18 @@ mod tests {
     fn policy_fails_or_counts() {
         let path = Path::new("x.csv");
         let mut strict = RowPolicy::new(path, &ReadOptions::default());
-        let e = strict.bad_row(7, "bad".into()).unwrap_err().to_string();
-        assert!(
-            e.contains("x.csv:7: bad") && e.contains("--skip-bad-rows"),
-            "{e}"
+        let err = strict.bad_row(7, "bad".into()).unwrap_err();
+        // The reader does not know which command it serves: the hint is
+        // neutral until the caller names its own way to skip rows.
+        let e = err.to_string();
+        assert_eq!(
+            e,
+            "x.csv:7: bad (fix the row, or enable skip_bad_rows to count and skip such rows)"
+        );
+        let e = err.with_skip_hint("pass --skip-bad-rows").to_string();
+        assert_eq!(
+            e,
+            "x.csv:7: bad (fix the row, or pass --skip-bad-rows to count and skip such rows)"
         );
         let mut lenient = RowPolicy::new(
             path,

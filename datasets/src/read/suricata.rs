@@ -609,7 +609,7 @@ mod tests {
 
         let e = read(&p, &ReadOptions::default()).unwrap_err().to_string();
         assert!(
-            e.contains("bad.json:2: bad JSON") && e.contains("--skip-bad-rows"),
+            e.contains("bad.json:2: bad JSON") && e.contains("enable skip_bad_rows"),
             "{e}"
         );
         let loaded = read(

@@ -756,7 +756,10 @@ mod tests {
         let first_data = 8; // six header lines and `#fields` come first
         let e = read(&p, &ReadOptions::default()).unwrap_err().to_string();
         let want = format!("bad.log:{}: field `conn_state`", first_data + 1);
-        assert!(e.contains(&want) && e.contains("--skip-bad-rows"), "{e}");
+        assert!(
+            e.contains(&want) && e.contains("enable skip_bad_rows"),
+            "{e}"
+        );
 
         let loaded = read(&p, &skip()).unwrap();
         assert_eq!(loaded.report.rows, 2);

@@ -88,7 +88,12 @@ pub fn load(
         Some(s) => Some(CsvSchema::load(&fedsoc_conf::resolve(scenario_path, s))?),
         None => None,
     };
-    let read = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
+    // A malformed row names the scenario file's setting that skips it.
+    let skip_hint = format!(
+        "set skip_bad_rows = true in [data] of {}",
+        scenario_path.display()
+    );
+    let read_one = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
         Ok(match d.format {
             DataFormat::NslKdd => nsl_kdd::read(&nsl_kdd::find(&dir, name)?, &options)?,
             DataFormat::Csv => {
@@ -102,6 +107,12 @@ pub fn load(
                 fedsoc_datasets::read::suricata::read(&dir.join(name), &options)?
             }
             DataFormat::Synthetic => unreachable_synthetic()?,
+        })
+    };
+    let read = |name: &str| -> Result<fedsoc_datasets::Loaded, ExperimentError> {
+        read_one(name).map_err(|e| match e {
+            ExperimentError::Data(e) => ExperimentError::Data(e.with_skip_hint(skip_hint.as_str())),
+            other => other,
         })
     };
     let train_name = d.train.clone().unwrap_or_default();
@@ -193,4 +204,50 @@ pub fn split(
         participants,
         validation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_row_names_the_scenario_files_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = "{\"proto\":\"tcp\",\"conn_state\":\"SF\",\"id.resp_p\":80,\"duration\":0.1,\
+                   \"orig_bytes\":10,\"resp_bytes\":20,\"orig_pkts\":1,\"resp_pkts\":1}\n";
+        std::fs::write(dir.path().join("conn.log"), format!("{row}{{not json\n")).unwrap();
+        let path = dir.path().join("zeek.toml");
+        std::fs::write(
+            &path,
+            r#"name = "t"
+[data]
+format = "zeek"
+dir = "."
+train = "conn.log"
+test = ["conn.log"]
+[federation]
+participants = 2
+rounds = 1
+[[model]]
+kind = "autoencoder"
+hidden = [8]
+"#,
+        )
+        .unwrap();
+        let scenario = Scenario::load(&path).unwrap();
+        let Err(err) = load(&scenario, &path, None) else {
+            panic!("a malformed row was accepted")
+        };
+        let said = err.to_string();
+        let want = format!(
+            "fix the row, or set skip_bad_rows = true in [data] of {}",
+            path.display()
+        );
+        assert!(
+            said.contains("conn.log:2:")
+                && said.contains(&want)
+                && !said.contains("--skip-bad-rows"),
+            "{said}"
+        );
+    }
 }
