@@ -211,7 +211,8 @@ mod tests {
                 assert!(disk.replace(&path, b"new content").is_err());
                 assert!(faults.crashed());
                 let now = std::fs::read(&path).unwrap();
-                let want: &[u8] = if at >= 2 {
+                // Points: write, fsync, rename, sync-dir; the rename switches.
+                let want: &[u8] = if at >= 3 {
                     b"new content"
                 } else {
                     b"old content"

@@ -63,11 +63,22 @@ impl Point {
             Some((target, _)) => target.to_string(),
             None => name,
         };
+        // Words with a digit (round numbers, hashes) fold to '#'.
         let mut kind = String::new();
-        for c in name.chars() {
-            let folded = if c.is_ascii_digit() { '#' } else { c };
-            if !(folded == '#' && kind.ends_with('#')) {
-                kind.push(folded);
+        let mut word = String::new();
+        for c in name.chars().chain(std::iter::once('/')) {
+            if c.is_ascii_alphanumeric() {
+                word.push(c);
+                continue;
+            }
+            if word.chars().any(|w| w.is_ascii_digit()) {
+                kind.push('#');
+            } else {
+                kind.push_str(&word);
+            }
+            word.clear();
+            if c != '/' {
+                kind.push(c);
             }
         }
         kind
@@ -89,8 +100,12 @@ pub(crate) enum Verdict {
     Crash { keep: Option<usize> },
 }
 
+/// What to run when the crash happens (in-process tests stop the task
+/// that "died" there).
+type CrashHook = Box<dyn Fn() + Send + Sync>;
+
 /// A crash plan, shared by every [`crate::Disk`] cloned from one handle.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Faults {
     crash_at: Option<u64>,
     /// For a write at the crash point: the share of its bytes that reach
@@ -99,6 +114,18 @@ pub struct Faults {
     next: AtomicU64,
     crashed: AtomicBool,
     trace: Mutex<Vec<Point>>,
+    on_crash: Mutex<Option<CrashHook>>,
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faults")
+            .field("crash_at", &self.crash_at)
+            .field("tear_ppm", &self.tear_ppm)
+            .field("reached", &self.reached())
+            .field("crashed", &self.crashed())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Faults {
@@ -124,6 +151,12 @@ impl Faults {
             tear_ppm: Some((share.clamp(0.0, 1.0) * 1e6) as u32),
             ..Self::default()
         }
+    }
+
+    /// Runs `hook` when the crash happens (once), before the failing
+    /// operation returns: an in-process test kills the task that died.
+    pub fn on_crash(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.on_crash.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
 
     /// Whether the crash happened.
@@ -166,6 +199,15 @@ impl Faults {
             return Ok(Verdict::Proceed);
         }
         self.crashed.store(true, Ordering::SeqCst);
+        drop(trace);
+        if let Some(hook) = self
+            .on_crash
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            hook();
+        }
         let keep = match (op, self.tear_ppm) {
             (Op::Write, Some(ppm)) if len > 0 => {
                 // At least one byte short: a torn write, not a whole one.
@@ -198,7 +240,8 @@ mod tests {
             op: Op::Write,
             path: PathBuf::from(s),
         };
-        assert_eq!(p("/s/models/round-000012.f32").file_kind(), "round-#.f#");
+        assert_eq!(p("/s/models/round-000012.f32").file_kind(), "round-#.#");
+        assert_eq!(p("/c/round-000002-9c1fa0.u64").file_kind(), "round-#-#.#");
         assert_eq!(p("/s/audit/blobs/ab/cdef").file_kind(), "blob");
         assert_eq!(p("/s/audit/entries.log").file_kind(), "entries.log");
         assert_eq!(p("/s/.queue.json.tmp-12-3").file_kind(), "queue.json");

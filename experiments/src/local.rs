@@ -138,12 +138,7 @@ struct Parts {
 /// A running local federation.
 pub struct LocalFederation {
     pub coordinator: Coordinator,
-    pub dir: PathBuf,
-    pub ca: CertificateAuthority,
-    participant_configs: Vec<ParticipantConfig>,
-    agents: Vec<RunningAgent>,
-    random_updates: Option<RandomUpdatePlan>,
-    records: Option<Vec<Arc<Records>>>,
+    parts: Parts,
 }
 
 impl LocalFederation {
@@ -195,12 +190,14 @@ impl LocalFederation {
         }
         let mut federation = LocalFederation {
             coordinator,
-            dir: spec.dir.clone(),
-            ca,
-            participant_configs,
-            agents: Vec::new(),
-            random_updates: spec.random_updates.clone(),
-            records: spec.data.as_ref().map(|d| d.records.clone()),
+            parts: Parts {
+                dir: spec.dir.clone(),
+                ca,
+                participant_configs,
+                agents: Vec::new(),
+                random_updates: spec.random_updates.clone(),
+                records: spec.data.as_ref().map(|d| d.records.clone()),
+            },
         };
         for i in 0..spec.participants {
             federation.start_participant(i)?;
@@ -219,22 +216,44 @@ impl LocalFederation {
         Ok(federation)
     }
 
+    /// The federation's folder (PKI, configuration files, storage).
+    pub fn dir(&self) -> &Path {
+        &self.parts.dir
+    }
+
+    /// The throwaway federation CA.
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.parts.ca
+    }
+
     pub fn participant_ids(&self) -> Vec<String> {
-        self.participant_configs
+        self.parts
+            .participant_configs
             .iter()
             .map(|c| c.id.clone())
             .collect()
     }
 
     pub fn participant_config(&self, index: usize) -> &ParticipantConfig {
-        &self.participant_configs[index]
+        &self.parts.participant_configs[index]
     }
 
     /// Starts (or restarts) participant `index` as an in-process agent.
     pub fn start_participant(&mut self, index: usize) -> Result<(), ExperimentError> {
-        let config = self.participant_configs[index].clone();
+        self.start_participant_on(index, fedsoc_durable::Disk::real())
+            .map(drop)
+    }
+
+    /// Starts participant `index` with its durable writes going through
+    /// `disk`; returns the handle that kills it.
+    pub fn start_participant_on(
+        &mut self,
+        index: usize,
+        disk: fedsoc_durable::Disk,
+    ) -> Result<tokio::task::AbortHandle, ExperimentError> {
+        let config = self.parts.participant_configs[index].clone();
         let id = config.id.clone();
-        let agent = match (&self.random_updates, &self.records) {
+        let agent = match (&self.parts.random_updates, &self.parts.records) {
             (None, Some(records)) => Agent::with_records(config, records[index].clone())?,
             (None, None) => Agent::new(config)?,
             (Some(plan), _) => Agent::with_random_updates(
@@ -246,6 +265,7 @@ impl LocalFederation {
                 },
             )?,
         };
+        let agent = agent.on_disk(disk)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             agent
@@ -254,20 +274,21 @@ impl LocalFederation {
                 })
                 .await
         });
-        self.agents.push(RunningAgent {
+        let abort = task.abort_handle();
+        self.parts.agents.push(RunningAgent {
             id,
             stop: Some(stop),
             task,
         });
-        Ok(())
+        Ok(abort)
     }
 
     /// Kills a participant abruptly, as a crashed machine would vanish.
     pub fn kill(&mut self, id: &str) {
-        for agent in self.agents.iter_mut().filter(|a| a.id == id) {
+        for agent in self.parts.agents.iter_mut().filter(|a| a.id == id) {
             agent.task.abort();
         }
-        self.agents.retain(|a| a.id != id);
+        self.parts.agents.retain(|a| a.id != id);
     }
 
     /// Stops the coordinator as a crash would leave it: state on disk,
@@ -275,37 +296,21 @@ impl LocalFederation {
     /// released when this returns.
     pub async fn stop_coordinator(self) -> StoppedFederation {
         let port = self.coordinator.local_addr().port();
-        let LocalFederation {
-            coordinator,
-            dir,
-            ca,
-            participant_configs,
-            agents,
-            random_updates,
-            records,
-        } = self;
-        coordinator.shutdown().await;
+        self.coordinator.shutdown().await;
         StoppedFederation {
-            parts: Parts {
-                dir,
-                ca,
-                participant_configs,
-                agents,
-                random_updates,
-                records,
-            },
+            parts: self.parts,
             port,
         }
     }
 
     /// Stops every participant, then the coordinator.
     pub async fn shutdown(mut self) {
-        for agent in &mut self.agents {
+        for agent in &mut self.parts.agents {
             if let Some(stop) = agent.stop.take() {
                 let _ = stop.send(());
             }
         }
-        for agent in self.agents.drain(..) {
+        for agent in self.parts.agents.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), agent.task).await;
         }
         self.coordinator.shutdown().await;
@@ -326,25 +331,10 @@ impl StoppedFederation {
         };
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
         match Coordinator::start_on(&config, disk).await {
-            Ok(coordinator) => {
-                let Parts {
-                    dir,
-                    ca,
-                    participant_configs,
-                    agents,
-                    random_updates,
-                    records,
-                } = self.parts;
-                Ok(LocalFederation {
-                    coordinator,
-                    dir,
-                    ca,
-                    participant_configs,
-                    agents,
-                    random_updates,
-                    records,
-                })
-            }
+            Ok(coordinator) => Ok(LocalFederation {
+                coordinator,
+                parts: self.parts,
+            }),
             Err(e) => Err((self, e.into())),
         }
     }

@@ -96,7 +96,7 @@ fn config_with_certificate(
     id: &str,
 ) -> ParticipantConfig {
     let mut config = federation.participant_config(0).clone();
-    let pki = federation.dir.join("pki");
+    let pki = federation.dir().join("pki");
     ca.issue(&Identity::participant(id).unwrap(), &[])
         .unwrap()
         .save(&pki, &format!("other-{id}"))
@@ -127,7 +127,7 @@ async fn foreign_ca_and_unlisted_participants_are_refused() {
         "{err}"
     );
 
-    let config = config_with_certificate(&federation, &federation.ca, "soc-xx");
+    let config = config_with_certificate(&federation, federation.ca(), "soc-xx");
     let agent = Agent::new(config).unwrap();
     let err = agent.run_session().await.unwrap_err();
     assert!(

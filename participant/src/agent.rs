@@ -45,6 +45,8 @@ pub struct Agent {
     signing_key: ed25519_dalek::SigningKey,
     /// The audit checkpoints we accepted, kept across sessions.
     audit: std::sync::Mutex<CheckpointKeeper>,
+    /// Where our durable writes go (the state folder, contributions).
+    disk: fedsoc_durable::Disk,
 }
 
 /// The secure-aggregation attempt in progress and its incoming message.
@@ -177,18 +179,23 @@ impl Agent {
         })?;
         let members = fedsoc_pki::MemberVerifier::new(&ca_pem)?;
         let signing_key = fedsoc_pki::load_signing_key(&config.tls.key)?;
-        let keeper = match &config.state_dir {
-            Some(dir) => CheckpointKeeper::open(dir, fedsoc_durable::Disk::real())
-                .map_err(|e| ParticipantError::Audit(e.to_string()))?,
-            None => CheckpointKeeper::default(),
-        };
+        let disk = fedsoc_durable::Disk::real();
         Ok(Agent {
+            audit: std::sync::Mutex::new(open_keeper(&config, &disk)?),
             config,
             workload,
             members,
             signing_key,
-            audit: std::sync::Mutex::new(keeper),
+            disk,
         })
+    }
+
+    /// The same agent with every durable write going through `disk`
+    /// (crash tests pass one with a fault plan); the state is read again.
+    pub fn on_disk(mut self, disk: fedsoc_durable::Disk) -> Result<Self, ParticipantError> {
+        self.audit = std::sync::Mutex::new(open_keeper(&self.config, &disk)?);
+        self.disk = disk;
+        Ok(self)
     }
 
     pub fn id(&self) -> &str {
@@ -558,7 +565,13 @@ impl Agent {
             };
             send_secagg(outbox, task.task_id, stage::ADVERTISE_KEYS, &advert).await?;
             if let Some(dir) = &self.config.contributions {
-                keep_contribution(dir, task.round, &params.round_id, secure_task.input());
+                keep_contribution(
+                    &self.disk,
+                    dir,
+                    task.round,
+                    &params.round_id,
+                    secure_task.input(),
+                );
             }
             return Ok(Some(SecureInFlight {
                 task_id: task.task_id,
@@ -675,15 +688,32 @@ async fn fault_point(me: &str, round: u64, stage_name: &str) {
 
 /// Writes our quantised update to `dir` for our own records (atomically;
 /// a failure is logged, never fatal to the round).
-fn keep_contribution(dir: &std::path::Path, round: u64, round_id: &[u8], input: &[u64]) {
+fn keep_contribution(
+    disk: &fedsoc_durable::Disk,
+    dir: &std::path::Path,
+    round: u64,
+    round_id: &[u8],
+    input: &[u64],
+) {
     let path = dir.join(format!("round-{round:06}-{}.u64", hex::encode(round_id)));
     let bytes: Vec<u8> = input.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let disk = fedsoc_durable::Disk::real();
     let written = disk
         .create_dir_all(dir)
         .and_then(|()| disk.replace(&path, &bytes));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "could not keep a copy of our contribution");
+    }
+}
+
+/// The checkpoint keeper of `config`'s state folder (in memory without one).
+fn open_keeper(
+    config: &ParticipantConfig,
+    disk: &fedsoc_durable::Disk,
+) -> Result<CheckpointKeeper, ParticipantError> {
+    match &config.state_dir {
+        Some(dir) => CheckpointKeeper::open(dir, disk.clone())
+            .map_err(|e| ParticipantError::Audit(e.to_string())),
+        None => Ok(CheckpointKeeper::default()),
     }
 }
 
