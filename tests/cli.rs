@@ -14,7 +14,7 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
         .args([
             "demo",
             "--participants",
-            "2",
+            "3",
             "--rounds",
             "2",
             "--rows",
@@ -48,7 +48,7 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
         .args([
             "demo",
             "--participants",
-            "2",
+            "3",
             "--rounds",
             "1",
             "--rows",
@@ -64,6 +64,19 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert!(!out.join("models/round-000002.f32").exists());
+}
+
+#[test]
+fn demo_refuses_a_federation_of_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = fedsoc()
+        .args(["demo", "--participants", "2", "--rounds", "1", "--out"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 3"), "{stderr}");
 }
 
 #[test]

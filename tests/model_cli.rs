@@ -26,7 +26,7 @@ fn failed(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-/// A two-round federation of two SOCs, as `fedsoc demo` leaves it: `coordinator.toml` and the
+/// A two-round federation of three SOCs, as `fedsoc demo` leaves it: `coordinator.toml` and the
 /// storage folder (the same folder) with models, state.json, history.jsonl and audit/.
 fn federation(dir: &Path) -> PathBuf {
     let out = dir.join("demo");
@@ -34,7 +34,7 @@ fn federation(dir: &Path) -> PathBuf {
         .args([
             "demo",
             "--participants",
-            "2",
+            "3",
             "--rounds",
             "2",
             "--rows",

@@ -241,8 +241,14 @@ pub struct AggregationSection {
     /// Neighbours per participant (k); 0 picks the recommended value for
     /// the round's size (complete graph up to 16, O(log n) beyond).
     pub neighbors: u32,
-    /// Shamir threshold (t); 0 picks a strict majority of the neighbours.
+    /// Shamir threshold (t); 0 picks the smallest safe one,
+    /// ⌈(k + c + 2)/2⌉ (see `fedsoc_secagg::config::threshold_floor`).
     pub threshold: u32,
+    /// Participants that may collude with a malicious coordinator (c):
+    /// any two sets of t holders of a secret then share an honest member.
+    /// Each participant may demand more in its own configuration.
+    #[serde(default)]
+    pub colluders: u32,
     /// Seconds each stage after training may take.
     pub stage_timeout_s: u64,
 }
@@ -257,6 +263,7 @@ impl Default for AggregationSection {
             max_samples: 1 << 20,
             neighbors: 0,
             threshold: 0,
+            colluders: 0,
             stage_timeout_s: 30,
         }
     }

@@ -1209,6 +1209,15 @@ fn secure_plan(
         },
         max_samples: s.max_samples,
     };
+    if s.protocol != crate::trail::SECAGG_PROTOCOL {
+        return Err(format!(
+            "this round was aggregated with secure-aggregation protocol {}, whose signatures \
+             do not cover the round parameters; this fedsoc replays protocol {} only: verify \
+             the log with the fedsoc release that wrote it",
+            s.protocol,
+            crate::trail::SECAGG_PROTOCOL
+        ));
+    }
     let n = verifying_keys.len();
     let config = RoundConfig {
         round_id,
@@ -1216,6 +1225,7 @@ fn secure_plan(
         verifying_keys,
         neighbors: s.neighbors,
         threshold: s.threshold,
+        colluders: s.colluders,
         ring,
         vector_len: WeightedEncoding::vector_len(num_params),
     };

@@ -25,7 +25,8 @@ use fedsoc_secagg::messages::{
 };
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
-    Message, ParticipantId, RoundConfig, SecAggError, Server, recommended_neighbours,
+    Message, ParticipantId, RoundConfig, SecAggError, Server, config::threshold_floor,
+    recommended_neighbours,
 };
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
@@ -40,6 +41,7 @@ use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
 use crate::stats::RoundStats;
 use crate::strategy;
+use crate::trail::SECAGG_PROTOCOL;
 use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
 
 /// What a secure round needs beyond the plaintext policy.
@@ -95,29 +97,27 @@ pub async fn run_secure_round(
             false
         }
     });
-    if links.len() < policy.min_participants {
+    // A secure round needs k >= c + 2 neighbours, so at least c + 3
+    // members, whatever min_participants says (members refuse fewer).
+    let need = policy
+        .min_participants
+        .max(settings.aggregation.colluders as usize + 3);
+    if links.len() < need {
         let got = links.len();
         links.into_iter().for_each(|l| registry.restore(l));
-        return Err(CoordinatorError::NotEnoughParticipants {
-            round,
-            got,
-            need: policy.min_participants,
-        });
+        return Err(CoordinatorError::NotEnoughParticipants { round, got, need });
     }
     let n = links.len();
     let agg = &settings.aggregation;
-    let (k_rec, t_rec) = recommended_neighbours(n);
+    let colluders = agg.colluders as usize;
+    let (k_rec, _) = recommended_neighbours(n, colluders);
     let neighbors = if agg.neighbors == 0 {
         k_rec
     } else {
         agg.neighbors as usize
     };
     let threshold = if agg.threshold == 0 {
-        if agg.neighbors == 0 {
-            t_rec
-        } else {
-            neighbors / 2 + 1
-        }
+        threshold_floor(neighbors, colluders)
     } else {
         agg.threshold as usize
     };
@@ -132,6 +132,7 @@ pub async fn run_secure_round(
             .collect(),
         neighbors,
         threshold,
+        colluders,
         ring: settings.encoding.quantizer.ring,
         vector_len: WeightedEncoding::vector_len(global.len()),
     };
@@ -148,9 +149,11 @@ pub async fn run_secure_round(
     };
 
     let secagg = SecAggRecord {
+        protocol: SECAGG_PROTOCOL,
         round_id: hex::encode(round_id),
         neighbors,
         threshold,
+        colluders,
         ring_bits: agg.ring_bits,
         quant_bits: agg.quant_bits,
         clip: agg.clip,
@@ -185,6 +188,7 @@ pub async fn run_secure_round(
             .collect(),
         neighbors: neighbors as u32,
         threshold: threshold as u32,
+        colluders: colluders as u32,
         ring_bits: agg.ring_bits,
         quant_bits: agg.quant_bits,
         clip: agg.clip,

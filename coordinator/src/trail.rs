@@ -116,13 +116,29 @@ pub struct MemberRecord {
     pub certificate: BlobId,
 }
 
+/// The secure-aggregation protocol version logged with each round: 2 signs
+/// the round's parameters (roster, k, t, c, ring, length) in every
+/// advertisement and consistency signature; 1 (logs from before) signed
+/// the round id only and is not replayed.
+pub const SECAGG_PROTOCOL: u32 = 2;
+
+fn secagg_protocol_1() -> u32 {
+    1
+}
+
 /// The secure-aggregation parameters of a round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecAggRecord {
+    /// See [`SECAGG_PROTOCOL`].
+    #[serde(default = "secagg_protocol_1")]
+    pub protocol: u32,
     /// Hex of the 32-byte round id (seeds the neighbour graph, binds keys).
     pub round_id: String,
     pub neighbors: usize,
     pub threshold: usize,
+    /// Colluding participants the threshold tolerates (c).
+    #[serde(default)]
+    pub colluders: usize,
     pub ring_bits: u32,
     pub quant_bits: u32,
     pub clip: f32,

@@ -210,9 +210,11 @@ fn open_secure(
                 attempt,
                 members: members.to_vec(),
                 secagg: Some(SecAggRecord {
+                    protocol: fedsoc_coordinator::trail::SECAGG_PROTOCOL,
                     round_id: hex::encode(round_id),
                     neighbors: 2,
                     threshold: 2,
+                    colluders: 0,
                     ring_bits: 64,
                     quant_bits: 16,
                     clip: 1.0,
@@ -237,6 +239,7 @@ fn open_secure(
             .collect(),
         neighbors: 2,
         threshold: 2,
+        colluders: 0,
         ring: Ring::U64,
         vector_len: WeightedEncoding::vector_len(global.len()),
     }

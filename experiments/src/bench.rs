@@ -97,7 +97,7 @@ pub async fn run_secagg_bench(
     let input_dim = fedsoc_datasets::EncoderSpec::synthetic_default().dim();
     let hidden = hidden_width(input_dim, options.params);
     let vanishing = (options.dropout * n as f64).round() as usize;
-    let (k_auto, t_auto) = recommended_neighbours(n);
+    let (k_auto, t_auto) = recommended_neighbours(n, 0);
     let neighbors = if options.neighbors == 0 {
         k_auto
     } else {

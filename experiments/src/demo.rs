@@ -114,9 +114,11 @@ pub async fn run_demo(
     options: &DemoOptions,
     mut on_round: impl FnMut(&DemoRound),
 ) -> Result<DemoReport, ExperimentError> {
-    if options.participants == 0 || options.rounds == 0 {
+    if options.participants < 3 || options.rounds == 0 {
         return Err(ExperimentError::Setup(
-            "--participants and --rounds must both be at least 1".into(),
+            "--participants must be at least 3 (in a secure sum of two, each member learns \
+             the other's update) and --rounds at least 1"
+                .into(),
         ));
     }
     prepare_out(&options.out)?;

@@ -238,6 +238,11 @@ impl LocalFederation {
         &self.parts.participant_configs[index]
     }
 
+    /// Participant `index`'s configuration, to change before (re)starting it.
+    pub fn participant_config_mut(&mut self, index: usize) -> &mut ParticipantConfig {
+        &mut self.parts.participant_configs[index]
+    }
+
     /// Starts (or restarts) participant `index` as an in-process agent.
     pub fn start_participant(&mut self, index: usize) -> Result<(), ExperimentError> {
         self.start_participant_on(index, fedsoc_durable::Disk::real())

@@ -179,9 +179,15 @@ async fn hostile_participant(
                         params.round_id[0] ^= 1;
                     }
                     let delta = vec![0.01f32; len];
-                    let (t, advert) =
-                        SecureTask::start(&params, &config.id, &members, &key, (&delta, 100, 0.5))
-                            .unwrap();
+                    let (t, advert) = SecureTask::start(
+                        &params,
+                        &config.id,
+                        &members,
+                        &key,
+                        (&delta, 100, 0.5),
+                        &config.secure_aggregation,
+                    )
+                    .unwrap();
                     secure = Some((task.task_id, t));
                     let first_round = previous_advert.is_none();
                     let advert = match (tamper, previous_advert.take()) {
@@ -301,11 +307,13 @@ async fn refused(tamper: Tamper, secure: bool, want: &[&str]) -> Option<tonic::S
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_vector_length_is_refused_at_masked_input() {
+async fn wrong_vector_length_is_refused_at_the_advertisement() {
+    // The vector length is one of the round parameters every signature
+    // covers: a member using another length is refused at stage 0.
     refused(
         Tamper::ShortVector,
         true,
-        &["stage 2 message refused", "length"],
+        &["stage 0 message refused", "does not verify"],
     )
     .await;
 }

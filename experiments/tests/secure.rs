@@ -163,6 +163,7 @@ async fn scripted_participant(
                         &members,
                         &key,
                         (&delta, samples, 0.5),
+                        &config.secure_aggregation,
                     )
                     .unwrap();
                     secure = Some((task.task_id, t));

@@ -551,6 +551,7 @@ impl Agent {
                 &self.members,
                 &self.signing_key,
                 (delta.as_slice(), samples, mean_loss),
+                &self.config.secure_aggregation,
             );
             let (secure_task, advert) = match started {
                 Ok(started) => started,

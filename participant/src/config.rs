@@ -33,6 +33,38 @@ pub struct ParticipantConfig {
     /// Defaults to `state/<id>` beside this file.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// What this participant demands of every secure round, whatever the
+    /// coordinator proposes.
+    #[serde(default)]
+    pub secure_aggregation: SecureFloor,
+}
+
+/// This participant's own floor under the coordinator's secure-aggregation
+/// parameters (`[secure_aggregation]` in participant.toml).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecureFloor {
+    /// Fewest members a round may have: in a sum of two, each member
+    /// learns the other's update. At least 3.
+    #[serde(default = "default_min_members")]
+    pub min_members: usize,
+    /// Members that may collude with a malicious coordinator, which the
+    /// round's threshold must tolerate (c; see the README's threat model).
+    #[serde(default)]
+    pub colluders: usize,
+}
+
+fn default_min_members() -> usize {
+    3
+}
+
+impl Default for SecureFloor {
+    fn default() -> Self {
+        SecureFloor {
+            min_members: default_min_members(),
+            colluders: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,6 +198,17 @@ impl ParticipantConfig {
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
         fedsoc_pki::Identity::participant(self.id.clone())
             .map_err(|e| invalid(path, "id", e.to_string()))?;
+        if self.secure_aggregation.min_members < 3 {
+            return Err(invalid(
+                path,
+                "secure_aggregation.min_members",
+                format!(
+                    "is {}: in a secure round of two, each member learns the other's update; \
+                     use 3 or more",
+                    self.secure_aggregation.min_members
+                ),
+            ));
+        }
         fedsoc_conf::check_coordinator_url(
             path,
             "coordinator",
@@ -255,6 +298,7 @@ mod tests {
             reconnect: ReconnectSection::default(),
             contributions: None,
             state_dir: None,
+            secure_aggregation: SecureFloor::default(),
         };
         assert_eq!(c.server_name(), "coord.example.eu");
         c.coordinator = "https://[::1]:7443/".into();

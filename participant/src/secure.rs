@@ -18,6 +18,7 @@ use fedsoc_secagg::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::config::SecureFloor;
 use crate::error::ParticipantError;
 
 /// The client's current stage.
@@ -59,13 +60,31 @@ pub fn encoding(params: &SecureAggregation) -> Result<WeightedEncoding, Particip
     })
 }
 
-/// Rebuilds the round configuration from the task, verifying each member.
+/// Rebuilds the round configuration from the task, verifying each member
+/// and holding the round to this participant's own `floor` (the threshold
+/// rule itself, for the round's c, is `RoundConfig::validate`'s).
 fn round_config(
     params: &SecureAggregation,
     me: &str,
     members: &fedsoc_pki::MemberVerifier,
     num_params: usize,
+    floor: &SecureFloor,
 ) -> Result<(RoundConfig, ParticipantId), ParticipantError> {
+    if params.members.len() < floor.min_members {
+        return Err(protocol(format!(
+            "the secure round has {} members, fewer than the {} this participant requires \
+             ([secure_aggregation] min_members): a small sum reveals too much of each update",
+            params.members.len(),
+            floor.min_members
+        )));
+    }
+    if (params.colluders as usize) < floor.colluders {
+        return Err(protocol(format!(
+            "the secure round tolerates {} colluding members, fewer than the {} this \
+             participant requires ([secure_aggregation] colluders)",
+            params.colluders, floor.colluders
+        )));
+    }
     let round_id: [u8; 32] = params
         .round_id
         .as_slice()
@@ -112,6 +131,7 @@ fn round_config(
         verifying_keys,
         neighbors: params.neighbors as usize,
         threshold: params.threshold as usize,
+        colluders: params.colluders as usize,
         ring: encoding.quantizer.ring,
         vector_len: WeightedEncoding::vector_len(num_params),
     };
@@ -127,9 +147,10 @@ impl SecureTask {
         members: &fedsoc_pki::MemberVerifier,
         signing_key: &SigningKey,
         update: (&[f32], u64, f32),
+        floor: &SecureFloor,
     ) -> Result<(Self, Vec<u8>), ParticipantError> {
         let (delta, samples, loss) = update;
-        let (config, my_id) = round_config(params, me, members, delta.len())?;
+        let (config, my_id) = round_config(params, me, members, delta.len(), floor)?;
         let mut rng = rand::rng();
         let input = encoding(params)?
             .encode(delta, samples, loss, &mut rng)

@@ -26,6 +26,8 @@ use crate::shamir::{self, Share};
 /// State common to all client stages.
 struct Common {
     config: RoundConfig,
+    /// [`RoundConfig::binding`]: what every signature of the round covers.
+    binding: [u8; 32],
     me: ParticipantId,
     signing_key: SigningKey,
     neighbours: BTreeSet<ParticipantId>,
@@ -74,9 +76,10 @@ impl Client {
         let (c_sk, c_pk) = crypto::x25519_keypair(rng);
         let (s_sk, s_pk) = crypto::x25519_keypair(rng);
         let (c_pk, s_pk) = (c_pk.to_bytes(), s_pk.to_bytes());
+        let binding = config.binding();
         let signature = crypto::sign(
             signing_key,
-            &crypto::advert_transcript(&config.round_id, me, &c_pk, &s_pk),
+            &crypto::advert_transcript(&binding, me, &c_pk, &s_pk),
         );
         let msg = AdvertiseKeys {
             round_id: config.round_id,
@@ -87,6 +90,7 @@ impl Client {
         };
         let common = Common {
             config,
+            binding,
             me,
             signing_key: signing_key.clone(),
             neighbours,
@@ -139,7 +143,7 @@ impl ClientAdvertised {
             }
             crypto::verify(
                 vk,
-                &crypto::advert_transcript(&ad.round_id, ad.sender, &ad.c_pk, &ad.s_pk),
+                &crypto::advert_transcript(&c.binding, ad.sender, &ad.c_pk, &ad.s_pk),
                 &ad.signature,
                 ad.sender,
             )?;
@@ -406,7 +410,7 @@ impl ClientMasked {
         }
         let signature = crypto::sign(
             &c.signing_key,
-            &crypto::survivors_transcript(&c.config.round_id, &list.survivors),
+            &crypto::survivors_transcript(&c.binding, &list.survivors),
         );
         let msg = ConsistencySignature {
             round_id: c.config.round_id,
@@ -466,7 +470,7 @@ impl ClientConsistent {
                 "signed survivor list differs from the one I signed".into(),
             ));
         }
-        let transcript = crypto::survivors_transcript(&c.config.round_id, &self.u3);
+        let transcript = crypto::survivors_transcript(&c.binding, &self.u3);
         let mut signers = BTreeSet::new();
         for s in &signed.signatures {
             if self.u3.binary_search(&s.signer).is_err() {

@@ -176,9 +176,10 @@ pub fn decrypt(
         .map_err(|_| SecAggError::DecryptionFailed { from: sender })
 }
 
-/// Bytes signed in a key advertisement.
+/// Bytes signed in a key advertisement; `binding` is
+/// [`crate::RoundConfig::binding`] (round id, roster, k, t, c, ring, length).
 pub fn advert_transcript(
-    round_id: &[u8; 32],
+    binding: &[u8; 32],
     sender: ParticipantId,
     c_pk: &[u8; 32],
     s_pk: &[u8; 32],
@@ -186,19 +187,20 @@ pub fn advert_transcript(
     let mut v = Vec::with_capacity(LABEL.len() + 112);
     v.extend_from_slice(LABEL);
     v.extend_from_slice(b"/advertise");
-    v.extend_from_slice(round_id);
+    v.extend_from_slice(binding);
     v.extend_from_slice(&sender.0.to_be_bytes());
     v.extend_from_slice(c_pk);
     v.extend_from_slice(s_pk);
     v
 }
 
-/// Bytes signed in a consistency check: the round and the sorted survivor set.
-pub fn survivors_transcript(round_id: &[u8; 32], survivors: &[ParticipantId]) -> Vec<u8> {
+/// Bytes signed in a consistency check: the round's binding (see
+/// [`advert_transcript`]) and the sorted survivor set.
+pub fn survivors_transcript(binding: &[u8; 32], survivors: &[ParticipantId]) -> Vec<u8> {
     let mut v = Vec::with_capacity(LABEL.len() + 48 + 4 * survivors.len());
     v.extend_from_slice(LABEL);
     v.extend_from_slice(b"/survivors");
-    v.extend_from_slice(round_id);
+    v.extend_from_slice(binding);
     v.extend_from_slice(&(survivors.len() as u64).to_be_bytes());
     for s in survivors {
         v.extend_from_slice(&s.0.to_be_bytes());

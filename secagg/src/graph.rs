@@ -100,7 +100,7 @@ mod tests {
             .collect();
         let mut c = RoundConfig::recommended([round; 32], keys, Ring::U32, 1);
         c.neighbors = k;
-        c.threshold = k / 2 + 1;
+        c.threshold = crate::config::threshold_floor(k, 0);
         c
     }
 
@@ -110,7 +110,7 @@ mod tests {
             let k = if n == 5 {
                 2
             } else {
-                recommended_neighbours(n as usize).0
+                recommended_neighbours(n as usize, 0).0
             };
             let c = cfg(n, k, 7);
             c.validate().unwrap();

@@ -52,6 +52,8 @@ pub struct Aggregate {
 #[derive(Clone)]
 struct Common {
     config: RoundConfig,
+    /// [`RoundConfig::binding`]: what every signature of the round covers.
+    binding: [u8; 32],
     graph: NeighbourGraph,
     dropped: BTreeMap<ParticipantId, Stage>,
 }
@@ -137,6 +139,7 @@ impl Server {
         let graph = NeighbourGraph::new(&config);
         Ok(ServerCollectingKeys {
             c: Common {
+                binding: config.binding(),
                 config,
                 graph,
                 dropped: BTreeMap::new(),
@@ -167,7 +170,7 @@ impl ServerCollectingKeys {
         let vk = &self.c.config.verifying_keys[&from];
         crypto::verify(
             vk,
-            &crypto::advert_transcript(&msg.round_id, from, &msg.c_pk, &msg.s_pk),
+            &crypto::advert_transcript(&self.c.binding, from, &msg.c_pk, &msg.s_pk),
             &msg.signature,
             from,
         )?;
@@ -384,13 +387,14 @@ impl ServerCollectingMasked {
             round_id: self.c.config.round_id,
             survivors: u3.iter().copied().collect(),
         };
+        let transcript = crypto::survivors_transcript(&self.c.binding, &list.survivors);
         let next = ServerCollectingSignatures {
             c: self.c,
             adverts: self.adverts,
             u2: self.u2,
             u3,
             sum: self.sum,
-            transcript: crypto::survivors_transcript(&list.round_id, &list.survivors),
+            transcript,
             sigs: BTreeMap::new(),
         };
         Ok((next, list))

@@ -122,7 +122,7 @@ proptest! {
         let mut ks: Vec<usize> = (2..nn - 1).collect();
         ks.push(nn - 1);
         let k = ks[(kpick % ks.len() as u64) as usize];
-        let ts: Vec<usize> = (k / 2 + 1..=k).filter(|&t| t >= 2 || nn == 2).collect();
+        let ts: Vec<usize> = (fedsoc_secagg::config::threshold_floor(k, 0)..=k).collect();
         let t = ts[(tpick % ts.len() as u64) as usize];
         let ring = if u64ring { Ring::U64 } else { Ring::U32 };
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -159,7 +159,7 @@ proptest! {
     #[test]
     fn quantized_round_trip_within_bound(n in 3u32..8, d in 1usize..16, bits in 4u32..20, clip in 0.1f32..10.0, seed: u64) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let (k, t) = recommended_neighbours(n as usize);
+        let (k, t) = recommended_neighbours(n as usize, 0);
         let Net { cfg, .. } = net(n, k, t, Ring::U32, d, 3, &mut rng);
         let q = Quantizer { clip, bits, ring: Ring::U32 };
         q.check_capacity(n as usize).unwrap();
@@ -189,7 +189,7 @@ fn dropout_oracle_covers_all_outcomes() {
         let n = 3 + i % 9;
         // Dropout rates from mild to heavy, so every outcome shows up.
         let rate = 15 + (i / 9 % 4) * 15;
-        let (k, t) = recommended_neighbours(n as usize);
+        let (k, t) = recommended_neighbours(n as usize, 0);
         let Net { cfg, .. } = net(n, k, t, Ring::U32, 3, i as u8, &mut rng);
         let inputs = random_inputs(&cfg, &mut rng);
         let mut plan = DropoutPlan::none();
@@ -229,7 +229,7 @@ struct Manual {
 }
 
 fn to_stage2(n: u32, ring: Ring, d: usize, round: u8, rng: &mut ChaCha20Rng) -> Manual {
-    let (k, t) = recommended_neighbours(n as usize);
+    let (k, t) = recommended_neighbours(n as usize, 0);
     let net = net(n, k, t, ring, d, round, rng);
     let mut server = Server::new(net.cfg.clone()).unwrap();
     let mut c0 = BTreeMap::new();
@@ -400,7 +400,7 @@ fn replay_from_earlier_round_refused() {
 #[test]
 fn forged_signature_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let (k, t) = recommended_neighbours(4);
+    let (k, t) = recommended_neighbours(4, 0);
     let net = net(4, k, t, Ring::U32, 4, 4, &mut rng);
     let mut server = Server::new(net.cfg.clone()).unwrap();
     let p = ParticipantId(1);
@@ -492,7 +492,7 @@ fn forged_neighbour_consistency_signature_refused_by_the_client() {
 #[test]
 fn unknown_participant_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
-    let (k, t) = recommended_neighbours(4);
+    let (k, t) = recommended_neighbours(4, 0);
     let net = net(4, k, t, Ring::U32, 4, 6, &mut rng);
     let mut server = Server::new(net.cfg.clone()).unwrap();
     let stranger = ParticipantId(99);
@@ -556,7 +556,7 @@ fn tampered_share_names_sender() {
 #[test]
 fn too_many_dropouts_then_fresh_round_succeeds() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let (k, t) = recommended_neighbours(5); // k = 4, t = 3
+    let (k, t) = recommended_neighbours(5, 0); // k = 4, t = 3
     let Net { mut cfg, .. } = net(5, k, t, Ring::U32, 16, 20, &mut rng);
     let inputs = random_inputs(&cfg, &mut rng);
     // Three of five drop after advertising: survivors have 1 < t live neighbours.
@@ -648,7 +648,7 @@ fn missing_consistency_signatures_refused() {
     };
     assert!(matches!(
         st.handle_consistency(signed),
-        Err(SecAggError::MissingSignature { needed: 2, got: 0 })
+        Err(SecAggError::MissingSignature { needed: 3, got: 0 })
     ));
 }
 
