@@ -67,17 +67,9 @@ fn wait_file(path: &Path, needle: &str, patience: Duration) -> String {
 
 /// Waits, at most `patience`, for `child` to exit.
 fn wait_exit(child: &mut Child, patience: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > patience {
-            let _ = child.kill();
-            panic!("process {} still runs after {patience:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let id = child.id();
+    support::cluster::wait_child(child, patience)
+        .unwrap_or_else(|| panic!("process {id} still runs after {patience:?}"))
 }
 
 /// `fedsoc round start --rounds N --follow` as the analyst, stdout into

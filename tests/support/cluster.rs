@@ -283,21 +283,12 @@ max_backoff_ms = 1000
             .status()
             .unwrap();
         assert!(sent.success(), "kill -{signal} failed");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > patience {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the coordinator did not exit within {patience:?} of SIG{signal}:\n{}",
-                    tail(&std::fs::read_to_string(self.log("coordinator")).unwrap_or_default())
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_child(&mut child, patience).unwrap_or_else(|| {
+            panic!(
+                "the coordinator did not exit within {patience:?} of SIG{signal}:\n{}",
+                tail(&std::fs::read_to_string(self.log("coordinator")).unwrap_or_default())
+            )
+        })
     }
 
     pub fn kill_participant(&mut self, id: &str) {
@@ -553,6 +544,23 @@ pub struct AggregatedRound {
     pub round_id: String,
     pub survivors: Vec<String>,
     pub sum: Vec<u8>,
+}
+
+/// Waits, at most `patience`, for `child` to exit; `None` (and the child
+/// killed) if it did not.
+pub fn wait_child(child: &mut Child, patience: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > patience {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn tail(text: &str) -> String {
