@@ -164,12 +164,35 @@ fn parse_frame(bytes: &[u8], offset: usize) -> Result<(Hash, usize, usize), Stri
     Ok((stored, start, start + len))
 }
 
-/// Whether an intact record starts anywhere after `offset`.
+/// Whether an intact record may start anywhere after `offset`: then the
+/// damage at `offset` is corruption, not a torn tail.
+///
+/// Hashing every candidate's declared payload would cost up to 32 MiB per
+/// byte of a hostile file (a crafted 64 MiB log took about a day). The work
+/// is capped at twice the file's size: past that the answer is "yes", the
+/// safe one (corruption is refused, while a torn tail is cut by a writer).
+/// A real torn tail is the prefix of one record, in which a stray marker is
+/// rare, so the cap never decides for it.
 fn intact_record_after(bytes: &[u8], offset: usize) -> bool {
+    let mut budget = 2 * bytes.len() + FRAME_HEADER;
     let mut pos = offset + 1;
     while pos + FRAME_HEADER <= bytes.len() {
-        if bytes[pos..pos + 4] == MARKER && parse_frame(bytes, pos).is_ok() {
-            return true;
+        if bytes[pos..pos + 4] == MARKER {
+            let len = u32::from_le_bytes([
+                bytes[pos + 4],
+                bytes[pos + 5],
+                bytes[pos + 6],
+                bytes[pos + 7],
+            ]) as usize;
+            if len <= MAX_PAYLOAD && len <= bytes.len() - pos - FRAME_HEADER {
+                if len > budget {
+                    return true;
+                }
+                budget -= len;
+                if parse_frame(bytes, pos).is_ok() {
+                    return true;
+                }
+            }
         }
         pos += 1;
     }
@@ -344,6 +367,28 @@ mod tests {
             scan(Path::new("f"), ENTRIES, &zeros),
             Err(AuditError::TornTail { index: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_hostile_file_of_markers_is_refused_in_linear_work() {
+        // A bad first record, then 64 MiB of record headers each claiming
+        // to run to the end of the file: checking each candidate's hash
+        // would hash about 2^51 bytes.
+        let mut bytes = file_with(&[b"first"]);
+        let bad = bytes.len();
+        bytes.extend_from_slice(b"FSR1\xff\xff\xff\xff");
+        let total = bad + (64 << 20);
+        while bytes.len() + FRAME_HEADER <= total {
+            let remaining = (total - bytes.len() - FRAME_HEADER) as u32;
+            bytes.extend_from_slice(&MARKER);
+            bytes.extend_from_slice(&remaining.min(MAX_PAYLOAD as u32).to_le_bytes());
+            bytes.extend_from_slice(&[0u8; 32]);
+        }
+        bytes.resize(total, 0);
+        match scan(Path::new("f"), ENTRIES, &bytes) {
+            Err(AuditError::CorruptRecord { index: 1, .. }) => {}
+            other => panic!("{:?}", other.map(|s| s.records.len())),
+        }
     }
 
     #[test]
