@@ -97,17 +97,14 @@ pub async fn run_secagg_bench(
     let input_dim = fedsoc_datasets::EncoderSpec::synthetic_default().dim();
     let hidden = hidden_width(input_dim, options.params);
     let vanishing = (options.dropout * n as f64).round() as usize;
-    let (k_auto, t_auto) = recommended_neighbours(n, 0);
+    let (k_auto, _) = recommended_neighbours(n, 0);
     let neighbors = if options.neighbors == 0 {
         k_auto
     } else {
         options.neighbors
     };
-    let threshold = if options.neighbors == 0 {
-        t_auto
-    } else {
-        neighbors / 2 + 1
-    };
+    // What the coordinator picks for threshold = 0 (no colluders).
+    let threshold = fedsoc_secagg::config::threshold_floor(neighbors, 0);
 
     let mut spec = LocalFederationSpec::new(&options.dir.join("secure"), n);
     spec.hidden = vec![hidden];
