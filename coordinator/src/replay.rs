@@ -1018,7 +1018,7 @@ impl Replayer {
                     ));
                 }
                 let total = encoding
-                    .decode(&aggregate.sum)
+                    .decode(&aggregate.sum, aggregate.survivors.len())
                     .map_err(|e| format!("the unmasked sum does not decode: {e}"))?;
                 let survivors: Vec<u32> = aggregate.survivors.iter().map(|p| p.0).collect();
                 (

@@ -514,7 +514,7 @@ impl Driver<'_> {
         .await?;
         let aggregate = self.timed(|| server.close())?;
         self.stats.masks_expanded = aggregate.masks_expanded;
-        let total = self.timed(|| encoding.decode(&aggregate.sum))?;
+        let total = self.timed(|| encoding.decode(&aggregate.sum, aggregate.survivors.len()))?;
         self.end_stage(stage::UNMASK, "unmask", &mut stage_started)?;
         let survivors = aggregate
             .survivors

@@ -51,6 +51,13 @@ pub enum SecAggError {
     /// A vector with the wrong number of elements.
     #[error("wrong length: expected {expected}, got {got}")]
     WrongLength { expected: usize, got: usize },
+    /// The unmasked sum is outside what its survivors could have sent
+    /// honestly: a member forged its weight or a value.
+    #[error(
+        "the unmasked sum of {survivors} members is out of bounds ({detail}): a member sent a \
+         forged weight or value; no model is made from it"
+    )]
+    AggregateOutOfBounds { survivors: usize, detail: String },
     /// A NaN or infinite input to quantisation.
     #[error("input element {index} is NaN or infinite; clean the model update before quantising")]
     NotFinite { index: usize },

@@ -26,7 +26,8 @@ pub struct Quantizer {
 
 impl Quantizer {
     /// `L = 2^bits - 1`, the largest quantised value.
-    fn levels(&self) -> u64 {
+    /// The largest quantised value, 2^bits − 1.
+    pub fn levels(&self) -> u64 {
         (1u64 << self.bits) - 1
     }
 

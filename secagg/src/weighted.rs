@@ -112,8 +112,12 @@ impl WeightedEncoding {
             .collect())
     }
 
-    /// Decodes the secure sum of the survivors' vectors.
-    pub fn decode(&self, sum: &[u64]) -> Result<WeightedTotal> {
+    /// Decodes the secure sum of `survivors` members' vectors, refusing a
+    /// sum no `survivors` honest members could produce: a total weight
+    /// outside 1..=survivors·max_samples, or a word above total weight ×
+    /// (2^bits − 1). Within those bounds one hostile member can still claim
+    /// max_samples and send any update inside [-clip, clip].
+    pub fn decode(&self, sum: &[u64], survivors: usize) -> Result<WeightedTotal> {
         let Some((&loss_word, rest)) = sum.split_last() else {
             return Err(SecAggError::WrongLength {
                 expected: 2,
@@ -127,6 +131,24 @@ impl WeightedEncoding {
             });
         };
         let total_weight = self.quantizer.ring.reduce(weight_word);
+        let out = |detail: String| SecAggError::AggregateOutOfBounds { survivors, detail };
+        let most = (survivors as u128) * u128::from(self.max_samples);
+        if total_weight == 0 || u128::from(total_weight) > most {
+            return Err(out(format!(
+                "total weight {total_weight}, expected 1..={most} (max_samples {} each)",
+                self.max_samples
+            )));
+        }
+        let top = u128::from(total_weight) * u128::from(self.quantizer.levels());
+        let words = delta_words.iter().chain(std::iter::once(&loss_word));
+        if let Some((j, &word)) = words
+            .enumerate()
+            .find(|(_, w)| u128::from(self.quantizer.ring.reduce(**w)) > top)
+        {
+            return Err(out(format!(
+                "word {j} is {word}, above total weight × (2^bits − 1) = {top}"
+            )));
+        }
         let w = usize::try_from(total_weight).map_err(|_| SecAggError::UnsafeConfig {
             reason: "total weight does not fit this platform".into(),
         })?;
@@ -173,7 +195,7 @@ mod tests {
                 *s = s.wrapping_add(w);
             }
         }
-        let total = enc.decode(&sum).unwrap();
+        let total = enc.decode(&sum, 2).unwrap();
         assert_eq!(total.total_weight, 400);
         let step = 2.0 / 65535.0;
         for j in 0..3 {
