@@ -109,8 +109,10 @@ impl Store {
     /// but before the head) is not written twice.
     pub fn save_round(&self, report: &RoundReport) -> Result<(), CoordinatorError> {
         self.save_model(report.round, &report.model)?;
+        let bytes = self.history_bytes()?;
+        let whole = whole_lines(&bytes);
         if self
-            .history()?
+            .parse_history(&bytes[..whole])?
             .last()
             .is_some_and(|r| r.round >= report.round)
         {
@@ -125,10 +127,10 @@ impl Store {
             .append(true)
             .open(&history)
             .map_err(|e| storage(&history, e))?;
-        let whole = self.whole_lines_len()?;
-        if file.metadata().map_err(|e| storage(&history, e))?.len() != whole {
+        if bytes.len() != whole {
+            // A line torn by a crash: its round is rolled forward from the log.
             self.disk
-                .truncate(&file, &history, whole)
+                .truncate(&file, &history, whole as u64)
                 .map_err(|e| storage(&history, e))?;
         }
         self.disk
@@ -226,21 +228,14 @@ impl Store {
         self.dir.join("history.jsonl")
     }
 
-    /// The history's bytes, `None` if there is none.
-    fn history_bytes(&self) -> Result<Option<Vec<u8>>, CoordinatorError> {
+    /// The history's bytes (none for a folder that has none yet).
+    fn history_bytes(&self) -> Result<Vec<u8>, CoordinatorError> {
         let path = self.history_path();
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(storage(&path, e)),
         }
-    }
-
-    /// Length of the history's whole lines: a last line without its
-    /// newline was torn by a crash mid-append.
-    fn whole_lines_len(&self) -> Result<u64, CoordinatorError> {
-        let bytes = self.history_bytes()?.unwrap_or_default();
-        Ok(whole_lines(&bytes) as u64)
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
@@ -249,12 +244,14 @@ impl Store {
 
     /// Every recorded round, oldest first (a line torn by a crash is left out).
     pub fn history(&self) -> Result<Vec<RoundRecord>, CoordinatorError> {
+        let bytes = self.history_bytes()?;
+        self.parse_history(&bytes[..whole_lines(&bytes)])
+    }
+
+    /// The records in the whole lines `bytes`.
+    fn parse_history(&self, bytes: &[u8]) -> Result<Vec<RoundRecord>, CoordinatorError> {
         let path = self.history_path();
-        let Some(mut bytes) = self.history_bytes()? else {
-            return Ok(Vec::new());
-        };
-        bytes.truncate(whole_lines(&bytes));
-        let text = String::from_utf8(bytes).map_err(|e| CoordinatorError::Storage {
+        let text = std::str::from_utf8(bytes).map_err(|e| CoordinatorError::Storage {
             path: path.clone(),
             reason: format!("not UTF-8 ({e}); restore it from a backup"),
         })?;

@@ -503,7 +503,9 @@ fn secure_round(
     log_stage(trail, round, attempt, 4, "unmask", &msgs, &msgs, vec![]);
     let aggregate = server.close().unwrap();
 
-    let total = encoding.decode(&aggregate.sum, aggregate.survivors.len()).unwrap();
+    let total = encoding
+        .decode(&aggregate.sum, aggregate.survivors.len())
+        .unwrap();
     let sum = WeightedSum {
         weighted_delta: total.weighted_delta,
         total_samples: total.total_weight,

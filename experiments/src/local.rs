@@ -296,6 +296,22 @@ impl LocalFederation {
         self.parts.agents.retain(|a| a.id != id);
     }
 
+    /// Kills participant `id` and waits, at most `patience`, until the
+    /// coordinator has seen its session end, so that "everyone connected"
+    /// afterwards means its next session. False if it still shows.
+    pub async fn kill_and_wait_gone(&mut self, id: &str, patience: Duration) -> bool {
+        self.kill(id);
+        let registry = &self.coordinator.shared().registry;
+        let deadline = tokio::time::Instant::now() + patience;
+        while registry.connected().iter().any(|c| c == id) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Stops the coordinator as a crash would leave it: state on disk,
     /// participants running. Its storage (and the audit log's lock) is
     /// released when this returns.

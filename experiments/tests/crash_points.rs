@@ -317,21 +317,6 @@ async fn a_crash_at_every_persistence_point_of_the_first_start_recovers() {
     }
 }
 
-/// Kills participant `id` and waits until the coordinator has seen its
-/// session end, so the next "all connected" means its new session.
-async fn kill(federation: &mut LocalFederation, id: &str) {
-    federation.kill(id);
-    let registry = &federation.coordinator.shared().registry;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while registry.connected().iter().any(|c| c == id) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} still connected"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A participant's own durable writes in a round: its copy of what it
 /// contributed and the checkpoint it accepts. Crashed (and torn) at each,
 /// the participant restarts on a real disk, its state opens, it still
@@ -346,7 +331,7 @@ async fn a_participant_crashed_at_every_persistence_point_of_a_round_recovers() 
         let ids = federation.participant_ids();
         let size = federation.coordinator.audit_size();
         wait_participants_hold(dir, &ids, size, "round 1").await;
-        kill(&mut federation, &ids[0]).await;
+        assert!(federation.kill_and_wait_gone(&ids[0], PATIENCE).await);
         let victim = federation
             .start_participant_on(0, Disk::with_faults(faults.clone()))
             .unwrap();
@@ -397,7 +382,7 @@ async fn a_participant_crashed_at_every_persistence_point_of_a_round_recovers() 
             }
             assert!(faults.crashed(), "{what}: not reached");
             let ids = federation.participant_ids();
-            kill(&mut federation, &ids[0]).await;
+            assert!(federation.kill_and_wait_gone(&ids[0], PATIENCE).await);
             federation.start_participant(0).unwrap();
             let coordinator = &federation.coordinator;
             assert!(

@@ -36,11 +36,11 @@ async fn members_refuse_rounds_below_their_own_floor() {
         .secure_aggregation
         .colluders = 1;
     for (index, id) in ids.iter().enumerate().take(2) {
-        federation.kill(id);
-        let registry = &federation.coordinator.shared().registry;
-        while registry.connected().contains(id) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        assert!(
+            federation
+                .kill_and_wait_gone(id, Duration::from_secs(60))
+                .await
+        );
         federation.start_participant(index).unwrap();
     }
     assert!(
