@@ -403,6 +403,7 @@ pub fn tofu_warning(r: &ReplayReport) -> Option<String> {
 fn stage_label(stage_no: u32) -> &'static str {
     match stage_no {
         stage::ADVERTISE_KEYS => "keys",
+        stage::REVEAL_SEED => "seed",
         stage::SHARE_KEYS => "shares",
         stage::MASKED_INPUT => "masked",
         stage::CONSISTENCY => "consistency",

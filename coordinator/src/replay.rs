@@ -24,12 +24,12 @@ use fedsoc_audit::{AuditError, AuditLog, BlobId, BlobStore, Entry, RepairedFile,
 use fedsoc_pki::{Identity, Role};
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_secagg::messages::{
-    AdvertiseKeys, ConsistencySignature, MaskedInput, ShareKeys, UnmaskShares,
+    AdvertiseKeys, ConsistencySignature, MaskedInput, SeedReveal, ShareKeys, UnmaskShares,
 };
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
     Aggregate, Message, ParticipantId, Quantizer, Ring, RoundConfig, SecAggError, Server,
-    ServerCollectingKeys, ServerCollectingMasked, ServerCollectingShares,
+    ServerCollectingKeys, ServerCollectingMasked, ServerCollectingReveals, ServerCollectingShares,
     ServerCollectingSignatures, ServerCollectingUnmask,
 };
 use serde::Serialize;
@@ -499,6 +499,7 @@ pub(crate) fn check_certificate(
 /// The SecAgg+ server of one replayed round, stage by stage.
 enum Machine {
     Keys(ServerCollectingKeys),
+    Reveals(ServerCollectingReveals),
     Shares(ServerCollectingShares),
     Masked(ServerCollectingMasked),
     Signatures(ServerCollectingSignatures),
@@ -521,6 +522,7 @@ impl Machine {
     fn expects(&self) -> Option<u32> {
         match self {
             Machine::Keys(_) => Some(stage::ADVERTISE_KEYS),
+            Machine::Reveals(_) => Some(stage::REVEAL_SEED),
             Machine::Shares(_) => Some(stage::SHARE_KEYS),
             Machine::Masked(_) => Some(stage::MASKED_INPUT),
             Machine::Signatures(_) => Some(stage::CONSISTENCY),
@@ -548,6 +550,10 @@ impl Machine {
         Ok(match self {
             Machine::Keys(mut s) => {
                 each::<AdvertiseKeys>(messages, |p, m| s.handle_advertise(p, m))?;
+                Machine::Reveals(s.close().map_err(FeedError::Close)?.0)
+            }
+            Machine::Reveals(mut s) => {
+                each::<SeedReveal>(messages, |p, m| s.handle_reveal(p, m))?;
                 Machine::Shares(s.close().map_err(FeedError::Close)?.0)
             }
             Machine::Shares(mut s) => {
@@ -1211,10 +1217,14 @@ fn secure_plan(
     };
     if s.protocol != crate::trail::SECAGG_PROTOCOL {
         return Err(format!(
-            "this round was aggregated with secure-aggregation protocol {}, whose signatures \
-             do not cover the round parameters; this fedsoc replays protocol {} only: verify \
-             the log with the fedsoc release that wrote it",
+            "this round was aggregated with secure-aggregation protocol {} ({}); this fedsoc \
+             replays protocol {} only: verify the log with the fedsoc release that wrote it",
             s.protocol,
+            match s.protocol {
+                1 => "signatures that do not cover the round parameters",
+                2 => "a neighbour graph seeded by the round id",
+                _ => "unknown to this release",
+            },
             crate::trail::SECAGG_PROTOCOL
         ));
     }

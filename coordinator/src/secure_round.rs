@@ -21,7 +21,7 @@ use fedsoc_proto::v1::{
     coordinator_message, participant_message,
 };
 use fedsoc_secagg::messages::{
-    AdvertiseKeys, ConsistencySignature, MaskedInput, ShareKeys, UnmaskShares,
+    AdvertiseKeys, ConsistencySignature, MaskedInput, SeedReveal, ShareKeys, UnmaskShares,
 };
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
@@ -436,12 +436,34 @@ impl Driver<'_> {
             |from, bytes| server.handle_advertise(from, AdvertiseKeys::decode(bytes)?),
         )
         .await?;
-        let (mut server, bundles) = self.timed(|| server.close())?;
+        let (mut server, commitments) = self.timed(|| server.close())?;
         self.end_stage(
             stage::ADVERTISE_KEYS,
             "advertise keys (with local work)",
             &mut stage_started,
         )?;
+        // Stage 1: every advertiser reveals its graph-seed nonce.
+        self.watch.enter(live::stage::GRAPH_SEED).await;
+        let encoded = commitments.encode();
+        let sent = self
+            .send_stage(
+                stage::REVEAL_SEED,
+                commitments
+                    .commitments
+                    .iter()
+                    .map(|c| (c.participant, encoded.clone())),
+            )
+            .await;
+        self.collect(
+            stage::REVEAL_SEED,
+            sent,
+            Instant::now() + stage_timeout,
+            max_message,
+            |from, bytes| server.handle_reveal(from, SeedReveal::decode(bytes)?),
+        )
+        .await?;
+        let (mut server, bundles) = self.timed(|| server.close())?;
+        self.end_stage(stage::REVEAL_SEED, "graph seed", &mut stage_started)?;
         self.watch.enter(live::stage::SHARE_KEYS).await;
         let sent = self
             .send_stage(

@@ -116,11 +116,11 @@ pub struct MemberRecord {
     pub certificate: BlobId,
 }
 
-/// The secure-aggregation protocol version logged with each round: 2 signs
-/// the round's parameters (roster, k, t, c, ring, length) in every
-/// advertisement and consistency signature; 1 (logs from before) signed
-/// the round id only and is not replayed.
-pub const SECAGG_PROTOCOL: u32 = 2;
+/// The secure-aggregation protocol version logged with each round: 3 draws
+/// the neighbour graph from nonces every advertiser commits to and then
+/// reveals (a stage of its own); 2 seeded it from the round id, and 1
+/// signed the round id only. Logs of 1 and 2 are not replayed.
+pub const SECAGG_PROTOCOL: u32 = 3;
 
 fn secagg_protocol_1() -> u32 {
     1
@@ -132,7 +132,7 @@ pub struct SecAggRecord {
     /// See [`SECAGG_PROTOCOL`].
     #[serde(default = "secagg_protocol_1")]
     pub protocol: u32,
-    /// Hex of the 32-byte round id (seeds the neighbour graph, binds keys).
+    /// Hex of the 32-byte round id (binds keys and signatures).
     pub round_id: String,
     pub neighbors: usize,
     pub threshold: usize,

@@ -18,9 +18,15 @@ use fedsoc_coordinator::trail::{
     StageClosed, Trail, encode_messages, encode_plain_update, f32_bytes, kind, sha256_hex,
 };
 use fedsoc_pki::{CertificateAuthority, Identity, Role, load_certificate_der, load_signing_key};
-use fedsoc_secagg::messages::{KeyBundle, MaskedInput, ShareBundle, SignedSurvivors, SurvivorList};
+use fedsoc_proto::secagg_stage as stage;
+use fedsoc_secagg::messages::{
+    KeyBundle, MaskedInput, SeedCommitments, ShareBundle, SignedSurvivors, SurvivorList,
+};
 use fedsoc_secagg::weighted::WeightedEncoding;
-use fedsoc_secagg::{Client, Message, ParticipantId, Quantizer, Ring, RoundConfig, Server};
+use fedsoc_secagg::{
+    Client, ClientRevealed, Message, ParticipantId, Quantizer, Ring, RoundConfig, Server,
+    ServerCollectingShares,
+};
 use rand::Rng;
 
 const D: usize = 40;
@@ -352,6 +358,77 @@ fn update(i: usize) -> (Vec<f32>, u64, f32) {
 
 /// A whole SecAgg+ round, every message through its bytes, as the
 /// coordinator would log it.
+/// Stages 0 and 1 of a secure attempt, every member taking part, each
+/// logged as the coordinator logs it: the server and clients ready for the
+/// key bundles.
+#[allow(clippy::type_complexity)]
+fn keys_and_seed(
+    trail: &Trail,
+    round: u64,
+    attempt: u32,
+    config: &RoundConfig,
+    keys: &[SigningKey],
+    stage_name: &str,
+) -> (
+    ServerCollectingShares,
+    Vec<KeyBundle>,
+    Vec<Option<ClientRevealed>>,
+) {
+    let mut rng = rand::rng();
+    let mut server = Server::new(config.clone()).unwrap();
+    let mut advertised = Vec::new();
+    let mut msgs = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (c, m) = Client::start(config.clone(), ParticipantId(i as u32), key, &mut rng).unwrap();
+        server
+            .handle_advertise(
+                ParticipantId(i as u32),
+                Message::decode(&m.encode()).unwrap(),
+            )
+            .unwrap();
+        advertised.push(c);
+        msgs.push((i as u32, m.encode()));
+    }
+    log_stage(
+        trail,
+        round,
+        attempt,
+        stage::ADVERTISE_KEYS,
+        stage_name,
+        &msgs,
+        &msgs,
+        vec![],
+    );
+    let (mut server, commitments) = server.close().unwrap();
+    msgs.clear();
+    let mut revealed = Vec::new();
+    for (i, c) in advertised.into_iter().enumerate() {
+        let (c, m) = c
+            .handle_commitments(SeedCommitments::decode(&commitments.encode()).unwrap())
+            .unwrap();
+        server
+            .handle_reveal(
+                ParticipantId(i as u32),
+                Message::decode(&m.encode()).unwrap(),
+            )
+            .unwrap();
+        revealed.push(Some(c));
+        msgs.push((i as u32, m.encode()));
+    }
+    log_stage(
+        trail,
+        round,
+        attempt,
+        stage::REVEAL_SEED,
+        "graph seed",
+        &msgs,
+        &msgs,
+        vec![],
+    );
+    let (server, bundles) = server.close().unwrap();
+    (server, bundles, revealed)
+}
+
 fn secure_round(
     trail: &Trail,
     round: u64,
@@ -366,37 +443,14 @@ fn secure_round(
     let config = open_secure(trail, round, attempt, members, keys, global);
     let encoding = encoding();
 
-    let mut server = Server::new(config.clone()).unwrap();
-    let mut advertised = Vec::new();
-    let mut msgs = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let (c, m) = Client::start(config.clone(), ParticipantId(i as u32), key, &mut rng).unwrap();
-        server
-            .handle_advertise(
-                ParticipantId(i as u32),
-                Message::decode(&m.encode()).unwrap(),
-            )
-            .unwrap();
-        advertised.push(Some(c));
-        msgs.push((i as u32, m.encode()));
-    }
-    log_stage(
-        trail,
-        round,
-        attempt,
-        0,
-        "advertise keys",
-        &msgs,
-        &msgs,
-        vec![],
-    );
-    let (mut server, bundles) = server.close().unwrap();
+    let (mut server, bundles, mut revealed) =
+        keys_and_seed(trail, round, attempt, &config, keys, "advertise keys");
 
     let mut shared: Vec<_> = (0..n).map(|_| None).collect();
-    msgs.clear();
+    let mut msgs = Vec::new();
     for b in bundles {
         let i = b.recipient.0 as usize;
-        let (c, m) = advertised[i]
+        let (c, m) = revealed[i]
             .take()
             .unwrap()
             .handle_key_bundle(KeyBundle::decode(&b.encode()).unwrap(), &mut rng)
@@ -407,7 +461,16 @@ fn secure_round(
         shared[i] = Some(c);
         msgs.push((i as u32, m.encode()));
     }
-    log_stage(trail, round, attempt, 1, "share keys", &msgs, &msgs, vec![]);
+    log_stage(
+        trail,
+        round,
+        attempt,
+        stage::SHARE_KEYS,
+        "share keys",
+        &msgs,
+        &msgs,
+        vec![],
+    );
     let (mut server, bundles) = server.close().unwrap();
 
     let mut masked: Vec<_> = (0..n).map(|_| None).collect();
@@ -451,7 +514,7 @@ fn secure_round(
         trail,
         round,
         attempt,
-        2,
+        stage::MASKED_INPUT,
         "masked input",
         &received,
         &blob,
@@ -479,7 +542,7 @@ fn secure_round(
         trail,
         round,
         attempt,
-        3,
+        stage::CONSISTENCY,
         "consistency check",
         &msgs,
         &msgs,
@@ -500,7 +563,16 @@ fn secure_round(
             .unwrap();
         msgs.push((i as u32, m.encode()));
     }
-    log_stage(trail, round, attempt, 4, "unmask", &msgs, &msgs, vec![]);
+    log_stage(
+        trail,
+        round,
+        attempt,
+        stage::UNMASK,
+        "unmask",
+        &msgs,
+        &msgs,
+        vec![],
+    );
     let aggregate = server.close().unwrap();
 
     let total = encoding
@@ -535,36 +607,20 @@ fn aborted_attempt(
     let mut rng = rand::rng();
     let attempt = trail.next_attempt(round);
     let config = open_secure(trail, round, attempt, members, keys, global);
-    let mut server = Server::new(config.clone()).unwrap();
-    let mut advertised = Vec::new();
-    let mut msgs = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let (c, m) = Client::start(config.clone(), ParticipantId(i as u32), key, &mut rng).unwrap();
-        server
-            .handle_advertise(
-                ParticipantId(i as u32),
-                Message::decode(&m.encode()).unwrap(),
-            )
-            .unwrap();
-        advertised.push(Some(c));
-        msgs.push((i as u32, m.encode()));
-    }
-    log_stage(
+    let (mut server, bundles, mut revealed) = keys_and_seed(
         trail,
         round,
         attempt,
-        0,
+        &config,
+        keys,
         "advertise keys (with local work)",
-        &msgs,
-        &msgs,
-        vec![],
     );
-    let (mut server, bundles) = server.close().unwrap();
+    let mut msgs = Vec::new();
     msgs.clear();
     let mut shared: Vec<_> = (0..keys.len()).map(|_| None).collect();
     for b in bundles {
         let i = b.recipient.0 as usize;
-        let (c, m) = advertised[i]
+        let (c, m) = revealed[i]
             .take()
             .unwrap()
             .handle_key_bundle(KeyBundle::decode(&b.encode()).unwrap(), &mut rng)
@@ -575,7 +631,16 @@ fn aborted_attempt(
         shared[i] = Some(c);
         msgs.push((i as u32, m.encode()));
     }
-    log_stage(trail, round, attempt, 1, "share keys", &msgs, &msgs, vec![]);
+    log_stage(
+        trail,
+        round,
+        attempt,
+        stage::SHARE_KEYS,
+        "share keys",
+        &msgs,
+        &msgs,
+        vec![],
+    );
     let (mut server, bundles) = server.close().unwrap();
     let first = bundles
         .into_iter()
@@ -698,8 +763,8 @@ fn assert_entry_error(e: &ReplayError, want_kind: &str, want_round: u64, words: 
     }
 }
 
-// Per round: opened, 5 stages, aggregated, model, metrics.
-const ENTRIES_PER_SECURE_ROUND: u64 = 9;
+// Per round: opened, 6 stages, aggregated, model, metrics.
+const ENTRIES_PER_SECURE_ROUND: u64 = 10;
 
 #[test]
 fn a_genuine_log_verifies_and_every_round_is_replayed() {
@@ -719,7 +784,7 @@ fn a_genuine_log_verifies_and_every_round_is_replayed() {
     assert_eq!(report.dir, f.audit);
     let text = audit_view::render_report(&report);
     assert!(
-        text.starts_with("verified: 2 rounds (2 replayed: unmasking and FedAvg reproduce every model hash), 19 entries, 3 checkpoints, root "),
+        text.starts_with("verified: 2 rounds (2 replayed: unmasking and FedAvg reproduce every model hash), 21 entries, 3 checkpoints, root "),
         "{text}"
     );
     assert!(audit_view::tofu_warning(&report).is_none());
@@ -784,7 +849,7 @@ fn aborted_attempts_plaintext_rounds_and_restarts_replay() {
         "{text}"
     );
     assert!(text.contains("roc_auc 0.8300"), "{text}");
-    assert!(text.contains(" 3/3 "), "{text}");
+    assert!(text.contains(" 3/3/3 "), "{text}");
     assert!(text.contains("coordinator (re)started at entry"), "{text}");
 }
 
@@ -803,7 +868,7 @@ fn a_model_that_does_not_follow_from_the_aggregate_is_named() {
         &[
             &format!(
                 "entry {} (round.model, round 2)",
-                1 + ENTRIES_PER_SECURE_ROUND + 7
+                1 + ENTRIES_PER_SECURE_ROUND + 8
             ),
             "the model does not follow from the logged aggregate: replayed sha256",
         ],
@@ -824,8 +889,8 @@ fn a_swapped_masked_input_is_caught_by_its_hash() {
         "round.stage",
         1,
         &[
-            "entry 4 (round.stage, round 1)",
-            "stage 2 (masked input)",
+            "entry 5 (round.stage, round 1)",
+            "stage 3 (masked input)",
             "soc-ee",
             "is not the one received",
         ],
@@ -845,7 +910,7 @@ fn a_consistently_replaced_message_changes_the_replayed_sum() {
         "round.aggregated",
         1,
         &[
-            "entry 7 (round.aggregated, round 1)",
+            "entry 8 (round.aggregated, round 1)",
             "does not give the logged sum: word",
         ],
     );
@@ -926,7 +991,7 @@ fn a_torn_tail_is_reported_and_repair_restores_the_prefix() {
     assert!(
         matches!(
             e,
-            ReplayError::Audit(AuditError::TornTail { index: 19, .. })
+            ReplayError::Audit(AuditError::TornTail { index: 21, .. })
         ),
         "{e:?}"
     );
@@ -935,11 +1000,11 @@ fn a_torn_tail_is_reported_and_repair_restores_the_prefix() {
     let (dir, repaired) = repair_log(&f.storage).unwrap();
     assert_eq!(dir, f.audit);
     assert_eq!(repaired.len(), 1);
-    assert_eq!(repaired[0].kept_records, 19);
+    assert_eq!(repaired[0].kept_records, 21);
     let text = audit_view::render_repair(&dir, &repaired);
-    assert!(text.contains("kept 19 intact records"), "{text}");
+    assert!(text.contains("kept 21 intact records"), "{text}");
     let report = verify_log(&f.storage, Some(&f.ca_pem)).unwrap();
-    assert_eq!((report.entries, report.rounds), (19, 2));
+    assert_eq!((report.entries, report.rounds), (21, 2));
 }
 
 #[test]
@@ -959,7 +1024,7 @@ fn an_exported_bundle_verifies_on_its_own() {
         fedsoc_pki::first_certificate_der(&f.ca_pem)
     );
     let report = verify_log(&bundle, Some(&f.ca_pem)).unwrap();
-    assert_eq!((report.rounds, report.entries), (2, 19));
+    assert_eq!((report.rounds, report.entries), (2, 21));
     assert!(audit_view::render_export(&export).contains("the bundle verifies"));
 
     let again = export_bundle(&f.storage, &bundle).unwrap_err();
@@ -988,13 +1053,13 @@ fn an_entry_is_proved_against_the_signed_checkpoint() {
     let f = build(&LogPlan::default());
     let proof = audit_view::prove_entry(&f.storage, 4, None).unwrap();
     let log = AuditLog::open_read_only(&f.audit).unwrap();
-    assert_eq!(proof.tree_size, 19);
+    assert_eq!(proof.tree_size, 21);
     assert_eq!(proof.kind, "round.stage");
     assert_eq!(proof.leaf_hash, hex::encode(log.tree().leaf(4).unwrap()));
     assert_eq!(proof.root, hex::encode(log.root()));
     assert_eq!(
         proof.proof,
-        log.inclusion_proof(4, 19)
+        log.inclusion_proof(4, 21)
             .unwrap()
             .iter()
             .map(hex::encode)
@@ -1005,21 +1070,21 @@ fn an_entry_is_proved_against_the_signed_checkpoint() {
             .checkpoint_note
             .as_deref()
             .unwrap()
-            .contains("size 19\n")
+            .contains("size 21\n")
     );
     let text = audit_view::render_proof(&proof);
     assert!(
-        text.contains("verifies against the checkpoint of size 19"),
+        text.contains("verifies against the checkpoint of size 21"),
         "{text}"
     );
 
-    // The first round's checkpoint (size 10) proves it too; size 12 has no
-    // signed checkpoint, and entry 19 does not exist.
-    let earlier = audit_view::prove_entry(&f.storage, 4, Some(10)).unwrap();
+    // The first round's checkpoint (size 11) proves it too; size 12 has no
+    // signed checkpoint, and entry 21 does not exist.
+    let earlier = audit_view::prove_entry(&f.storage, 4, Some(11)).unwrap();
     assert!(earlier.checkpoint_note.is_some());
     let unsigned = audit_view::prove_entry(&f.storage, 4, Some(12)).unwrap();
     assert!(unsigned.checkpoint_note.is_none());
-    assert!(audit_view::prove_entry(&f.storage, 19, None).is_err());
+    assert!(audit_view::prove_entry(&f.storage, 21, None).is_err());
 }
 
 #[test]
@@ -1029,16 +1094,16 @@ fn show_lists_every_stage_and_message() {
     assert_eq!(timeline.attempts.len(), 2);
     for a in &timeline.attempts {
         let counts: Vec<usize> = a.stages.iter().map(|s| s.received.len()).collect();
-        assert_eq!(counts, [3, 3, 3, 3, 3]);
+        assert_eq!(counts, [3, 3, 3, 3, 3, 3]);
         assert_eq!(a.total_samples, Some(100 + 110 + 120));
     }
     let table = render_timeline(&timeline, false);
-    assert!(table.contains("3/3/3/3/3"), "{table}");
+    assert!(table.contains("3/3/3/3/3/3"), "{table}");
     let detail = render_timeline(&timeline.clone().only_round(2), true);
     assert!(detail.contains("round 2, attempt 1: completed"), "{detail}");
     assert!(!detail.contains("round 1, attempt 1"), "{detail}");
     let second_round = &timeline.attempts[1];
-    for m in &second_round.stages[2].received {
+    for m in &second_round.stages[3].received {
         assert!(detail.contains(&m.sha256), "{detail}");
     }
     let json = serde_json::to_value(&timeline).unwrap();
@@ -1059,7 +1124,7 @@ fn a_stage_logged_with_too_few_messages_to_close_is_named() {
         "round.stage",
         1,
         &[
-            "entry 4 (round.stage, round 1)",
+            "entry 5 (round.stage, round 1)",
             "the logged messages cannot close the stage, yet the coordinator went on",
         ],
     );

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_proto::v1::SecureAggregation;
-use fedsoc_secagg::messages::{KeyBundle, ShareBundle, SignedSurvivors, SurvivorList};
+use fedsoc_secagg::messages::{
+    KeyBundle, SeedCommitments, ShareBundle, SignedSurvivors, SurvivorList,
+};
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
-    Client, ClientAdvertised, ClientConsistent, ClientMasked, ClientShared, Message, ParticipantId,
-    Quantizer, Ring, RoundConfig,
+    Client, ClientAdvertised, ClientConsistent, ClientMasked, ClientRevealed, ClientShared,
+    Message, ParticipantId, Quantizer, Ring, RoundConfig,
 };
 use sha2::{Digest, Sha256};
 
@@ -24,6 +26,7 @@ use crate::error::ParticipantError;
 /// The client's current stage.
 enum State {
     Advertised(ClientAdvertised),
+    Revealed(ClientRevealed),
     Shared(ClientShared),
     Masked(ClientMasked),
     Consistent(ClientConsistent),
@@ -185,7 +188,12 @@ impl SecureTask {
             .take()
             .ok_or_else(|| protocol("the secure round already failed"))?;
         let (next, reply) = match (stage_no, state) {
-            (stage::SHARE_KEYS, State::Advertised(c)) => {
+            (stage::REVEAL_SEED, State::Advertised(c)) => {
+                let list = SeedCommitments::decode(bytes).map_err(protocol)?;
+                let (c, m) = c.handle_commitments(list).map_err(protocol)?;
+                (State::Revealed(c), m.encode())
+            }
+            (stage::SHARE_KEYS, State::Revealed(c)) => {
                 let bundle = KeyBundle::decode(bytes).map_err(protocol)?;
                 let (c, m) = c.handle_key_bundle(bundle, &mut rng).map_err(protocol)?;
                 (State::Shared(c), m.encode())

@@ -14,6 +14,8 @@ pub const FAULT_PAUSE_ENV: &str = "FEDSOC_FAULT_PAUSE_AT";
 pub mod stage {
     /// Tasks out, local training, key advertisements (secure) or updates (plaintext).
     pub const TRAINING: &str = "training";
+    /// Secure rounds: the advertisers reveal the nonces the graph is drawn from.
+    pub const GRAPH_SEED: &str = "graph-seed";
     pub const SHARE_KEYS: &str = "share-keys";
     pub const MASKED_INPUT: &str = "masked-input";
     pub const CONSISTENCY: &str = "consistency";
@@ -22,8 +24,9 @@ pub mod stage {
     /// written to the audit log and the store.
     pub const MODEL_UPDATE: &str = "model-update";
     /// Every stage, in order.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         TRAINING,
+        GRAPH_SEED,
         SHARE_KEYS,
         MASKED_INPUT,
         CONSISTENCY,
@@ -36,6 +39,7 @@ pub mod stage {
     pub fn of_secagg(stage_no: u32) -> &'static str {
         match stage_no {
             crate::secagg_stage::ADVERTISE_KEYS => TRAINING,
+            crate::secagg_stage::REVEAL_SEED => GRAPH_SEED,
             crate::secagg_stage::SHARE_KEYS => SHARE_KEYS,
             crate::secagg_stage::MASKED_INPUT => MASKED_INPUT,
             crate::secagg_stage::CONSISTENCY => CONSISTENCY,

@@ -42,14 +42,15 @@ pub mod session_end {
 }
 
 /// `SecAggChunk.stage`: participants send their message *of* stage s
-/// (0 advertise keys, 1 share keys, 2 masked input, 3 consistency
-/// signature, 4 unmasking shares); the coordinator sends the message that
-/// *starts* stage s (1 key bundle, 2 share bundle, 3 survivor list,
-/// 4 signed survivor list).
+/// (0 advertise keys, 1 graph-seed nonce, 2 share keys, 3 masked input,
+/// 4 consistency signature, 5 unmasking shares); the coordinator sends the
+/// message that *starts* stage s (1 seed commitments, 2 key bundle, 3 share
+/// bundle, 4 survivor list, 5 signed survivor list).
 pub mod secagg_stage {
     pub const ADVERTISE_KEYS: u32 = 0;
-    pub const SHARE_KEYS: u32 = 1;
-    pub const MASKED_INPUT: u32 = 2;
-    pub const CONSISTENCY: u32 = 3;
-    pub const UNMASK: u32 = 4;
+    pub const REVEAL_SEED: u32 = 1;
+    pub const SHARE_KEYS: u32 = 2;
+    pub const MASKED_INPUT: u32 = 3;
+    pub const CONSISTENCY: u32 = 4;
+    pub const UNMASK: u32 = 5;
 }

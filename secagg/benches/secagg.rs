@@ -37,14 +37,12 @@ fn client_ready(
     keys: &BTreeMap<ParticipantId, SigningKey>,
     rng: &mut ChaCha20Rng,
 ) -> (ClientShared, ShareBundle) {
-    let mut server = Server::new(cfg.clone()).unwrap();
+    let server = Server::new(cfg.clone()).unwrap();
     let mut c0 = BTreeMap::new();
     for (&p, k) in keys {
-        let (st, m) = Client::start(cfg.clone(), p, k, rng).unwrap();
-        server.handle_advertise(p, m).unwrap();
-        c0.insert(p, st);
+        c0.insert(p, Client::start(cfg.clone(), p, k, rng).unwrap());
     }
-    let (mut server, bundles) = server.close().unwrap();
+    let (mut server, bundles, mut c0) = fix_graph(server, c0).unwrap();
     let mut c1 = BTreeMap::new();
     for b in bundles {
         let p = b.recipient;
@@ -67,14 +65,12 @@ fn server_ready(
     rng: &mut ChaCha20Rng,
 ) -> ServerCollectingUnmask {
     let input = vec![7u64; cfg.vector_len];
-    let mut server = Server::new(cfg.clone()).unwrap();
+    let server = Server::new(cfg.clone()).unwrap();
     let mut c0 = BTreeMap::new();
     for (&p, k) in keys {
-        let (st, m) = Client::start(cfg.clone(), p, k, rng).unwrap();
-        server.handle_advertise(p, m).unwrap();
-        c0.insert(p, st);
+        c0.insert(p, Client::start(cfg.clone(), p, k, rng).unwrap());
     }
-    let (mut server, bundles) = server.close().unwrap();
+    let (mut server, bundles, mut c0) = fix_graph(server, c0).unwrap();
     let mut c1 = BTreeMap::new();
     for b in bundles {
         let p = b.recipient;

@@ -1,4 +1,5 @@
-//! Client state machine. Each stage is a type; each `handle_*` consumes the
+//! Client state machine (`ClientAdvertised → ClientRevealed → ClientShared →
+//! ClientMasked → ClientConsistent → ClientDone`). Each stage is a type; each `handle_*` consumes the
 //! stage and returns the next one plus the message to send, so a message can
 //! only be handled in its stage. Any error aborts this client's part in the
 //! round (a protocol violation or an impossible round); the caller joins the
@@ -17,8 +18,8 @@ use crate::error::{Result, SecAggError};
 use crate::graph::NeighbourGraph;
 use crate::messages::{
     AdvertiseKeys, ConsistencySignature, EncryptedShare, KeyBundle, MaskedInput, Message,
-    RevealedShare, ShareBundle, ShareKeys, SharePlaintext, SignedSurvivors, SurvivorList,
-    UnmaskShares, check_round,
+    RevealedShare, SeedCommitments, SeedNonce, SeedReveal, ShareBundle, ShareKeys, SharePlaintext,
+    SignedSurvivors, SurvivorList, UnmaskShares, check_round,
 };
 use crate::prg::{RingVec, Sign};
 use crate::shamir::{self, Share};
@@ -26,10 +27,15 @@ use crate::shamir::{self, Share};
 /// State common to all client stages.
 struct Common {
     config: RoundConfig,
-    /// [`RoundConfig::binding`]: what every signature of the round covers.
+    /// [`RoundConfig::binding`]: what the advertisements sign.
     binding: [u8; 32],
+    /// [`crypto::sealed_binding`] of `binding` and the graph seed: what the
+    /// consistency signatures cover. Set with `neighbours` once the seed is
+    /// known (stage 2).
+    sealed: [u8; 32],
     me: ParticipantId,
     signing_key: SigningKey,
+    /// My neighbours in the graph; empty until the seed is known.
     neighbours: BTreeSet<ParticipantId>,
 }
 
@@ -48,12 +54,17 @@ impl Common {
     }
 }
 
+fn seed_error(detail: String) -> SecAggError {
+    SecAggError::GraphSeed(detail)
+}
+
 /// Entry point of the client side.
 pub struct Client;
 
 impl Client {
-    /// Stage 0: validate the config, draw two fresh X25519 keypairs and sign
-    /// the advertisement with the long-term key.
+    /// Stage 0: validate the config, draw two fresh X25519 keypairs and a
+    /// graph-seed nonce, and sign the advertisement (keys and the nonce's
+    /// commitment) with the long-term key.
     pub fn start<R: CryptoRng + RngCore + ?Sized>(
         config: RoundConfig,
         me: ParticipantId,
@@ -72,44 +83,51 @@ impl Client {
                 reason: format!("signing key does not match the roster's verifying key for {me}"),
             });
         }
-        let neighbours = NeighbourGraph::new(&config).neighbours(me).clone();
         let (c_sk, c_pk) = crypto::x25519_keypair(rng);
         let (s_sk, s_pk) = crypto::x25519_keypair(rng);
         let (c_pk, s_pk) = (c_pk.to_bytes(), s_pk.to_bytes());
+        let mut nonce = [0u8; 32];
+        rng.fill_bytes(&mut nonce);
         let binding = config.binding();
+        let seed_commitment = crypto::seed_commitment(&binding, me, &nonce);
         let signature = crypto::sign(
             signing_key,
-            &crypto::advert_transcript(&binding, me, &c_pk, &s_pk),
+            &crypto::advert_transcript(&binding, me, &c_pk, &s_pk, &seed_commitment),
         );
         let msg = AdvertiseKeys {
             round_id: config.round_id,
             sender: me,
             c_pk,
             s_pk,
+            seed_commitment,
             signature,
         };
         let common = Common {
             config,
             binding,
+            sealed: binding,
             me,
             signing_key: signing_key.clone(),
-            neighbours,
+            neighbours: BTreeSet::new(),
         };
-        Ok((ClientAdvertised { common, c_sk, s_sk }, msg))
+        Ok((
+            ClientAdvertised {
+                common,
+                c_sk,
+                s_sk,
+                nonce,
+            },
+            msg,
+        ))
     }
 }
 
-/// Stage 0 done: waiting for the neighbours' advertisements.
+/// Stage 0 done: waiting for the advertisers' seed commitments.
 pub struct ClientAdvertised {
     common: Common,
     c_sk: StaticSecret,
     s_sk: StaticSecret,
-}
-
-#[derive(Clone, Copy)]
-struct PeerKeys {
-    c_pk: [u8; 32],
-    s_pk: [u8; 32],
+    nonce: [u8; 32],
 }
 
 impl ClientAdvertised {
@@ -118,17 +136,122 @@ impl ClientAdvertised {
         self.common.me
     }
 
-    /// Stage 1: verify every neighbour advertisement, share `s_sk` and a
-    /// fresh self-mask seed `b` t-of-(neighbours + me), and encrypt each
-    /// neighbour's shares to it.
+    /// Stage 1: once every advertiser's commitment is fixed (and mine is
+    /// among them, unchanged), reveal my nonce.
+    pub fn handle_commitments(self, list: SeedCommitments) -> Result<(ClientRevealed, SeedReveal)> {
+        let c = &self.common;
+        check_round(&c.config.round_id, &list.round_id)?;
+        let ids: Vec<ParticipantId> = list.commitments.iter().map(|x| x.participant).collect();
+        check_sorted_roster(c, &ids)?;
+        let mine = crypto::seed_commitment(&c.binding, c.me, &self.nonce);
+        match list.commitments.iter().find(|x| x.participant == c.me) {
+            Some(x) if x.commitment == mine => {}
+            Some(_) => {
+                return Err(seed_error(format!(
+                    "the commitment list shows a commitment for me ({}) that I did not make",
+                    c.me
+                )));
+            }
+            None => {
+                return Err(seed_error(format!(
+                    "the commitment list leaves me ({}) out",
+                    c.me
+                )));
+            }
+        }
+        let msg = SeedReveal {
+            round_id: c.config.round_id,
+            sender: c.me,
+            nonce: self.nonce,
+        };
+        let commitments = list
+            .commitments
+            .into_iter()
+            .map(|x| (x.participant, x.commitment))
+            .collect();
+        Ok((
+            ClientRevealed {
+                common: self.common,
+                c_sk: self.c_sk,
+                s_sk: self.s_sk,
+                commitments,
+            },
+            msg,
+        ))
+    }
+}
+
+/// Stage 1 done: waiting for the nonces and my neighbours' keys.
+pub struct ClientRevealed {
+    common: Common,
+    c_sk: StaticSecret,
+    s_sk: StaticSecret,
+    /// The commitments I saw before revealing: the nonces must match them.
+    commitments: BTreeMap<ParticipantId, [u8; 32]>,
+}
+
+#[derive(Clone, Copy)]
+struct PeerKeys {
+    c_pk: [u8; 32],
+    s_pk: [u8; 32],
+}
+
+impl ClientRevealed {
+    /// My participant id.
+    pub fn me(&self) -> ParticipantId {
+        self.common.me
+    }
+
+    /// The graph seed from the nonces of exactly the committed advertisers,
+    /// each matching the commitment I saw before I revealed mine.
+    fn graph_seed(&self, nonces: &[SeedNonce]) -> Result<[u8; 32]> {
+        let c = &self.common;
+        let mut revealed = BTreeMap::new();
+        for x in nonces {
+            let Some(commitment) = self.commitments.get(&x.participant) else {
+                return Err(seed_error(format!(
+                    "a nonce for {}, who made no commitment I saw",
+                    x.participant
+                )));
+            };
+            if crypto::seed_commitment(&c.binding, x.participant, &x.nonce) != *commitment {
+                return Err(seed_error(format!(
+                    "the nonce of {} does not match its commitment",
+                    x.participant
+                )));
+            }
+            if revealed.insert(x.participant, x.nonce).is_some() {
+                return Err(SecAggError::Duplicate {
+                    participant: x.participant,
+                    what: "graph-seed nonce",
+                });
+            }
+        }
+        if let Some(missing) = self.commitments.keys().find(|p| !revealed.contains_key(p)) {
+            return Err(seed_error(format!(
+                "no nonce for {missing}, who committed: a seed without it could have been \
+                 chosen by whoever left it out"
+            )));
+        }
+        Ok(crypto::graph_seed(&c.binding, &revealed))
+    }
+
+    /// Stage 2: compute the graph from the revealed nonces, verify every
+    /// neighbour advertisement, share `s_sk` and a fresh self-mask seed `b`
+    /// t-of-(neighbours + me), and encrypt each neighbour's shares to it.
     pub fn handle_key_bundle<R: CryptoRng + RngCore + ?Sized>(
-        self,
+        mut self,
         bundle: KeyBundle,
         rng: &mut R,
     ) -> Result<(ClientShared, ShareKeys)> {
+        check_round(&self.common.config.round_id, &bundle.round_id)?;
+        self.common.check_recipient(bundle.recipient)?;
+        let seed = self.graph_seed(&bundle.nonces)?;
+        self.common.neighbours = NeighbourGraph::new(&self.common.config, &seed)
+            .neighbours(self.common.me)
+            .clone();
+        self.common.sealed = crypto::sealed_binding(&self.common.binding, &seed);
         let c = &self.common;
-        check_round(&c.config.round_id, &bundle.round_id)?;
-        c.check_recipient(bundle.recipient)?;
         let mut peers = BTreeMap::new();
         for ad in &bundle.adverts {
             check_round(&c.config.round_id, &ad.round_id)?;
@@ -143,10 +266,23 @@ impl ClientAdvertised {
             }
             crypto::verify(
                 vk,
-                &crypto::advert_transcript(&c.binding, ad.sender, &ad.c_pk, &ad.s_pk),
+                &crypto::advert_transcript(
+                    &c.binding,
+                    ad.sender,
+                    &ad.c_pk,
+                    &ad.s_pk,
+                    &ad.seed_commitment,
+                ),
                 &ad.signature,
                 ad.sender,
             )?;
+            if self.commitments.get(&ad.sender) != Some(&ad.seed_commitment) {
+                return Err(seed_error(format!(
+                    "neighbour {}'s signed advertisement commits to another nonce than the \
+                     commitment list showed",
+                    ad.sender
+                )));
+            }
             if peers
                 .insert(
                     ad.sender,
@@ -410,7 +546,7 @@ impl ClientMasked {
         }
         let signature = crypto::sign(
             &c.signing_key,
-            &crypto::survivors_transcript(&c.binding, &list.survivors),
+            &crypto::survivors_transcript(&c.sealed, &list.survivors),
         );
         let msg = ConsistencySignature {
             round_id: c.config.round_id,
@@ -470,7 +606,7 @@ impl ClientConsistent {
                 "signed survivor list differs from the one I signed".into(),
             ));
         }
-        let transcript = crypto::survivors_transcript(&c.binding, &self.u3);
+        let transcript = crypto::survivors_transcript(&c.sealed, &self.u3);
         let mut signers = BTreeSet::new();
         for s in &signed.signatures {
             if self.u3.binary_search(&s.signer).is_err() {

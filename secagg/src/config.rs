@@ -35,15 +35,17 @@ impl ParticipantId {
 /// recorded as dropped "at" a stage did not deliver that stage's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Stage {
-    /// Stage 0: key advertisement.
+    /// Stage 0: key advertisement (with a graph-seed commitment).
     AdvertiseKeys,
-    /// Stage 1: encrypted share distribution.
+    /// Stage 1: graph-seed nonce revealed, once all commitments are fixed.
+    RevealSeed,
+    /// Stage 2: encrypted share distribution.
     ShareKeys,
-    /// Stage 2: masked input.
+    /// Stage 3: masked input.
     MaskedInput,
-    /// Stage 3: consistency signature over the survivor list.
+    /// Stage 4: consistency signature over the survivor list.
     Consistency,
-    /// Stage 4: unmasking shares.
+    /// Stage 5: unmasking shares.
     Unmask,
 }
 
@@ -85,7 +87,8 @@ impl Ring {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundConfig {
     /// Fresh, unique per round (a retry gets a new one). Binds every
-    /// signature, key derivation and message, and seeds the neighbour graph.
+    /// signature, key derivation and message. (The neighbour graph is seeded
+    /// by the members' revealed nonces, not by this id: see [`crate::graph`].)
     pub round_id: [u8; 32],
     /// The roster.
     pub participants: Vec<ParticipantId>,

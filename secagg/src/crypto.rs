@@ -4,12 +4,14 @@
 //! protocol label, round id, the two participant ids and the purpose, so a
 //! key can never be reused across rounds, pairs, directions or purposes.
 
+use std::collections::BTreeMap;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use rand::{CryptoRng, RngCore};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -183,19 +185,63 @@ pub fn advert_transcript(
     sender: ParticipantId,
     c_pk: &[u8; 32],
     s_pk: &[u8; 32],
+    seed_commitment: &[u8; 32],
 ) -> Vec<u8> {
-    let mut v = Vec::with_capacity(LABEL.len() + 112);
+    let mut v = Vec::with_capacity(LABEL.len() + 144);
     v.extend_from_slice(LABEL);
     v.extend_from_slice(b"/advertise");
     v.extend_from_slice(binding);
     v.extend_from_slice(&sender.0.to_be_bytes());
     v.extend_from_slice(c_pk);
     v.extend_from_slice(s_pk);
+    v.extend_from_slice(seed_commitment);
     v
 }
 
-/// Bytes signed in a consistency check: the round's binding (see
-/// [`advert_transcript`]) and the sorted survivor set.
+/// A participant's commitment to its graph-seed nonce: fixed in its
+/// advertisement before anyone's nonce is revealed, so nobody (a colluding
+/// member included) can pick a nonce after seeing the others.
+pub fn seed_commitment(binding: &[u8; 32], sender: ParticipantId, nonce: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(LABEL)
+        .chain_update(b"/seed-commitment")
+        .chain_update(binding)
+        .chain_update(sender.0.to_be_bytes())
+        .chain_update(nonce)
+        .finalize()
+        .into()
+}
+
+/// The neighbour graph's seed: every advertiser's revealed nonce, in id
+/// order. Each honest member's fresh nonce makes it unpredictable to a
+/// coordinator that fixed the round id and the advertiser set beforehand.
+pub fn graph_seed(binding: &[u8; 32], nonces: &BTreeMap<ParticipantId, [u8; 32]>) -> [u8; 32] {
+    let mut h = Sha256::new()
+        .chain_update(LABEL)
+        .chain_update(b"/graph-seed")
+        .chain_update(binding)
+        .chain_update((nonces.len() as u64).to_be_bytes());
+    for (p, nonce) in nonces {
+        h.update(p.0.to_be_bytes());
+        h.update(nonce);
+    }
+    h.finalize().into()
+}
+
+/// What the consistency signatures cover: the round's parameters and the
+/// graph seed, so members who computed different graphs cannot agree.
+pub fn sealed_binding(binding: &[u8; 32], graph_seed: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(LABEL)
+        .chain_update(b"/sealed")
+        .chain_update(binding)
+        .chain_update(graph_seed)
+        .finalize()
+        .into()
+}
+
+/// Bytes signed in a consistency check: the round's sealed binding (see
+/// [`sealed_binding`]) and the sorted survivor set.
 pub fn survivors_transcript(binding: &[u8; 32], survivors: &[ParticipantId]) -> Vec<u8> {
     let mut v = Vec::with_capacity(LABEL.len() + 48 + 4 * survivors.len());
     v.extend_from_slice(LABEL);

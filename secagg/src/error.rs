@@ -99,6 +99,10 @@ pub enum SecAggError {
     /// The survivor list signed by peers differs from the one this client signed.
     #[error("inconsistent survivor list: {0}")]
     Inconsistent(String),
+    /// The graph seed's commitments and nonces do not agree: a nonce that
+    /// differs from its commitment, or a committed advertiser left out.
+    #[error("graph seed refused: {0}")]
+    GraphSeed(String),
     /// Shamir reconstruction failed (too few, duplicate or malformed shares).
     #[error("secret sharing: {0}")]
     Shamir(String),

@@ -1,22 +1,23 @@
 //! The public neighbour graph of a round.
 //!
-//! Derived deterministically from `round_id`, so every party computes the
-//! same graph without a message. Complete graph when `k = n - 1`; otherwise a
+//! Derived deterministically from the round's graph seed
+//! ([`crate::crypto::graph_seed`]: a hash over every advertiser's nonce,
+//! committed in its signed advertisement and revealed only once all
+//! commitments are fixed), so every party computes the same graph and
+//! nobody, the coordinator included, can choose it: a coordinator that
+//! grinds round ids or leaves members out learns nothing about the graph
+//! until it can no longer change anything. Complete graph when `k = n - 1`; otherwise a
 //! Harary graph H(k, n) over a ChaCha20-seeded permutation of the roster
 //! (Bell et al. 2020): each node joined to the ⌊k/2⌋ nearest on each side
 //! of a ring and, for odd k, to the node across the ring. That graph is
 //! k-regular, except for odd k and odd n (no k-regular graph exists):
 //! there one node has k - 1 neighbours.
-//! Note: whoever picks `round_id` could grind it to shape the graph; the
-//! round id should come from a source the server does not fully control
-//! (e.g. hash of the participants' contributions) where that matters.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
-use sha2::{Digest, Sha256};
 
 use crate::config::{ParticipantId, RoundConfig};
 
@@ -27,8 +28,8 @@ pub struct NeighbourGraph {
 }
 
 impl NeighbourGraph {
-    /// Build the graph for a (validated) config.
-    pub fn new(config: &RoundConfig) -> Self {
+    /// Build the graph for a (validated) config and the round's graph seed.
+    pub fn new(config: &RoundConfig, seed: &[u8; 32]) -> Self {
         let mut ids: Vec<ParticipantId> = config.participants.clone();
         ids.sort();
         ids.dedup();
@@ -45,12 +46,7 @@ impl NeighbourGraph {
                 }
             }
         } else {
-            let seed: [u8; 32] = Sha256::new()
-                .chain_update(b"fedsoc-secagg/v1/graph")
-                .chain_update(config.round_id)
-                .finalize()
-                .into();
-            let mut rng = ChaCha20Rng::from_seed(seed);
+            let mut rng = ChaCha20Rng::from_seed(*seed);
             ids.shuffle(&mut rng);
             let mut join = |a: ParticipantId, b: ParticipantId| {
                 adj.entry(a).or_default().insert(b);
@@ -114,8 +110,8 @@ mod tests {
             };
             let c = cfg(n, k, 7);
             c.validate().unwrap();
-            let g = NeighbourGraph::new(&c);
-            assert_eq!(g, NeighbourGraph::new(&c));
+            let g = NeighbourGraph::new(&c, &[7; 32]);
+            assert_eq!(g, NeighbourGraph::new(&c, &[7; 32]));
             for &i in &c.participants {
                 assert_eq!(g.neighbours(i).len(), k, "n={n}");
                 assert!(!g.are_neighbours(i, i));
@@ -123,9 +119,9 @@ mod tests {
                     assert!(g.are_neighbours(j, i));
                 }
             }
-            // A different round id gives a different graph.
+            // A different seed gives a different graph.
             if k < n as usize - 1 {
-                assert_ne!(g, NeighbourGraph::new(&cfg(n, k, 8)));
+                assert_ne!(g, NeighbourGraph::new(&c, &[8; 32]));
             }
         }
     }
@@ -135,7 +131,7 @@ mod tests {
         for (n, k) in [(50u32, 7usize), (51, 7), (17, 3), (10, 5), (9, 5)] {
             let c = cfg(n, k, 3);
             c.validate().unwrap();
-            let g = NeighbourGraph::new(&c);
+            let g = NeighbourGraph::new(&c, &[3; 32]);
             let mut short = 0;
             for &i in &c.participants {
                 let d = g.neighbours(i).len();
@@ -153,7 +149,7 @@ mod tests {
     #[test]
     fn full_graph() {
         let c = cfg(6, 5, 1);
-        let g = NeighbourGraph::new(&c);
+        let g = NeighbourGraph::new(&c, &[1; 32]);
         for &i in &c.participants {
             assert_eq!(g.neighbours(i).len(), 5);
         }

@@ -17,8 +17,9 @@
 //! # Layout
 //! - [`config`]: `RoundConfig`, `ParticipantId`, `Ring`, `Stage`, safety
 //!   validation and the recommended `(k, t)`.
-//! - [`graph`]: the public neighbour graph derived from the round id
-//!   (complete, or a k-regular Harary ring over a seeded permutation).
+//! - [`graph`]: the public neighbour graph, drawn from a seed every
+//!   advertiser contributes to by commit-then-reveal (complete, or a
+//!   k-regular Harary ring over a seeded permutation).
 //! - [`quantize`]: float ↔ ring quantisation (unbiased stochastic rounding,
 //!   overflow checks, documented error bound).
 //! - [`prg`]: AES-256-CTR mask expansion added/subtracted in place; `RingVec`.
@@ -26,9 +27,9 @@
 //! - [`crypto`]: X25519, HKDF-SHA256 key derivation with full context
 //!   binding, ChaCha20-Poly1305 share encryption, Ed25519 signatures.
 //! - [`messages`]: every wire message, postcard encode/decode with bounds.
-//! - [`client`]: client stages `ClientAdvertised → ClientShared →
+//! - [`client`]: client stages `ClientAdvertised → ClientRevealed → ClientShared →
 //!   ClientMasked → ClientConsistent → ClientDone`.
-//! - [`server`]: server stages `ServerCollectingKeys → …Shares → …Masked →
+//! - [`server`]: server stages `ServerCollectingKeys → …Reveals → …Shares → …Masked →
 //!   …Signatures → …Unmask → Aggregate`, with the dropout threshold rule.
 //! - [`error`](mod@error) — `SecAggError`, one variant per failure.
 //! - [`simulate`] (this file): an in-memory driver running every client and
@@ -53,15 +54,16 @@ use std::collections::BTreeMap;
 use rand::{CryptoRng, RngCore};
 
 pub use client::{
-    Client, ClientAdvertised, ClientConsistent, ClientDone, ClientMasked, ClientShared, Revealed,
+    Client, ClientAdvertised, ClientConsistent, ClientDone, ClientMasked, ClientRevealed,
+    ClientShared, Revealed,
 };
 pub use config::{ParticipantId, Ring, RoundConfig, Stage, recommended_neighbours};
 pub use error::{Result, SecAggError};
 pub use messages::Message;
 pub use quantize::Quantizer;
 pub use server::{
-    Aggregate, Server, ServerCollectingKeys, ServerCollectingMasked, ServerCollectingShares,
-    ServerCollectingSignatures, ServerCollectingUnmask,
+    Aggregate, Server, ServerCollectingKeys, ServerCollectingMasked, ServerCollectingReveals,
+    ServerCollectingShares, ServerCollectingSignatures, ServerCollectingUnmask,
 };
 
 /// Who stops talking when: `drops[p] = s` means participant `p` never
@@ -82,6 +84,35 @@ impl DropoutPlan {
     }
 }
 
+/// Stages 0 and 1 for clients that all advertised and all reveal: closes
+/// the advertisements, has every client reveal its graph-seed nonce and
+/// closes the reveals. For in-memory drivers (benches, tests) that script
+/// the later stages themselves.
+#[allow(clippy::type_complexity)]
+pub fn fix_graph(
+    mut server: ServerCollectingKeys,
+    clients: BTreeMap<ParticipantId, (ClientAdvertised, messages::AdvertiseKeys)>,
+) -> Result<(
+    ServerCollectingShares,
+    Vec<messages::KeyBundle>,
+    BTreeMap<ParticipantId, ClientRevealed>,
+)> {
+    let mut advertised = BTreeMap::new();
+    for (p, (st, ad)) in clients {
+        server.handle_advertise(p, wire(&ad)?)?;
+        advertised.insert(p, st);
+    }
+    let (mut server, commitments) = server.close()?;
+    let mut revealed = BTreeMap::new();
+    for (p, st) in advertised {
+        let (st, msg) = st.handle_commitments(wire(&commitments)?)?;
+        server.handle_reveal(p, wire(&msg)?)?;
+        revealed.insert(p, st);
+    }
+    let (server, bundles) = server.close()?;
+    Ok((server, bundles, revealed))
+}
+
 /// Encode then decode, as a real transport would.
 fn wire<M: Message>(m: &M) -> Result<M> {
     M::decode(&m.encode())
@@ -97,6 +128,18 @@ pub fn simulate<R: CryptoRng + RngCore + ?Sized>(
     dropouts: &DropoutPlan,
     rng: &mut R,
 ) -> Result<Aggregate> {
+    simulate_observed(config, inputs, dropouts, rng).0
+}
+
+/// [`simulate`], also returning the graph seed once the round fixed it
+/// (`None` if it ended before), so tests can state which graph the
+/// dropout rule was applied to.
+pub fn simulate_observed<R: CryptoRng + RngCore + ?Sized>(
+    config: &RoundConfig,
+    inputs: &BTreeMap<ParticipantId, Vec<u64>>,
+    dropouts: &DropoutPlan,
+    rng: &mut R,
+) -> (Result<Aggregate>, Option<[u8; 32]>) {
     let mut config = config.clone();
     let keys: BTreeMap<ParticipantId, ed25519_dalek::SigningKey> = config
         .participants
@@ -104,8 +147,10 @@ pub fn simulate<R: CryptoRng + RngCore + ?Sized>(
         .map(|&p| (p, crypto::ed25519_keypair(rng)))
         .collect();
     config.verifying_keys = keys.iter().map(|(p, k)| (*p, k.verifying_key())).collect();
-    let server = Server::new(config.clone())?;
-    run_round(&config, &keys, server, inputs, dropouts, rng)
+    let mut seed = None;
+    let result = Server::new(config.clone())
+        .and_then(|server| run_round(&config, &keys, server, inputs, dropouts, &mut seed, rng));
+    (result, seed)
 }
 
 fn run_round<R: CryptoRng + RngCore + ?Sized>(
@@ -114,6 +159,7 @@ fn run_round<R: CryptoRng + RngCore + ?Sized>(
     mut server: ServerCollectingKeys,
     inputs: &BTreeMap<ParticipantId, Vec<u64>>,
     plan: &DropoutPlan,
+    seed: &mut Option<[u8; 32]>,
     rng: &mut R,
 ) -> Result<Aggregate> {
     let mut c0 = BTreeMap::new();
@@ -124,11 +170,30 @@ fn run_round<R: CryptoRng + RngCore + ?Sized>(
             c0.insert(p, st);
         }
     }
+    let (mut server, commitments) = server.close()?;
+    let mut revealed = BTreeMap::new();
+    let mut nonces = BTreeMap::new();
+    for (p, st) in c0 {
+        if plan.sends(p, Stage::RevealSeed) {
+            let (st, msg) = st.handle_commitments(wire(&commitments)?)?;
+            nonces.insert(p, msg.nonce);
+            server.handle_reveal(p, wire(&msg)?)?;
+            revealed.insert(p, st);
+        }
+    }
+    // The seed the server draws the graph from, known even if it then
+    // finds too few advertisers around someone.
+    if nonces.len() == commitments.commitments.len() {
+        *seed = Some(crypto::graph_seed(&config.binding(), &nonces));
+    }
     let (mut server, bundles) = server.close()?;
     let mut c1 = BTreeMap::new();
     for b in bundles {
         let p = b.recipient;
-        if let Some(st) = c0.remove(&p).filter(|_| plan.sends(p, Stage::ShareKeys)) {
+        if let Some(st) = revealed
+            .remove(&p)
+            .filter(|_| plan.sends(p, Stage::ShareKeys))
+        {
             let (st, msg) = st.handle_key_bundle(wire(&b)?, rng)?;
             server.handle_share_keys(p, wire(&msg)?)?;
             c1.insert(p, st);

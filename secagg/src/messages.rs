@@ -73,16 +73,52 @@ pub struct AdvertiseKeys {
     pub c_pk: [u8; 32],
     /// X25519 key for pairwise masks.
     pub s_pk: [u8; 32],
-    /// Ed25519 over (label, round_id, sender, c_pk, s_pk).
+    /// Commitment to this participant's graph-seed nonce
+    /// ([`crate::crypto::seed_commitment`]).
+    pub seed_commitment: [u8; 32],
+    /// Ed25519 over (label, binding, sender, c_pk, s_pk, seed_commitment).
     #[serde(with = "serde_bytes")]
     pub signature: [u8; 64],
 }
 
-/// Stage 0 -> 1, server -> one client: the advertisements of its neighbours.
+/// One advertiser's graph-seed commitment, as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub participant: ParticipantId,
+    pub commitment: [u8; 32],
+}
+
+/// Stage 0 -> 1, server -> every advertiser: the commitments of all
+/// advertisers (U1), sorted by id. Once a client has seen it, it reveals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedCommitments {
+    pub round_id: [u8; 32],
+    pub commitments: Vec<Committed>,
+}
+
+/// Stage 1, client -> server: the nonce behind my commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedReveal {
+    pub round_id: [u8; 32],
+    pub sender: ParticipantId,
+    pub nonce: [u8; 32],
+}
+
+/// One advertiser's revealed nonce, as the server forwards it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedNonce {
+    pub participant: ParticipantId,
+    pub nonce: [u8; 32],
+}
+
+/// Stage 1 -> 2, server -> one client: every advertiser's nonce (from which
+/// the client computes the graph itself) and the advertisements of its
+/// neighbours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyBundle {
     pub round_id: [u8; 32],
     pub recipient: ParticipantId,
+    pub nonces: Vec<SeedNonce>,
     pub adverts: Vec<AdvertiseKeys>,
 }
 
@@ -185,8 +221,19 @@ impl Message for AdvertiseKeys {
         Ok(())
     }
 }
+impl Message for SeedCommitments {
+    fn check_bounds(&self) -> Result<()> {
+        bound("commitments", self.commitments.len(), MAX_PARTICIPANTS)
+    }
+}
+impl Message for SeedReveal {
+    fn check_bounds(&self) -> Result<()> {
+        Ok(())
+    }
+}
 impl Message for KeyBundle {
     fn check_bounds(&self) -> Result<()> {
+        bound("nonces", self.nonces.len(), MAX_PARTICIPANTS)?;
         bound("adverts", self.adverts.len(), MAX_PARTICIPANTS)
     }
 }
@@ -282,23 +329,35 @@ mod tests {
             x: 5,
             y: [1, 2, 3, 4, 5],
         };
-        garbage_never_panics(&AdvertiseKeys {
+        let advert = AdvertiseKeys {
             round_id: r,
             sender: p,
             c_pk: [2; 32],
             s_pk: [3; 32],
+            seed_commitment: [5; 32],
             signature: [4; 64],
+        };
+        garbage_never_panics(&advert);
+        garbage_never_panics(&SeedCommitments {
+            round_id: r,
+            commitments: vec![Committed {
+                participant: p,
+                commitment: [6; 32],
+            }],
+        });
+        garbage_never_panics(&SeedReveal {
+            round_id: r,
+            sender: p,
+            nonce: [7; 32],
         });
         garbage_never_panics(&KeyBundle {
             round_id: r,
             recipient: p,
-            adverts: vec![AdvertiseKeys {
-                round_id: r,
-                sender: p,
-                c_pk: [2; 32],
-                s_pk: [3; 32],
-                signature: [4; 64],
+            nonces: vec![SeedNonce {
+                participant: p,
+                nonce: [7; 32],
             }],
+            adverts: vec![advert],
         });
         let es = vec![EncryptedShare {
             peer: p,

@@ -5,9 +5,15 @@
 //! next stage and the messages to send, or `TooManyDropouts` when the
 //! survivors can no longer complete (then retry with a fresh round id).
 //!
+//! The graph is not known until stage 1 closes: advertisements carry
+//! commitments to fresh nonces, the advertisers (U1) are fixed at the close
+//! of stage 0, and the graph seed is the hash of all their nonces, revealed
+//! in stage 1. Every advertiser must reveal, or the round ends.
+//!
 //! Threshold rule checked at each close, with N(i) the neighbours of i and
 //! U1 ⊇ U2 ⊇ U3 ⊇ U4 ⊇ U5 the senders of each stage's message:
-//! * keys:        every i ∈ U1 has |N(i) ∩ U1| ≥ t;
+//! * keys (checked when the graph is fixed, at the reveal close):
+//!   every i ∈ U1 has |N(i) ∩ U1| ≥ t;
 //! * shares:      every i ∈ U2 has |N(i) ∩ U2| ≥ t;
 //! * masked:      every i ∈ U2 has |N(i) ∩ U3| ≥ t (survivors need t live
 //!   neighbours; dropped j ∈ U2\U3 need t share holders for s_sk_j);
@@ -26,8 +32,9 @@ use crate::crypto;
 use crate::error::{Result, SecAggError};
 use crate::graph::NeighbourGraph;
 use crate::messages::{
-    AdvertiseKeys, ConsistencySignature, EncryptedShare, KeyBundle, MaskedInput, ShareBundle,
-    ShareKeys, SignedSurvivors, SurvivorList, SurvivorSignature, UnmaskShares, check_round,
+    AdvertiseKeys, Committed, ConsistencySignature, EncryptedShare, KeyBundle, MaskedInput,
+    SeedCommitments, SeedNonce, SeedReveal, ShareBundle, ShareKeys, SignedSurvivors, SurvivorList,
+    SurvivorSignature, UnmaskShares, check_round,
 };
 use crate::prg::{RingVec, Sign};
 use crate::shamir::{self, Share};
@@ -47,13 +54,46 @@ pub struct Aggregate {
     /// survivor, one pairwise mask per surviving neighbour of a dropout):
     /// its PRG work, the floor of its cost.
     pub masks_expanded: usize,
+    /// The seed the neighbour graph was drawn from (from every
+    /// advertiser's revealed nonce), for the audit record.
+    pub graph_seed: [u8; 32],
 }
 
+/// The round before its graph is known (stages 0 and 1).
+struct Opening {
+    config: RoundConfig,
+    /// [`RoundConfig::binding`]: what the advertisements sign.
+    binding: [u8; 32],
+}
+
+/// `from` must be a roster member sending in this round under its own id.
+fn check_sender(
+    config: &RoundConfig,
+    from: ParticipantId,
+    claimed: ParticipantId,
+    round: &[u8; 32],
+) -> Result<()> {
+    check_round(&config.round_id, round)?;
+    if claimed != from {
+        return Err(SecAggError::WrongSender {
+            claimed,
+            actual: from,
+        });
+    }
+    if !config.verifying_keys.contains_key(&from) || !config.participants.contains(&from) {
+        return Err(SecAggError::UnknownParticipant(from));
+    }
+    Ok(())
+}
+
+/// The round once its graph is known (stage 2 on).
 #[derive(Clone)]
 struct Common {
     config: RoundConfig,
-    /// [`RoundConfig::binding`]: what every signature of the round covers.
-    binding: [u8; 32],
+    /// [`crypto::sealed_binding`]: what the consistency signatures cover.
+    sealed: [u8; 32],
+    /// [`crypto::graph_seed`]: what the graph was drawn from.
+    graph_seed: [u8; 32],
     graph: NeighbourGraph,
     dropped: BTreeMap<ParticipantId, Stage>,
 }
@@ -68,19 +108,7 @@ impl Common {
         claimed: ParticipantId,
         round: &[u8; 32],
     ) -> Result<()> {
-        check_round(&self.config.round_id, round)?;
-        if claimed != from {
-            return Err(SecAggError::WrongSender {
-                claimed,
-                actual: from,
-            });
-        }
-        if !self.config.verifying_keys.contains_key(&from)
-            || !self.config.participants.contains(&from)
-        {
-            return Err(SecAggError::UnknownParticipant(from));
-        }
-        Ok(())
+        check_sender(&self.config, from, claimed, round)
     }
     fn live_neighbours(&self, i: ParticipantId, set: &BTreeSet<ParticipantId>) -> usize {
         self.graph
@@ -136,13 +164,10 @@ impl Server {
     #[allow(clippy::new_ret_no_self)] // the server's first stage is its own type
     pub fn new(config: RoundConfig) -> Result<ServerCollectingKeys> {
         config.validate()?;
-        let graph = NeighbourGraph::new(&config);
         Ok(ServerCollectingKeys {
-            c: Common {
+            o: Opening {
                 binding: config.binding(),
                 config,
-                graph,
-                dropped: BTreeMap::new(),
             },
             adverts: BTreeMap::new(),
         })
@@ -151,7 +176,7 @@ impl Server {
 
 /// Stage 0: collecting key advertisements.
 pub struct ServerCollectingKeys {
-    c: Common,
+    o: Opening,
     adverts: BTreeMap<ParticipantId, AdvertiseKeys>,
 }
 
@@ -159,7 +184,7 @@ impl ServerCollectingKeys {
     /// Accept one advertisement after checking its signature (a bad one is
     /// dropped here so it never reaches the neighbours).
     pub fn handle_advertise(&mut self, from: ParticipantId, msg: AdvertiseKeys) -> Result<()> {
-        self.c.check_sender(from, msg.sender, &msg.round_id)?;
+        check_sender(&self.o.config, from, msg.sender, &msg.round_id)?;
         if self.adverts.contains_key(&from) {
             return Err(SecAggError::Duplicate {
                 participant: from,
@@ -167,10 +192,16 @@ impl ServerCollectingKeys {
             });
         }
         // check_sender proved the key exists.
-        let vk = &self.c.config.verifying_keys[&from];
+        let vk = &self.o.config.verifying_keys[&from];
         crypto::verify(
             vk,
-            &crypto::advert_transcript(&self.c.binding, from, &msg.c_pk, &msg.s_pk),
+            &crypto::advert_transcript(
+                &self.o.binding,
+                from,
+                &msg.c_pk,
+                &msg.s_pk,
+                &msg.seed_commitment,
+            ),
             &msg.signature,
             from,
         )?;
@@ -178,33 +209,125 @@ impl ServerCollectingKeys {
         Ok(())
     }
 
-    /// End of stage 0: per-recipient bundles of neighbour advertisements.
-    pub fn close(mut self) -> Result<(ServerCollectingShares, Vec<KeyBundle>)> {
-        let all: BTreeSet<_> = self.c.config.participants.iter().copied().collect();
+    /// End of stage 0: the advertisers (U1) are fixed; every one of them is
+    /// sent the list of their seed commitments.
+    pub fn close(self) -> Result<(ServerCollectingReveals, SeedCommitments)> {
+        if self.adverts.is_empty() {
+            return Err(SecAggError::TooManyDropouts {
+                stage: Stage::AdvertiseKeys,
+                detail: "nobody advertised".into(),
+            });
+        }
+        let list = SeedCommitments {
+            round_id: self.o.config.round_id,
+            commitments: self
+                .adverts
+                .values()
+                .map(|a| Committed {
+                    participant: a.sender,
+                    commitment: a.seed_commitment,
+                })
+                .collect(),
+        };
+        Ok((
+            ServerCollectingReveals {
+                o: self.o,
+                adverts: self.adverts,
+                nonces: BTreeMap::new(),
+            },
+            list,
+        ))
+    }
+}
+
+/// Stage 1: collecting the advertisers' graph-seed nonces.
+pub struct ServerCollectingReveals {
+    o: Opening,
+    adverts: BTreeMap<ParticipantId, AdvertiseKeys>,
+    nonces: BTreeMap<ParticipantId, [u8; 32]>,
+}
+
+impl ServerCollectingReveals {
+    /// Accept one advertiser's nonce if it matches its commitment.
+    pub fn handle_reveal(&mut self, from: ParticipantId, msg: SeedReveal) -> Result<()> {
+        check_sender(&self.o.config, from, msg.sender, &msg.round_id)?;
+        let Some(advert) = self.adverts.get(&from) else {
+            return Err(not_admitted(from, "seed reveal"));
+        };
+        if self.nonces.contains_key(&from) {
+            return Err(SecAggError::Duplicate {
+                participant: from,
+                what: "graph-seed nonce",
+            });
+        }
+        if crypto::seed_commitment(&self.o.binding, from, &msg.nonce) != advert.seed_commitment {
+            return Err(SecAggError::GraphSeed(format!(
+                "the nonce of {from} does not match its commitment"
+            )));
+        }
+        self.nonces.insert(from, msg.nonce);
+        Ok(())
+    }
+
+    /// End of stage 1: every advertiser must have revealed, or the round
+    /// ends (a coordinator that could leave revealed nonces out would
+    /// choose among seeds). Then the graph is fixed, the stage-0 threshold
+    /// rule checked on it, and each advertiser gets every nonce and its
+    /// neighbours' advertisements.
+    pub fn close(self) -> Result<(ServerCollectingShares, Vec<KeyBundle>)> {
+        let missing: Vec<String> = self
+            .adverts
+            .keys()
+            .filter(|p| !self.nonces.contains_key(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(SecAggError::TooManyDropouts {
+                stage: Stage::RevealSeed,
+                detail: format!(
+                    "participant(s) {} advertised but did not reveal their graph-seed nonce; \
+                     the graph cannot be fixed without every advertiser's nonce, so the round \
+                     must be retried",
+                    missing.join(", ")
+                ),
+            });
+        }
+        let Opening { config, binding } = self.o;
+        let seed = crypto::graph_seed(&binding, &self.nonces);
+        let mut c = Common {
+            sealed: crypto::sealed_binding(&binding, &seed),
+            graph_seed: seed,
+            graph: NeighbourGraph::new(&config, &seed),
+            config,
+            dropped: BTreeMap::new(),
+        };
+        let all: BTreeSet<_> = c.config.participants.iter().copied().collect();
         let u1: BTreeSet<_> = self.adverts.keys().copied().collect();
-        self.c.record_drops(&all, &u1, Stage::AdvertiseKeys);
+        c.record_drops(&all, &u1, Stage::AdvertiseKeys);
         // Counting each participant itself, as Bonawitz et al. do
         // (|U1| ≥ t): a dropout here must not kill a round that can finish.
-        self.c.require(
+        c.require(
             &u1,
             &u1,
             true,
             Stage::AdvertiseKeys,
             "advertisers among itself and its neighbours",
         )?;
-        if u1.is_empty() {
-            return Err(SecAggError::TooManyDropouts {
-                stage: Stage::AdvertiseKeys,
-                detail: "nobody advertised".into(),
-            });
-        }
+        let nonces: Vec<SeedNonce> = self
+            .nonces
+            .iter()
+            .map(|(p, nonce)| SeedNonce {
+                participant: *p,
+                nonce: *nonce,
+            })
+            .collect();
         let bundles = u1
             .iter()
             .map(|&i| KeyBundle {
-                round_id: self.c.config.round_id,
+                round_id: c.config.round_id,
                 recipient: i,
-                adverts: self
-                    .c
+                nonces: nonces.clone(),
+                adverts: c
                     .graph
                     .neighbours(i)
                     .iter()
@@ -214,7 +337,7 @@ impl ServerCollectingKeys {
             .collect();
         Ok((
             ServerCollectingShares {
-                c: self.c,
+                c,
                 adverts: self.adverts,
                 u1,
                 shares: BTreeMap::new(),
@@ -233,6 +356,11 @@ pub struct ServerCollectingShares {
 }
 
 impl ServerCollectingShares {
+    /// The seed the round's neighbour graph was drawn from.
+    pub fn graph_seed(&self) -> [u8; 32] {
+        self.c.graph_seed
+    }
+
     /// Accept one client's ciphertexts: exactly one for each of its
     /// neighbours that advertised.
     pub fn handle_share_keys(&mut self, from: ParticipantId, msg: ShareKeys) -> Result<()> {
@@ -387,7 +515,7 @@ impl ServerCollectingMasked {
             round_id: self.c.config.round_id,
             survivors: u3.iter().copied().collect(),
         };
-        let transcript = crypto::survivors_transcript(&self.c.binding, &list.survivors);
+        let transcript = crypto::survivors_transcript(&self.c.sealed, &list.survivors);
         let next = ServerCollectingSignatures {
             c: self.c,
             adverts: self.adverts,
@@ -619,6 +747,7 @@ impl ServerCollectingUnmask {
             }
         }
         Ok(Aggregate {
+            graph_seed: self.c.graph_seed,
             sum: self.sum.to_u64s(),
             survivors: self.u3.into_iter().collect(),
             dropped: self.c.dropped,

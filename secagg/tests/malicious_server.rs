@@ -13,14 +13,23 @@
 //! - Parameters told differently to different members: every signature
 //!   covers the round's parameters (roster, k, t, c, ring, length), so a
 //!   member given other parameters cannot be signed for.
+//! - Graph grinding: the neighbour graph used to be drawn from the round
+//!   id, which the server picks, so it could try round ids until a
+//!   colluding member sat next to the victim. Now the graph seed hashes a
+//!   nonce from every advertiser, committed in its signed advertisement
+//!   and revealed only after all commitments are fixed: the server can
+//!   neither predict the graph nor steer it by leaving nonces out, and a
+//!   colluding member cannot pick its nonce after seeing the others.
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
+use fedsoc_secagg::graph::NeighbourGraph;
 use fedsoc_secagg::messages::*;
 use fedsoc_secagg::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
 
 const VICTIM: ParticipantId = ParticipantId(0);
 
@@ -32,6 +41,31 @@ fn roster(n: u32, rng: &mut ChaCha20Rng) -> (RoundConfig, BTreeMap<ParticipantId
     (RoundConfig::recommended([7; 32], vks, Ring::U64, 4), keys)
 }
 
+/// `p` advertised, saw a commitment list with only its own commitment and
+/// revealed: a client ready for a (possibly forged) key bundle, and the
+/// nonce that bundle must carry for it.
+fn revealed_alone(
+    cfg: &RoundConfig,
+    p: ParticipantId,
+    key: &SigningKey,
+    rng: &mut ChaCha20Rng,
+) -> (ClientRevealed, Vec<SeedNonce>) {
+    let (st, ad) = Client::start(cfg.clone(), p, key, rng).unwrap();
+    let list = SeedCommitments {
+        round_id: cfg.round_id,
+        commitments: vec![Committed {
+            participant: p,
+            commitment: ad.seed_commitment,
+        }],
+    };
+    let (st, reveal) = st.handle_commitments(list).unwrap();
+    let nonce = SeedNonce {
+        participant: p,
+        nonce: reveal.nonce,
+    };
+    (st, vec![nonce])
+}
+
 /// Every member through stages 0–2 with an honest server: their states
 /// waiting for the survivor list, and the list the server would send.
 fn to_survivor_list(
@@ -39,17 +73,15 @@ fn to_survivor_list(
     keys: &BTreeMap<ParticipantId, SigningKey>,
     rng: &mut ChaCha20Rng,
 ) -> (BTreeMap<ParticipantId, ClientMasked>, SurvivorList) {
-    let mut server = Server::new(cfg.clone()).unwrap();
+    let server = Server::new(cfg.clone()).unwrap();
     let mut c0 = BTreeMap::new();
     for (&p, key) in keys {
-        let (st, msg) = Client::start(cfg.clone(), p, key, rng).unwrap();
-        server.handle_advertise(p, msg).unwrap();
-        c0.insert(p, st);
+        c0.insert(p, Client::start(cfg.clone(), p, key, rng).unwrap());
     }
-    let (mut server, bundles) = server.close().unwrap();
+    let (mut server, bundles, mut c0) = fix_graph(server, c0).unwrap();
     let mut c1 = BTreeMap::new();
     for b in bundles {
-        let st: ClientAdvertised = c0.remove(&b.recipient).unwrap();
+        let st: ClientRevealed = c0.remove(&b.recipient).unwrap();
         let (st, msg) = st.handle_key_bundle(b.clone(), rng).unwrap();
         server.handle_share_keys(b.recipient, msg).unwrap();
         c1.insert(b.recipient, st);
@@ -210,13 +242,7 @@ fn a_member_told_other_parameters_cannot_be_signed_for() {
         })
     ));
     // …and a server that forwards it anyway is caught by every neighbour.
-    let (st, _) = Client::start(
-        cfg.clone(),
-        ParticipantId(1),
-        &keys[&ParticipantId(1)],
-        &mut rng,
-    )
-    .unwrap();
+    let (st, nonces) = revealed_alone(&cfg, ParticipantId(1), &keys[&ParticipantId(1)], &mut rng);
     let mut adverts = vec![advert];
     for p in 1..5 {
         let (_, ad) = Client::start(
@@ -231,6 +257,7 @@ fn a_member_told_other_parameters_cannot_be_signed_for() {
     let bundle = KeyBundle {
         round_id: cfg.round_id,
         recipient: ParticipantId(1),
+        nonces,
         adverts,
     };
     assert!(matches!(
@@ -238,5 +265,215 @@ fn a_member_told_other_parameters_cannot_be_signed_for() {
         Err(SecAggError::BadSignature {
             participant: ParticipantId(0)
         })
+    ));
+}
+
+/// A roster of `n` for the grinding tests: a sparse graph (k = 4), so a
+/// given pair is neighbours in about 4 graphs of 29.
+fn sparse_roster(n: u32, round: [u8; 32]) -> (RoundConfig, BTreeMap<ParticipantId, SigningKey>) {
+    let keys: BTreeMap<_, _> = (0..n)
+        .map(|i| (ParticipantId(i), SigningKey::from_bytes(&[i as u8 + 1; 32])))
+        .collect();
+    let vks = keys.iter().map(|(p, k)| (*p, k.verifying_key())).collect();
+    let mut cfg = RoundConfig::recommended(round, vks, Ring::U64, 4);
+    cfg.neighbors = 4;
+    cfg.threshold = config::threshold_floor(4, 0);
+    cfg.validate().unwrap();
+    (cfg, keys)
+}
+
+/// The rule before: the graph seed was a hash of the round id alone.
+fn round_id_seed(round: [u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(b"fedsoc-secagg/v1/graph")
+        .chain_update(round)
+        .finalize()
+        .into()
+}
+
+/// Runs stages 0–1 with honest members whose randomness comes from
+/// `honest_seed`, and returns the graph the round fixed.
+fn graph_of_round(
+    cfg: &RoundConfig,
+    keys: &BTreeMap<ParticipantId, SigningKey>,
+    honest_seed: u64,
+) -> NeighbourGraph {
+    let mut rng = ChaCha20Rng::seed_from_u64(honest_seed);
+    let clients = keys
+        .iter()
+        .map(|(&p, key)| (p, Client::start(cfg.clone(), p, key, &mut rng).unwrap()))
+        .collect();
+    let (server, _, _) = fix_graph(Server::new(cfg.clone()).unwrap(), clients).unwrap();
+    NeighbourGraph::new(cfg, &server.graph_seed())
+}
+
+const COLLUDER: ParticipantId = ParticipantId(7);
+
+#[test]
+fn grinding_round_ids_no_longer_puts_a_colluder_next_to_the_victim() {
+    // Before: the server tries round ids until the graph of the old rule
+    // makes its colluder a neighbour of the victim. It takes a few tries.
+    let mut tries = 0u32;
+    let ground = loop {
+        tries += 1;
+        let mut round = [0u8; 32];
+        round[..4].copy_from_slice(&tries.to_be_bytes());
+        let (cfg, _) = sparse_roster(30, round);
+        if NeighbourGraph::new(&cfg, &round_id_seed(round)).are_neighbours(VICTIM, COLLUDER) {
+            break round;
+        }
+        assert!(
+            tries < 1000,
+            "grinding should succeed quickly under the old rule"
+        );
+    };
+    // Now: with that round id, the graph depends on the members' fresh
+    // nonces, which the server sees only after it fixed everything it
+    // controls. Forty rounds with the ground id: the colluder lands next
+    // to the victim about as often as chance (4 in 29) says, not always.
+    let (cfg, keys) = sparse_roster(30, ground);
+    let mut adjacent = 0;
+    let mut graphs = Vec::new();
+    for run in 0..40 {
+        let g = graph_of_round(&cfg, &keys, run);
+        adjacent += usize::from(g.are_neighbours(VICTIM, COLLUDER));
+        if !graphs.contains(&g) {
+            graphs.push(g);
+        }
+    }
+    assert!(
+        graphs.len() > 30,
+        "only {} distinct graphs in 40 rounds",
+        graphs.len()
+    );
+    assert!(
+        adjacent < 20,
+        "the colluder neighboured the victim in {adjacent} of 40 rounds"
+    );
+}
+
+/// Members through stage 0, and the commitment list the server sends.
+fn advertised(
+    cfg: &RoundConfig,
+    keys: &BTreeMap<ParticipantId, SigningKey>,
+    rng: &mut ChaCha20Rng,
+) -> (
+    ServerCollectingReveals,
+    BTreeMap<ParticipantId, ClientAdvertised>,
+    SeedCommitments,
+) {
+    let mut server = Server::new(cfg.clone()).unwrap();
+    let mut clients = BTreeMap::new();
+    for (&p, key) in keys {
+        let (st, ad) = Client::start(cfg.clone(), p, key, rng).unwrap();
+        server.handle_advertise(p, ad).unwrap();
+        clients.insert(p, st);
+    }
+    let (server, list) = server.close().unwrap();
+    (server, clients, list)
+}
+
+#[test]
+fn a_colluder_cannot_change_its_nonce_after_seeing_the_others() {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let (cfg, keys) = sparse_roster(10, [5; 32]);
+    let (mut server, clients, list) = advertised(&cfg, &keys, &mut rng);
+    let mut reveals = BTreeMap::new();
+    let mut waiting = BTreeMap::new();
+    for (p, st) in clients {
+        let (st, reveal) = st.handle_commitments(list.clone()).unwrap();
+        reveals.insert(p, reveal);
+        waiting.insert(p, st);
+    }
+    // Having seen every honest nonce, the colluder picks a new one.
+    let mut ground = reveals[&COLLUDER].clone();
+    ground.nonce = [0xAB; 32];
+    assert_eq!(
+        server.handle_reveal(COLLUDER, ground.clone()),
+        Err(SecAggError::GraphSeed(format!(
+            "the nonce of {COLLUDER} does not match its commitment"
+        )))
+    );
+    // A server that forwards it anyway is caught by every member.
+    let nonces: Vec<SeedNonce> = reveals
+        .values()
+        .map(|r| SeedNonce {
+            participant: r.sender,
+            nonce: if r.sender == COLLUDER {
+                ground.nonce
+            } else {
+                r.nonce
+            },
+        })
+        .collect();
+    let victim = waiting.remove(&VICTIM).unwrap();
+    let bundle = KeyBundle {
+        round_id: cfg.round_id,
+        recipient: VICTIM,
+        nonces,
+        adverts: vec![],
+    };
+    assert!(matches!(
+        victim.handle_key_bundle(bundle, &mut rng),
+        Err(SecAggError::GraphSeed(m)) if m.contains("does not match its commitment")
+    ));
+}
+
+#[test]
+fn a_server_cannot_choose_the_seed_by_leaving_nonces_out() {
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let (cfg, keys) = sparse_roster(10, [6; 32]);
+    let (mut server, clients, list) = advertised(&cfg, &keys, &mut rng);
+    let mut reveals = BTreeMap::new();
+    let mut waiting = BTreeMap::new();
+    for (p, st) in clients {
+        let (st, reveal) = st.handle_commitments(list.clone()).unwrap();
+        reveals.insert(p, reveal);
+        waiting.insert(p, st);
+    }
+    // The honest server cannot close without one advertiser's nonce.
+    for (p, r) in &reveals {
+        if *p != ParticipantId(3) {
+            server.handle_reveal(*p, r.clone()).unwrap();
+        }
+    }
+    match server.close() {
+        Err(SecAggError::TooManyDropouts { stage, detail }) => {
+            assert_eq!(stage, Stage::RevealSeed);
+            assert!(
+                detail.contains("participant(s) 3 advertised but did not reveal"),
+                "{detail}"
+            );
+        }
+        other => panic!("closed without a nonce: {:?}", other.map(|_| ())),
+    }
+    // A server that drops a nonce from the bundle (claiming the member
+    // vanished) to draw another graph is refused by the members.
+    let nonces: Vec<SeedNonce> = reveals
+        .values()
+        .filter(|r| r.sender != ParticipantId(3))
+        .map(|r| SeedNonce {
+            participant: r.sender,
+            nonce: r.nonce,
+        })
+        .collect();
+    let victim = waiting.remove(&VICTIM).unwrap();
+    let bundle = KeyBundle {
+        round_id: cfg.round_id,
+        recipient: VICTIM,
+        nonces,
+        adverts: vec![],
+    };
+    assert!(matches!(
+        victim.handle_key_bundle(bundle, &mut rng),
+        Err(SecAggError::GraphSeed(m)) if m.contains("no nonce for 3, who committed")
+    ));
+    // Nor can it swap the victim's own commitment for one it can open.
+    let (_, clients, mut list) = advertised(&cfg, &keys, &mut rng);
+    let victim = clients.into_iter().find(|(p, _)| *p == VICTIM).unwrap().1;
+    list.commitments[0].commitment = [0x5A; 32];
+    assert!(matches!(
+        victim.handle_commitments(list),
+        Err(SecAggError::GraphSeed(m)) if m.contains("that I did not make")
     ));
 }

@@ -28,6 +28,31 @@ fn net(n: u32, k: usize, t: usize, ring: Ring, d: usize, round: u8, rng: &mut Ch
     Net { cfg, keys }
 }
 
+/// `p` advertised, saw a commitment list with only its own commitment and
+/// revealed: a client ready for a (possibly forged) key bundle, and the
+/// nonce that bundle must carry for it.
+fn revealed_alone(
+    cfg: &RoundConfig,
+    p: ParticipantId,
+    key: &SigningKey,
+    rng: &mut ChaCha20Rng,
+) -> (ClientRevealed, Vec<SeedNonce>) {
+    let (st, ad) = Client::start(cfg.clone(), p, key, rng).unwrap();
+    let list = SeedCommitments {
+        round_id: cfg.round_id,
+        commitments: vec![Committed {
+            participant: p,
+            commitment: ad.seed_commitment,
+        }],
+    };
+    let (st, reveal) = st.handle_commitments(list).unwrap();
+    let nonce = SeedNonce {
+        participant: p,
+        nonce: reveal.nonce,
+    };
+    (st, vec![nonce])
+}
+
 fn random_inputs(cfg: &RoundConfig, rng: &mut ChaCha20Rng) -> BTreeMap<ParticipantId, Vec<u64>> {
     cfg.participants
         .iter()
@@ -44,8 +69,7 @@ fn random_inputs(cfg: &RoundConfig, rng: &mut ChaCha20Rng) -> BTreeMap<Participa
 
 /// Independent statement of the threshold rule (see server module docs):
 /// the stage at which the round must abort, or None if it completes.
-fn oracle(cfg: &RoundConfig, plan: &DropoutPlan) -> Option<Stage> {
-    let g = NeighbourGraph::new(cfg);
+fn oracle(cfg: &RoundConfig, seed: Option<[u8; 32]>, plan: &DropoutPlan) -> Option<Stage> {
     let t = cfg.threshold;
     let set = |s: Stage| -> BTreeSet<ParticipantId> {
         cfg.participants
@@ -61,10 +85,18 @@ fn oracle(cfg: &RoundConfig, plan: &DropoutPlan) -> Option<Stage> {
         set(Stage::Consistency),
         set(Stage::Unmask),
     );
+    if u1.is_empty() {
+        return Some(Stage::AdvertiseKeys);
+    }
+    // Every advertiser must reveal its nonce, or the graph cannot be fixed.
+    if !u1.is_subset(&set(Stage::RevealSeed)) {
+        return Some(Stage::RevealSeed);
+    }
+    let g = NeighbourGraph::new(cfg, &seed.expect("the graph was fixed"));
     let nb =
         |i: ParticipantId, s: &BTreeSet<ParticipantId>| g.neighbours(i).intersection(s).count();
     // Every participant counts itself towards t at every stage.
-    if u1.is_empty() || u1.iter().any(|&i| nb(i, &u1) + 1 < t) {
+    if u1.iter().any(|&i| nb(i, &u1) + 1 < t) {
         return Some(Stage::AdvertiseKeys);
     }
     if u2.is_empty() || u2.iter().any(|&i| nb(i, &u2) + 1 < t) {
@@ -92,8 +124,9 @@ fn oracle(cfg: &RoundConfig, plan: &DropoutPlan) -> Option<Stage> {
     None
 }
 
-const STAGES: [Stage; 5] = [
+const STAGES: [Stage; 6] = [
     Stage::AdvertiseKeys,
+    Stage::RevealSeed,
     Stage::ShareKeys,
     Stage::MaskedInput,
     Stage::Consistency,
@@ -115,7 +148,7 @@ proptest! {
         u64ring: bool,
         rate in 0u8..40,
         drop_draws in prop::collection::vec(0u8..100, 12),
-        stage_draws in prop::collection::vec(0usize..5, 12),
+        stage_draws in prop::collection::vec(0usize..6, 12),
         seed: u64,
     ) {
         let nn = n as usize;
@@ -134,8 +167,9 @@ proptest! {
                 plan.drops.insert(*p, STAGES[stage_draws[i]]);
             }
         }
-        let expected = oracle(&cfg, &plan);
-        match (simulate(&cfg, &inputs, &plan, &mut rng), expected) {
+        let (result, seed) = simulate_observed(&cfg, &inputs, &plan, &mut rng);
+        let expected = oracle(&cfg, seed, &plan);
+        match (result, expected) {
             (Ok(agg), None) => {
                 let u3: Vec<_> = cfg.participants.iter().copied()
                     .filter(|p| plan.drops.get(p).is_none_or(|s| *s > Stage::MaskedInput)).collect();
@@ -195,11 +229,11 @@ fn dropout_oracle_covers_all_outcomes() {
         let mut plan = DropoutPlan::none();
         for p in &cfg.participants {
             if rng.next_u32() % 100 < rate {
-                plan.drops.insert(*p, STAGES[rng.next_u32() as usize % 5]);
+                plan.drops.insert(*p, STAGES[rng.next_u32() as usize % 6]);
             }
         }
-        let want = oracle(&cfg, &plan);
-        let got = simulate(&cfg, &inputs, &plan, &mut rng);
+        let (got, seed) = simulate_observed(&cfg, &inputs, &plan, &mut rng);
+        let want = oracle(&cfg, seed, &plan);
         match (&got, want) {
             (Ok(_), None) => {}
             (Err(SecAggError::TooManyDropouts { stage, .. }), Some(s)) if *stage == s => {}
@@ -210,6 +244,7 @@ fn dropout_oracle_covers_all_outcomes() {
     for s in [
         "None",
         "Some(AdvertiseKeys)",
+        "Some(RevealSeed)",
         "Some(ShareKeys)",
         "Some(MaskedInput)",
         "Some(Consistency)",
@@ -231,19 +266,18 @@ struct Manual {
 fn to_stage2(n: u32, ring: Ring, d: usize, round: u8, rng: &mut ChaCha20Rng) -> Manual {
     let (k, t) = recommended_neighbours(n as usize, 0);
     let net = net(n, k, t, ring, d, round, rng);
-    let mut server = Server::new(net.cfg.clone()).unwrap();
+    let server = Server::new(net.cfg.clone()).unwrap();
     let mut c0 = BTreeMap::new();
     let mut adverts = BTreeMap::new();
     for (&p, key) in &net.keys {
         let (st, msg) = Client::start(net.cfg.clone(), p, key, rng).unwrap();
-        server.handle_advertise(p, msg.clone()).unwrap();
-        adverts.insert(p, msg);
-        c0.insert(p, st);
+        adverts.insert(p, msg.clone());
+        c0.insert(p, (st, msg));
     }
-    let (mut server, bundles) = server.close().unwrap();
+    let (mut server, bundles, mut c1) = fix_graph(server, c0).unwrap();
     let mut shared = BTreeMap::new();
     for b in bundles {
-        let st: ClientAdvertised = c0.remove(&b.recipient).unwrap();
+        let st: ClientRevealed = c1.remove(&b.recipient).unwrap();
         let (st, msg) = st.handle_key_bundle(b.clone(), rng).unwrap();
         server.handle_share_keys(b.recipient, msg).unwrap();
         shared.insert(b.recipient, st);
@@ -364,10 +398,11 @@ fn replay_from_earlier_round_refused() {
         Err(SecAggError::WrongRound { .. })
     ));
     // A client of the new round refuses an old key bundle and old shares.
-    let (st, _) = Client::start(cfg.clone(), p, &old.net.keys[&p], &mut rng).unwrap();
+    let (st, nonces) = revealed_alone(&cfg, p, &old.net.keys[&p], &mut rng);
     let old_bundle = KeyBundle {
         round_id: old.net.cfg.round_id,
         recipient: p,
+        nonces,
         adverts: old
             .adverts
             .values()
@@ -380,10 +415,11 @@ fn replay_from_earlier_round_refused() {
         Err(SecAggError::WrongRound { .. })
     ));
     // An old advertisement inside a current bundle is refused as well.
-    let (st, _) = Client::start(cfg.clone(), p, &old.net.keys[&p], &mut rng).unwrap();
+    let (st, nonces) = revealed_alone(&cfg, p, &old.net.keys[&p], &mut rng);
     let mixed = KeyBundle {
         round_id: cfg.round_id,
         recipient: p,
+        nonces,
         adverts: old
             .adverts
             .values()
@@ -420,10 +456,11 @@ fn forged_signature_refused() {
     );
     // A malicious server forwarding the forged advert: the client refuses it.
     let r = ParticipantId(5);
-    let (st, _) = Client::start(net.cfg.clone(), r, &net.keys[&r], &mut rng).unwrap();
+    let (st, nonces) = revealed_alone(&net.cfg, r, &net.keys[&r], &mut rng);
     let bundle = KeyBundle {
         round_id: net.cfg.round_id,
         recipient: r,
+        nonces,
         adverts: vec![ad],
     };
     assert!(
@@ -501,13 +538,14 @@ fn unknown_participant_refused() {
     let s_pk = [8u8; 32];
     let signature = crypto::sign(
         &sk,
-        &crypto::advert_transcript(&net.cfg.round_id, stranger, &c_pk, &s_pk),
+        &crypto::advert_transcript(&net.cfg.binding(), stranger, &c_pk, &s_pk, &[0; 32]),
     );
     let ad = AdvertiseKeys {
         round_id: net.cfg.round_id,
         sender: stranger,
         c_pk,
         s_pk,
+        seed_commitment: [0; 32],
         signature,
     };
     assert_eq!(
@@ -515,10 +553,11 @@ fn unknown_participant_refused() {
         Err(SecAggError::UnknownParticipant(stranger))
     );
     let p = ParticipantId(1);
-    let (st, _) = Client::start(net.cfg.clone(), p, &net.keys[&p], &mut rng).unwrap();
+    let (st, nonces) = revealed_alone(&net.cfg, p, &net.keys[&p], &mut rng);
     let bundle = KeyBundle {
         round_id: net.cfg.round_id,
         recipient: p,
+        nonces,
         adverts: vec![ad],
     };
     assert_eq!(
