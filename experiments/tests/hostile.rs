@@ -186,6 +186,7 @@ async fn hostile_participant(
                         &key,
                         (&delta, 100, 0.5),
                         &config.secure_aggregation,
+                        None,
                     )
                     .unwrap();
                     secure = Some((task.task_id, t));

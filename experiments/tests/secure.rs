@@ -164,6 +164,7 @@ async fn scripted_participant(
                         &key,
                         (&delta, samples, 0.5),
                         &config.secure_aggregation,
+                        None,
                     )
                     .unwrap();
                     secure = Some((task.task_id, t));

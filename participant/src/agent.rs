@@ -27,6 +27,7 @@ use tonic::{Code, Status};
 use crate::audit::{CheckpointKeeper, Expected};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
+use crate::releases::{Release, ReleaseLedger, base_model_sha256};
 use crate::secure::SecureTask;
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
@@ -45,6 +46,8 @@ pub struct Agent {
     signing_key: ed25519_dalek::SigningKey,
     /// The audit checkpoints we accepted, kept across sessions.
     audit: std::sync::Mutex<CheckpointKeeper>,
+    /// The base models whose secure sums we unmasked: never a second sum.
+    releases: std::sync::Mutex<ReleaseLedger>,
     /// Where our durable writes go (the state folder, contributions).
     disk: fedsoc_durable::Disk,
 }
@@ -53,6 +56,8 @@ pub struct Agent {
 struct SecureInFlight {
     task_id: u64,
     round: u64,
+    /// SHA-256 of the global model our update was trained from.
+    base: String,
     task: SecureTask,
     max_message: u64,
     incoming: Option<(u32, Assembler<u8>)>,
@@ -182,6 +187,7 @@ impl Agent {
         let disk = fedsoc_durable::Disk::real();
         Ok(Agent {
             audit: std::sync::Mutex::new(open_keeper(&config, &disk)?),
+            releases: std::sync::Mutex::new(open_releases(&config, &disk)?),
             config,
             workload,
             members,
@@ -194,6 +200,7 @@ impl Agent {
     /// (crash tests pass one with a fault plan); the state is read again.
     pub fn on_disk(mut self, disk: fedsoc_durable::Disk) -> Result<Self, ParticipantError> {
         self.audit = std::sync::Mutex::new(open_keeper(&self.config, &disk)?);
+        self.releases = std::sync::Mutex::new(open_releases(&self.config, &disk)?);
         self.disk = disk;
         Ok(self)
     }
@@ -407,6 +414,11 @@ impl Agent {
         self.audit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn releases(&self) -> std::sync::MutexGuard<'_, ReleaseLedger> {
+        // Updates are single assignments: poison is moot.
+        self.releases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The coordinator's checkpoint key, from its certificate checked
     /// against the federation CA.
     fn coordinator_key(&self, der: &[u8]) -> Result<ed25519_dalek::VerifyingKey, ParticipantError> {
@@ -527,6 +539,29 @@ impl Agent {
         outbox: &mpsc::Sender<ParticipantMessage>,
     ) -> Result<Option<SecureInFlight>, ParticipantError> {
         let ReadyTask { task, global } = ready;
+        let base = base_model_sha256(&global);
+        let checked = match &task.secure {
+            Some(params) => {
+                let members: Vec<String> = params
+                    .members
+                    .iter()
+                    .map(|m| m.participant_id.clone())
+                    .collect();
+                self.releases().check(task.round, &base, &members)
+            }
+            None => Ok(None),
+        };
+        let pinned = match checked {
+            Ok(pinned) => pinned,
+            Err(refused) => {
+                tracing::warn!(participant = %self.config.id, round = task.round, error = %refused, "secure task refused");
+                let failed = participant_message::Body::TaskFailed(TaskFailed {
+                    task_id: task.task_id,
+                    reason: refused.to_string(),
+                });
+                return send(outbox, failed).await.map(|()| None);
+            }
+        };
         let update = match self.compute_update(federation, &task, global).await {
             Ok(update) => update,
             Err(e) => {
@@ -552,6 +587,7 @@ impl Agent {
                 &self.signing_key,
                 (delta.as_slice(), samples, mean_loss),
                 &self.config.secure_aggregation,
+                pinned,
             );
             let (secure_task, advert) = match started {
                 Ok(started) => started,
@@ -577,6 +613,7 @@ impl Agent {
             return Ok(Some(SecureInFlight {
                 task_id: task.task_id,
                 round: task.round,
+                base,
                 task: secure_task,
                 max_message: max_secagg_message(delta.len(), params.members.len()),
                 incoming: None,
@@ -654,6 +691,18 @@ impl Agent {
                     let round = flight.round;
                     fault_point(&self.config.id, round, fault::stage::of_secagg(stage_no)).await;
                     let reply = flight.task.handle(stage_no, &bytes)?;
+                    if stage_no == stage::UNMASK {
+                        // From here the coordinator can finish the sum:
+                        // our update from this base enters no other.
+                        let release = Release {
+                            round,
+                            round_id: flight.task.round_id_hex(),
+                            survivors: flight.task.signed_survivors().unwrap_or_default(),
+                        };
+                        self.releases()
+                            .record(&flight.base, release)
+                            .map_err(|e| ParticipantError::Protocol(e.to_string()))?;
+                    }
                     send_secagg(outbox, flight.task_id, stage_no, &reply).await
                 }
             }
@@ -715,6 +764,18 @@ fn open_keeper(
         Some(dir) => CheckpointKeeper::open(dir, disk.clone())
             .map_err(|e| ParticipantError::Audit(e.to_string())),
         None => Ok(CheckpointKeeper::default()),
+    }
+}
+
+/// The release ledger of `config`'s state folder (in memory without one).
+fn open_releases(
+    config: &ParticipantConfig,
+    disk: &fedsoc_durable::Disk,
+) -> Result<ReleaseLedger, ParticipantError> {
+    match &config.state_dir {
+        Some(dir) => ReleaseLedger::open(dir, disk.clone())
+            .map_err(|e| ParticipantError::Protocol(e.to_string())),
+        None => Ok(ReleaseLedger::default()),
     }
 }
 

@@ -12,6 +12,8 @@
 //!   certificates checked, update encoded, client stages driven.
 //! - [`workload`]: what each update comes from: local training, or random
 //!   updates for benchmarks of the aggregation path.
+//! - [`releases`]: the base models whose secure sums we unmasked, kept
+//!   durably: our update from one model never enters a second sum.
 //! - [`audit`]: holding the coordinator to its audit log (sans-IO):
 //!   checkpoint signatures, consistency proofs, receipts for our updates.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
@@ -22,6 +24,7 @@ pub mod agent;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod releases;
 pub mod secure;
 pub mod task;
 pub mod telemetry;

@@ -36,6 +36,15 @@ enum State {
 /// One secure-aggregation attempt, from our advertisement to our shares.
 pub struct SecureTask {
     state: Option<State>,
+    /// Hex of the secure round id (one per attempt).
+    round_id_hex: String,
+    /// Member ids by secure-round index.
+    members: Vec<String>,
+    /// The only survivor list we may sign: set when our update from this
+    /// base model already entered a sum over these members (sorted ids).
+    pinned: Option<Vec<String>>,
+    /// The survivor list we signed (sorted ids).
+    signed: Option<Vec<String>>,
     input: Vec<u64>,
     /// SHA-256 (hex) of the masked-input message we sent: what the
     /// coordinator's audit receipt must record.
@@ -151,6 +160,7 @@ impl SecureTask {
         signing_key: &SigningKey,
         update: (&[f32], u64, f32),
         floor: &SecureFloor,
+        pinned: Option<Vec<String>>,
     ) -> Result<(Self, Vec<u8>), ParticipantError> {
         let (delta, samples, loss) = update;
         let (config, my_id) = round_config(params, me, members, delta.len(), floor)?;
@@ -163,6 +173,14 @@ impl SecureTask {
         Ok((
             SecureTask {
                 state: Some(State::Advertised(client)),
+                round_id_hex: hex::encode(&params.round_id),
+                members: params
+                    .members
+                    .iter()
+                    .map(|m| m.participant_id.clone())
+                    .collect(),
+                pinned,
+                signed: None,
                 input,
                 masked_input_sha256: None,
             },
@@ -173,6 +191,40 @@ impl SecureTask {
     /// Our quantised, weighted update: the vector the masks hide.
     pub fn input(&self) -> &[u64] {
         &self.input
+    }
+
+    /// The survivor list we signed, as sorted participant ids.
+    pub fn signed_survivors(&self) -> Option<Vec<String>> {
+        self.signed.clone()
+    }
+
+    /// The survivor list as sorted participant ids; refused if it is not
+    /// the list our update's earlier sum was over.
+    fn check_survivors(&self, list: &SurvivorList) -> Result<Vec<String>, ParticipantError> {
+        let mut ids = Vec::with_capacity(list.survivors.len());
+        for p in &list.survivors {
+            let id = self
+                .members
+                .get(p.0 as usize)
+                .ok_or_else(|| protocol(format!("survivor {p} is not a member")))?;
+            ids.push(id.clone());
+        }
+        ids.sort();
+        match &self.pinned {
+            Some(pinned) if *pinned != ids => Err(protocol(format!(
+                "refusing to sign survivors [{}]: our update from this base model already went \
+                 into a sum over [{}], and a second sum over other members would let the \
+                 coordinator subtract the two",
+                ids.join(", "),
+                pinned.join(", ")
+            ))),
+            _ => Ok(ids),
+        }
+    }
+
+    /// Hex of the secure round id of this attempt.
+    pub fn round_id_hex(&self) -> String {
+        self.round_id_hex.clone()
     }
 
     pub fn masked_input_sha256(&self) -> Option<String> {
@@ -209,7 +261,9 @@ impl SecureTask {
             }
             (stage::CONSISTENCY, State::Masked(c)) => {
                 let list = SurvivorList::decode(bytes).map_err(protocol)?;
+                let ids = self.check_survivors(&list)?;
                 let (c, m) = c.handle_survivors(list).map_err(protocol)?;
+                self.signed = Some(ids);
                 (State::Consistent(c), m.encode())
             }
             (stage::UNMASK, State::Consistent(c)) => {
