@@ -1238,6 +1238,7 @@ fn secure_plan(
         colluders: s.colluders,
         ring,
         vector_len: WeightedEncoding::vector_len(num_params),
+        context: encoding.context(),
     };
     let server = encoding
         .check_capacity(n)

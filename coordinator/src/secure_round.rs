@@ -135,6 +135,7 @@ pub async fn run_secure_round(
         colluders,
         ring: settings.encoding.quantizer.ring,
         vector_len: WeightedEncoding::vector_len(global.len()),
+        context: settings.encoding.context(),
     };
     let setup = settings
         .encoding

@@ -248,6 +248,7 @@ fn open_secure(
         colluders: 0,
         ring: Ring::U64,
         vector_len: WeightedEncoding::vector_len(global.len()),
+        context: encoding().context(),
     }
 }
 

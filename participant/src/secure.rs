@@ -146,6 +146,7 @@ fn round_config(
         colluders: params.colluders as usize,
         ring: encoding.quantizer.ring,
         vector_len: WeightedEncoding::vector_len(num_params),
+        context: encoding.context(),
     };
     Ok((config, me))
 }

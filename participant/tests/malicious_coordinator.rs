@@ -138,6 +138,7 @@ fn attempt(
         colluders: 0,
         ring: Ring::U64,
         vector_len: WeightedEncoding::vector_len(BASE.len()),
+        context: encoding(&params).unwrap().context(),
     };
     let mut outcome = Outcome {
         refused: BTreeMap::new(),

@@ -107,6 +107,11 @@ pub struct RoundConfig {
     pub ring: Ring,
     /// Number of ring elements per input.
     pub vector_len: usize,
+    /// What the application signs into the round besides the aggregation
+    /// (fedsoc: [`crate::weighted::WeightedEncoding::context`], the clip,
+    /// bits and weight cap every honest input respects, which bound the
+    /// sum the coordinator accepts). Zero when there is none.
+    pub context: [u8; 32],
 }
 
 /// The smallest safe threshold for `k` neighbours and `c` colluders.
@@ -164,11 +169,12 @@ impl RoundConfig {
             colluders: 0,
             ring,
             vector_len,
+            context: [0; 32],
         }
     }
 
     /// SHA-256 of everything the parties must agree on: round id, roster
-    /// with keys, k, t, c, ring and vector length. Every signature of the
+    /// with keys, k, t, c, ring, vector length and the application context. Every signature of the
     /// round covers it, so a coordinator that tells two members different
     /// parameters makes their signatures fail at each other.
     pub fn binding(&self) -> [u8; 32] {
@@ -192,6 +198,7 @@ impl RoundConfig {
             h.update((v as u64).to_be_bytes());
         }
         h.update(self.ring.bits().to_be_bytes());
+        h.update(self.context);
         h.finalize().into()
     }
 

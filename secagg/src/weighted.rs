@@ -40,6 +40,22 @@ pub struct WeightedTotal {
 }
 
 impl WeightedEncoding {
+    /// SHA-256 of the encoding (clip, bits, ring, weight cap): the
+    /// [`crate::RoundConfig::context`] of a round carrying it, so every
+    /// member signs the bounds its inputs respect and the coordinator
+    /// checks the sum against, and none can be told other bounds.
+    pub fn context(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::new()
+            .chain_update(b"fedsoc-secagg/v1/weighted-encoding")
+            .chain_update(self.quantizer.clip.to_bits().to_be_bytes())
+            .chain_update(self.quantizer.bits.to_be_bytes())
+            .chain_update(self.quantizer.ring.bits().to_be_bytes())
+            .chain_update(self.max_samples.to_be_bytes())
+            .finalize()
+            .into()
+    }
+
     fn loss_quantizer(&self) -> Quantizer {
         Quantizer {
             clip: LOSS_CLIP,

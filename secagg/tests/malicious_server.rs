@@ -477,3 +477,32 @@ fn a_server_cannot_choose_the_seed_by_leaving_nonces_out() {
         Err(SecAggError::GraphSeed(m)) if m.contains("that I did not make")
     ));
 }
+
+#[test]
+fn a_member_told_other_sum_bounds_cannot_be_signed_for() {
+    // The weight cap, clip and bits bound the sum the coordinator accepts
+    // (see tests/bounds.rs); a member told a higher cap than the others
+    // could be given more weight unnoticed. The bounds are signed in.
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let (mut cfg, keys) = roster(5, &mut rng);
+    let encoding = |max_samples| weighted::WeightedEncoding {
+        quantizer: Quantizer {
+            clip: 1.0,
+            bits: 16,
+            ring: Ring::U64,
+        },
+        max_samples,
+    };
+    cfg.context = encoding(1000).context();
+    let mut told_0 = cfg.clone();
+    told_0.context = encoding(1_000_000_000).context();
+    let mut server = Server::new(cfg).unwrap();
+    let (_, advert) =
+        Client::start(told_0, ParticipantId(0), &keys[&ParticipantId(0)], &mut rng).unwrap();
+    assert_eq!(
+        server.handle_advertise(ParticipantId(0), advert),
+        Err(SecAggError::BadSignature {
+            participant: ParticipantId(0)
+        })
+    );
+}
