@@ -117,6 +117,7 @@ impl FederationSpec {
         num_params: usize,
         deadline: std::time::Duration,
         secure: Option<SecureAggregation>,
+        crl_der: &[u8],
     ) -> TrainTask {
         let train = self.train_config(round, participant);
         TrainTask {
@@ -132,6 +133,7 @@ impl FederationSpec {
             proximal_mu: train.proximal_mu,
             loss: self.training.loss.clone(),
             focal_gamma: self.training.focal_gamma,
+            crl_der: crl_der.to_vec(),
         }
     }
 }

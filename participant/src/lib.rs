@@ -14,6 +14,8 @@
 //!   updates for benchmarks of the aggregation path.
 //! - [`audit`]: holding the coordinator to its audit log (sans-IO):
 //!   checkpoint signatures, consistency proofs, receipts for our updates.
+//! - [`revocation`]: the CRL the coordinator sends, checked against the CA,
+//!   its nextUpdate and the highest CRL number we accepted (kept on disk).
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`]: [`ParticipantError`].
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod agent;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod revocation;
 pub mod secure;
 pub mod task;
 pub mod telemetry;
