@@ -102,3 +102,46 @@ impl CrlKeeper {
         Ok(list)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedsoc_pki::{CertificateAuthority, RevocationReason, crl::crl_der};
+
+    fn signed(ca: &CertificateAuthority, number: u64) -> Vec<u8> {
+        let (_, pem) = RevocationList {
+            number: number - 1,
+            ..RevocationList::empty()
+        }
+        .extend_and_sign(ca, &[], RevocationReason::Unspecified)
+        .unwrap();
+        crl_der(pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_floor_is_kept_across_a_restart_and_foreign_or_missing_lists_are_refused() {
+        let ca = CertificateAuthority::generate("keeper").unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let open = || CrlKeeper::open(ca.cert_pem(), Some(state.path()), Disk::real(), "soc-ee");
+        let mut keeper = open().unwrap();
+        assert!(matches!(keeper.admit(&[], now), Err(CrlRefusal::Missing)));
+        let other = CertificateAuthority::generate("keeper").unwrap();
+        let err = keeper.admit(&signed(&other, 9), now).unwrap_err();
+        assert!(matches!(err, CrlRefusal::Unverified(_)), "{err}");
+        assert_eq!(keeper.floor(), 0, "a foreign list raises nothing");
+        keeper.admit(&signed(&ca, 3), now).unwrap();
+        keeper.admit(&signed(&ca, 3), now).unwrap();
+
+        let mut reopened = open().unwrap();
+        assert_eq!(reopened.floor(), 3);
+        let err = reopened.admit(&signed(&ca, 2), now).unwrap_err();
+        assert!(matches!(err, CrlRefusal::RolledBack(_)), "{err}");
+        assert!(err.to_string().contains("participant soc-ee"), "{err}");
+        let err = reopened
+            .admit(&signed(&ca, 4), now + time::Duration::days(31))
+            .unwrap_err();
+        assert!(matches!(err, CrlRefusal::Stale(_)), "{err}");
+        assert_eq!(reopened.floor(), 3, "a stale list raises nothing");
+    }
+}
