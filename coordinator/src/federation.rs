@@ -108,7 +108,9 @@ impl FederationSpec {
         }
     }
 
-    /// `participant`'s task in `round`, as sent.
+    /// `participant`'s task in `round`, as sent, carrying the CA-signed
+    /// CRL in force (`crl_der`) for the participant to check.
+    #[allow(clippy::too_many_arguments)]
     pub fn train_task(
         &self,
         round: u64,

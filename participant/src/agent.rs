@@ -480,8 +480,9 @@ impl Agent {
         let key = self.coordinator_key(&welcome.coordinator_certificate_der)?;
         match self.admit_crl(&welcome.crl_der, &welcome.coordinator_certificate_der)? {
             Ok(_) => {}
-            // The coordinator's operator renews it; the reconnect picks it up.
-            Err(refusal @ CrlRefusal::Stale(_)) => {
+            // The coordinator's operator renews a stale list, and a disk
+            // that failed may recover: the reconnect tries again.
+            Err(refusal @ (CrlRefusal::Stale(_) | CrlRefusal::Storage(_))) => {
                 return Err(ParticipantError::Session(refusal.to_string()));
             }
             Err(refusal) => {
