@@ -258,12 +258,33 @@ enum ParticipantCommand {
 
 #[derive(Subcommand)]
 enum PkiCommand {
-    /// Create a federation CA (ca.pem, ca.key) in DIR.
+    /// Create a federation CA (ca.pem, ca.key) and its first, empty
+    /// revocation list (crl.pem) in DIR.
     Init {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long, default_value = "federation")]
         federation: String,
+        /// Days the CRL stays current (its nextUpdate); renew it before
+        /// then with `fedsoc pki crl`.
+        #[arg(long, default_value_t = fedsoc_pki::crl::CRL_VALIDITY_DAYS)]
+        crl_days: i64,
+    },
+    /// Re-sign DIR/crl.pem: the same revocations, the next CRL number and a
+    /// fresh nextUpdate. Coordinators and participants refuse a CRL past
+    /// its nextUpdate, so run this (e.g. monthly) before it runs out.
+    Crl {
+        /// The PKI folder holding ca.pem and ca.key.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Days the new CRL stays current.
+        #[arg(long, default_value_t = fedsoc_pki::crl::CRL_VALIDITY_DAYS)]
+        days: i64,
+        /// Number the new CRL at least this high: to climb back over the
+        /// CRL number coordinators and participants already enforced after
+        /// the newest crl.pem was lost (revoke the ids again first).
+        #[arg(long, default_value_t = 0)]
+        at_least: u64,
     },
     /// Issue a certificate (ID.pem, ID.key) signed by the CA in DIR, and
     /// record it in DIR/issued.json.
@@ -298,6 +319,9 @@ enum PkiCommand {
         /// key-compromise, superseded, cessation-of-operation or unspecified.
         #[arg(long, default_value = "unspecified")]
         reason: fedsoc_pki::RevocationReason,
+        /// Days the new CRL stays current (its nextUpdate).
+        #[arg(long, default_value_t = fedsoc_pki::crl::CRL_VALIDITY_DAYS)]
+        crl_days: i64,
     },
     /// Describe a certificate (identity, validity, fingerprint, revocation)
     /// or a CRL (revoked serials).
@@ -370,7 +394,11 @@ async fn run(command: Command) -> Result<()> {
             agent.run(shutdown_signal()).await?;
             Ok(())
         }
-        Command::Pki(PkiCommand::Init { dir, federation }) => {
+        Command::Pki(PkiCommand::Init {
+            dir,
+            federation,
+            crl_days,
+        }) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             if dir.join("ca.key").exists() {
                 anyhow::bail!(
@@ -379,7 +407,32 @@ async fn run(command: Command) -> Result<()> {
                 );
             }
             CertificateAuthority::generate(&federation)?.save(&dir)?;
-            outln!("created {}/ca.pem and ca.key", dir.display());
+            let pki = fedsoc_pki::PkiDir::new(&dir);
+            let crl = pki.sign_crl(crl_days, 0)?;
+            outln!(
+                "created {}/ca.pem, ca.key and crl.pem (CRL #{}, nothing revoked, current until {}; \
+                 renew with `fedsoc pki crl --dir {}`)",
+                dir.display(),
+                crl.number,
+                crl.current_until(),
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Crl {
+            dir,
+            days,
+            at_least,
+        }) => {
+            let pki = fedsoc_pki::PkiDir::new(&dir);
+            let crl = pki.sign_crl(days, at_least)?;
+            outln!(
+                "wrote {} (CRL #{}, {} revoked, current until {}); copy it to the coordinator",
+                pki.crl_path().display(),
+                crl.number,
+                crl.entries.len(),
+                crl.current_until()
+            );
             Ok(())
         }
         Command::Pki(PkiCommand::Issue {
@@ -408,8 +461,13 @@ async fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Pki(PkiCommand::Revoke { id, dir, reason }) => {
-            let outcome = fedsoc_pki::PkiDir::new(&dir).revoke(&id, reason)?;
+        Command::Pki(PkiCommand::Revoke {
+            id,
+            dir,
+            reason,
+            crl_days,
+        }) => {
+            let outcome = fedsoc_pki::PkiDir::new(&dir).revoke_with(&id, reason, crl_days)?;
             if outcome.revoked.is_empty() {
                 outln!(
                     "{id} was already revoked (serial {}); {} unchanged (CRL #{})",

@@ -44,10 +44,16 @@ fn field(shown: &str, name: &str) -> String {
 fn init_issue_show_revoke_and_show_again() {
     let tmp = tempfile::tempdir().unwrap();
     let here = tmp.path();
-    ok(&fedsoc(
+    let init = ok(&fedsoc(
         &["pki", "init", "--dir", "pki", "--federation", "eu"],
         here,
     ));
+    // A new federation starts with a signed, empty CRL the coordinator
+    // requires, and is told how to renew it.
+    assert!(
+        init.contains("crl.pem (CRL #1, nothing revoked") && init.contains("fedsoc pki crl --dir"),
+        "{init}"
+    );
     let issued = ok(&fedsoc(
         &[
             "pki",
@@ -120,7 +126,7 @@ fn init_issue_show_revoke_and_show_again() {
         ],
         here,
     ));
-    assert!(revoked.contains("CRL #1"), "{revoked}");
+    assert!(revoked.contains("CRL #2"), "{revoked}");
     assert!(here.join("pki/crl.pem").exists());
 
     let shown = ok(&fedsoc(&["pki", "show", "pki/soc-ee.pem"], here));
@@ -149,6 +155,16 @@ fn init_issue_show_revoke_and_show_again() {
     // --dir defaults to the current folder.
     let again = ok(&fedsoc(&["pki", "revoke", "soc-ee"], &here.join("pki")));
     assert!(again.contains("already revoked"), "{again}");
+
+    // Renewal: same revocations, next number, fresh nextUpdate.
+    let renewed = ok(&fedsoc(
+        &["pki", "crl", "--dir", "pki", "--days", "10"],
+        here,
+    ));
+    assert!(
+        renewed.contains("(CRL #3, 1 revoked, current until"),
+        "{renewed}"
+    );
 }
 
 #[test]

@@ -61,8 +61,9 @@ pub struct TlsSection {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// The CA's revocation list (`fedsoc pki revoke` writes it); re-read
-    /// when it changes, no restart needed. Default: `crl.pem` beside the CA.
+    /// The CA's revocation list (`fedsoc pki init` writes it, `pki revoke`
+    /// and `pki crl` re-sign it); required, re-read when it changes, no
+    /// restart needed. Default: `crl.pem` beside the CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<PathBuf>,
 }
@@ -470,7 +471,8 @@ impl CoordinatorConfig {
         }
     }
 
-    /// Where the revocation list is (it may not exist yet).
+    /// Where the revocation list is (the coordinator refuses to start
+    /// without one).
     pub fn crl_path(&self) -> PathBuf {
         self.tls.crl.clone().unwrap_or_else(|| {
             self.tls

@@ -49,6 +49,16 @@ pub enum CoordinatorError {
     Storage { path: PathBuf, reason: String },
     #[error("audit log: {0}")]
     Audit(#[from] fedsoc_audit::AuditError),
+    /// The CRL cannot be enforced (missing, stale, rolled back): rounds
+    /// and start-up refuse rather than run on it.
+    #[error("revocation list: {0}")]
+    Crl(fedsoc_pki::PkiError),
+    #[error(
+        "this coordinator's own certificate is on the federation's CRL ({0}); participants \
+         refuse it. Issue the coordinator a new certificate (`fedsoc pki issue --role \
+         coordinator --force`) and restart with it"
+    )]
+    OwnCertificateRevoked(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

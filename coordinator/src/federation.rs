@@ -108,7 +108,9 @@ impl FederationSpec {
         }
     }
 
-    /// `participant`'s task in `round`, as sent.
+    /// `participant`'s task in `round`, as sent, carrying the CA-signed
+    /// CRL in force (`crl_der`) for the participant to check.
+    #[allow(clippy::too_many_arguments)]
     pub fn train_task(
         &self,
         round: u64,
@@ -117,6 +119,7 @@ impl FederationSpec {
         num_params: usize,
         deadline: std::time::Duration,
         secure: Option<SecureAggregation>,
+        crl_der: &[u8],
     ) -> TrainTask {
         let train = self.train_config(round, participant);
         TrainTask {
@@ -132,6 +135,7 @@ impl FederationSpec {
             proximal_mu: train.proximal_mu,
             loss: self.training.loss.clone(),
             focal_gamma: self.training.focal_gamma,
+            crl_der: crl_der.to_vec(),
         }
     }
 }

@@ -20,6 +20,8 @@
 //!   and the plaintext reference that secure rounds must equal.
 //! - [`strategy`]: FedAvg on the aggregate.
 //! - [`store`]: durable models and round history.
+//! - [`crl`]: the CRL enforced at start and per round (fresh, never older
+//!   than the highest number recorded) and sent with every task.
 //! - [`trail`]: the audit trail: entry kinds and bodies, written to the
 //!   auditors' log (fedsoc-audit) as rounds happen.
 //! - [`replay`]: the auditor's side: verify a log and replay every round.
@@ -33,6 +35,7 @@ pub mod aggregate;
 pub mod audit_view;
 pub mod config;
 pub mod control;
+pub mod crl;
 pub mod error;
 pub mod federation;
 pub mod live;

@@ -40,9 +40,22 @@ pub struct RoundPolicy {
     /// Certificates revoked since their session opened are cut off at
     /// the next round.
     pub revocations: Option<Arc<fedsoc_pki::Revocations>>,
+    /// The CRL every task carries, checked for freshness and against the
+    /// recorded floor at each round (`None` only in tests).
+    pub crl: Option<Arc<crate::crl::CrlGate>>,
 }
 
 impl RoundPolicy {
+    /// The signed CRL (DER) for this round's tasks; an error (stale,
+    /// missing, older than enforced before, or revoking us) fails the
+    /// round before anything is sent or logged.
+    pub(crate) fn crl_for_round(&self) -> Result<Arc<Vec<u8>>, CoordinatorError> {
+        match &self.crl {
+            Some(gate) => gate.for_round(),
+            None => Ok(Arc::default()),
+        }
+    }
+
     /// The idle links a round may use: a session whose certificate was
     /// revoked while it was open is closed here (dropping the link ends
     /// the stream; the reconnect is refused).
@@ -127,6 +140,7 @@ pub async fn run_round(
     global: Arc<Vec<f32>>,
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
+    let crl_der = policy.crl_for_round()?;
     let links = policy.take_members(registry);
     if links.len() < policy.min_participants {
         let got = links.len();
@@ -176,6 +190,7 @@ pub async fn run_round(
             global.len(),
             policy.timeout,
             None,
+            &crl_der,
         );
         tasks.spawn(collect_update(link, task, global.clone(), deadline));
     }

@@ -80,6 +80,7 @@ pub async fn run_secure_round(
     global: Arc<Vec<f32>>,
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
+    let crl_der = policy.crl_for_round()?;
     let mut links = policy.take_members(registry);
     // Members whose certificate does not yield an Ed25519 key cannot sign;
     // they sit this round out.
@@ -227,6 +228,7 @@ pub async fn run_secure_round(
         log,
         accepted: Vec::new(),
         watch: policy.watch.clone(),
+        crl_der,
     };
     let outcome = driver
         .run(
@@ -378,6 +380,8 @@ struct Driver<'t> {
     /// Messages the state machine accepted in the current stage.
     accepted: Vec<(u32, Vec<u8>)>,
     watch: RoundWatch,
+    /// The signed CRL every task of this round carries.
+    crl_der: Arc<Vec<u8>>,
 }
 
 /// What the driver returns: the survivors by id, the decoded sum and the
@@ -410,6 +414,7 @@ impl Driver<'_> {
                 global.len(),
                 policy.timeout,
                 Some(params.clone()),
+                &self.crl_der,
             );
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::AdminService;
 use crate::config::{AggregationMode, CoordinatorConfig};
+use crate::crl::CrlGate;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::live::{self, LiveRound, RoundWatch};
@@ -338,6 +339,21 @@ impl Coordinator {
             }
         };
         let store = Store::open_on(&config.storage.dir, disk)?;
+        // The CRL first: nothing is written for a coordinator that must
+        // not start (missing, stale or rolled-back list).
+        let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(|source| {
+            fedsoc_pki::PkiError::Read {
+                path: config.tls.ca.clone(),
+                source,
+            }
+        })?;
+        let revocations = Arc::new(fedsoc_pki::Revocations::watch(&ca_pem, &config.crl_path())?);
+        let certificate = Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?);
+        let crl = Arc::new(CrlGate::open(
+            revocations.clone(),
+            &store,
+            certificate.clone(),
+        )?);
         let mut head = match store.load_head()? {
             Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
             Some((_, model)) => {
@@ -401,20 +417,14 @@ impl Coordinator {
                 addr: config.listen,
                 source,
             })?;
-        let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(|source| {
-            fedsoc_pki::PkiError::Read {
-                path: config.tls.ca.clone(),
-                source,
-            }
-        })?;
-        let revocations = Arc::new(fedsoc_pki::Revocations::watch(&ca_pem, &config.crl_path())?);
         let mut federation = FederationService::new(
             spec.clone(),
             Arc::new(config.roster.participants.clone()),
             registry,
-            Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?),
+            certificate,
         );
         federation.revocations = Some(revocations.clone());
+        federation.crl = Some(crl.clone());
         federation.rate_limit = crate::session::RateLimit {
             burst: config.limits.message_burst as f64,
             per_second: config.limits.messages_per_s,
@@ -451,6 +461,7 @@ impl Coordinator {
                 secure,
                 watch,
                 revocations: Some(revocations.clone()),
+                crl: Some(crl),
             },
             max_retries: config.rounds.max_retries,
             retry_pause: Duration::from_secs(config.rounds.retry_pause_s),
@@ -526,7 +537,10 @@ impl Coordinator {
             Err(e) => {
                 self.shared.watch.finish();
                 // An attempt that opened its record is closed by a checkpoint too.
-                if !matches!(e, CoordinatorError::NotEnoughParticipants { .. }) {
+                if !matches!(
+                    e,
+                    CoordinatorError::NotEnoughParticipants { .. } | CoordinatorError::Crl(_)
+                ) {
                     self.publish_checkpoint(None, &[])?;
                 }
                 return Err(e);
@@ -702,7 +716,10 @@ impl Coordinator {
                     tracing::warn!(round, %stage, "round stopped by a data scientist");
                 }
                 Err(e) => {
-                    if !matches!(e, CoordinatorError::NotEnoughParticipants { .. }) {
+                    if !matches!(
+                        e,
+                        CoordinatorError::NotEnoughParticipants { .. } | CoordinatorError::Crl(_)
+                    ) {
                         failures += 1;
                     }
                     if failures > self.max_retries {

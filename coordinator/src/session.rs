@@ -87,6 +87,8 @@ pub struct FederationService {
     pub spec: Arc<FederationSpec>,
     /// Certificates revoked by the CA, re-read when the CRL changes.
     pub revocations: Option<Arc<fedsoc_pki::Revocations>>,
+    /// The CRL sent in Welcome, for participants to check us against.
+    pub crl: Option<Arc<crate::crl::CrlGate>>,
     pub roster: Arc<Vec<String>>,
     pub registry: Registry,
     /// Our certificate (DER), sent in Welcome: its key signs checkpoints.
@@ -105,6 +107,7 @@ impl FederationService {
         FederationService {
             spec,
             revocations: None,
+            crl: None,
             roster,
             registry,
             certificate,
@@ -311,6 +314,11 @@ impl Federation for FederationService {
                 model: Some(self.spec.model_spec()),
                 encoder_spec_json: self.spec.encoder_json.clone(),
                 coordinator_certificate_der: self.certificate.to_vec(),
+                crl_der: self
+                    .crl
+                    .as_ref()
+                    .map(|gate| gate.current_der())
+                    .unwrap_or_default(),
             })),
         };
         outbox

@@ -149,6 +149,8 @@ impl LocalFederation {
         std::fs::create_dir_all(&pki).map_err(|e| ExperimentError::io(&pki, e))?;
         let ca = CertificateAuthority::generate("local")?;
         ca.save(&pki)?;
+        // As `fedsoc pki init` does: the coordinator requires a CRL.
+        fedsoc_pki::PkiDir::new(&pki).sign_crl(fedsoc_pki::crl::CRL_VALIDITY_DAYS, 0)?;
         let hostnames = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         ca.issue(
             &Identity::new(Role::Coordinator, "coordinator")?,

@@ -183,6 +183,8 @@ async fn hostile_participant(
                         &params,
                         &config.id,
                         &members,
+                        // A scripted member: the task's CRL is the agent's to check.
+                        &fedsoc_pki::RevocationList::empty(),
                         &key,
                         (&delta, 100, 0.5),
                         &config.secure_aggregation,

@@ -5,10 +5,22 @@
 //! coordinator cannot talk it into a round where the split-survivor-list
 //! attack works (see `secagg/tests/malicious_server.rs` for the attack on
 //! the state machines).
+//!
+//! Finding 6, revocation gaps (the `revocation_gaps_*` tests): the
+//! coordinator refuses to start on a missing, stale or older CRL than it
+//! has enforced; participants verify the CRL that comes with the Welcome
+//! and every task themselves, keep their own CRL-number floor, and refuse a
+//! rolled-back list, a stale one, a revoked coordinator and a revoked
+//! member in a secure round's roster.
 
 use std::time::Duration;
 
-use fedsoc_experiments::local::{LocalFederation, LocalFederationSpec, RandomUpdatePlan};
+use fedsoc_durable::Disk;
+use fedsoc_experiments::local::{
+    LocalFederation, LocalFederationSpec, RandomUpdatePlan, StoppedFederation,
+};
+use fedsoc_participant::{Agent, ParticipantError, RandomUpdates};
+use fedsoc_pki::{PkiDir, RevocationList, RevocationReason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_refuse_rounds_below_their_own_floor() {
@@ -74,4 +86,363 @@ async fn members_refuse_rounds_below_their_own_floor() {
         "{r1}"
     );
     federation.shutdown().await;
+}
+
+/// A small federation of four random-update participants; rounds need three.
+fn revocation_spec(dir: &std::path::Path) -> LocalFederationSpec {
+    let mut spec = LocalFederationSpec::new(dir, 4);
+    spec.rows = 100;
+    spec.hidden = vec![8, 4];
+    spec.min_participants = 3;
+    spec.round_timeout = Duration::from_secs(10);
+    spec.stage_timeout_s = 10;
+    spec.random_updates = Some(RandomUpdatePlan {
+        samples: 50,
+        scale: 0.1,
+        vanishing: 0,
+    });
+    spec
+}
+
+/// The error a coordinator start on the stopped federation's folder gives.
+async fn refused_start(stopped: StoppedFederation) -> (StoppedFederation, String) {
+    match stopped.start_coordinator(Disk::real()).await {
+        Ok(_) => panic!("the coordinator started"),
+        Err((stopped, e)) => (stopped, e.to_string()),
+    }
+}
+
+/// A random-update agent for participant `index`, its running agent
+/// killed first so the two do not take each other's session.
+fn lone_agent(federation: &mut LocalFederation, index: usize) -> Agent {
+    let id = federation.participant_ids()[index].clone();
+    federation.kill(&id);
+    Agent::with_random_updates(
+        federation.participant_config(index).clone(),
+        RandomUpdates {
+            samples: 50,
+            scale: 0.1,
+            vanish_after_sharing_keys: false,
+        },
+    )
+    .unwrap()
+}
+
+/// Before: the CRL-number floor lived only in memory and a missing
+/// `crl.pem` meant "nothing revoked", so restoring an older signed CRL (or
+/// deleting it) before a restart un-revoked everyone, and a list past its
+/// nextUpdate was used as if current. Now the coordinator records the
+/// highest CRL number it enforced in its storage folder and refuses to
+/// start on an older list, a missing one or a stale one, naming the file,
+/// the numbers and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_gaps_coordinator_refuses_to_start_on_a_missing_stale_or_older_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let federation = LocalFederation::start(&revocation_spec(dir.path()))
+        .await
+        .unwrap();
+    let ids = federation.participant_ids();
+    let pki = PkiDir::new(dir.path().join("pki"));
+    let crl_1 = std::fs::read(pki.crl_path()).unwrap();
+    let revoked = pki
+        .revoke(&ids[3], RevocationReason::KeyCompromise)
+        .unwrap();
+    assert_eq!(revoked.crl_number, 2);
+    // The running coordinator picks up CRL #2 at the next round and
+    // records its number.
+    let report = federation.coordinator.run_next_round().await.unwrap();
+    assert!(!report.included.contains(&ids[3]), "{:?}", report.included);
+    let floor_file = dir.path().join(fedsoc_pki::floor::CRL_FLOOR_FILE);
+    let record = std::fs::read_to_string(&floor_file).unwrap();
+    assert!(record.contains("\"highest_crl_number\": 2"), "{record}");
+    let crl_2 = std::fs::read(pki.crl_path()).unwrap();
+    let stopped = federation.stop_coordinator().await;
+
+    // An older signed list restored over the current one.
+    std::fs::write(pki.crl_path(), &crl_1).unwrap();
+    let (stopped, err) = refused_start(stopped).await;
+    assert!(
+        err.contains(
+            "crl.pem is CRL #1, older than CRL #2 which this coordinator has already enforced"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("crl-floor.json") && err.contains("--at-least 3"),
+        "{err}"
+    );
+
+    // The list deleted.
+    std::fs::remove_file(pki.crl_path()).unwrap();
+    let (stopped, err) = refused_start(stopped).await;
+    assert!(
+        err.contains("crl.pem does not exist") && err.contains("fedsoc pki init"),
+        "{err}"
+    );
+
+    // A list past its nextUpdate, even a newer one.
+    let ca = pki.load_ca().unwrap();
+    let ca_pem = std::fs::read_to_string(pki.ca_cert_path()).unwrap();
+    let (_, stale) = RevocationList::parse_verified(&crl_2, &ca_pem)
+        .unwrap()
+        .extend_and_sign_with(
+            &ca,
+            &[],
+            RevocationReason::Unspecified,
+            time::Duration::seconds(1),
+            0,
+        )
+        .unwrap();
+    std::fs::write(pki.crl_path(), &stale).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (stopped, err) = refused_start(stopped).await;
+    assert!(
+        err.contains("(CRL #3) was current until") && err.contains("stale now"),
+        "{err}"
+    );
+    assert!(err.contains("fedsoc pki crl --dir"), "{err}");
+
+    // The fix the messages name: the newest list, renewed.
+    std::fs::write(pki.crl_path(), &crl_2).unwrap();
+    assert_eq!(pki.sign_crl(30, 0).unwrap().number, 3);
+    let federation = match stopped.start_coordinator(Disk::real()).await {
+        Ok(federation) => federation,
+        Err((_, e)) => panic!("{e}"),
+    };
+    assert!(
+        federation
+            .coordinator
+            .wait_for_participants(3, Duration::from_secs(60))
+            .await
+    );
+    let report = federation.coordinator.run_next_round().await.unwrap();
+    assert!(!report.included.contains(&ids[3]), "still revoked");
+    federation.shutdown().await;
+}
+
+/// Before: participants checked the coordinator's key and the roster
+/// against the CA only. A coordinator restarted on an older CRL (its own
+/// record wiped: it controls its storage) let a revoked participant back
+/// in, and a coordinator whose own key was revoked kept signing
+/// checkpoints participants accepted. Now each participant verifies the
+/// CRL that comes with the Welcome and every task, keeps its own CRL-number
+/// floor in its state folder, and refuses an older list, a revoked
+/// coordinator and a stale list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_gaps_participants_refuse_a_rolled_back_crl_and_a_revoked_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let federation = LocalFederation::start(&revocation_spec(dir.path()))
+        .await
+        .unwrap();
+    let ids = federation.participant_ids();
+    let pki = PkiDir::new(dir.path().join("pki"));
+    let crl_1 = std::fs::read(pki.crl_path()).unwrap();
+    pki.revoke(&ids[3], RevocationReason::KeyCompromise)
+        .unwrap();
+    let crl_2 = std::fs::read(pki.crl_path()).unwrap();
+    // Round 1's tasks carry CRL #2: each member records it.
+    let report = federation.coordinator.run_next_round().await.unwrap();
+    assert_eq!(report.included.len(), 3, "{:?}", report.dropped);
+    let state_dir = federation.participant_config(0).state_dir.clone().unwrap();
+    let record =
+        std::fs::read_to_string(state_dir.join(fedsoc_pki::floor::CRL_FLOOR_FILE)).unwrap();
+    assert!(record.contains("\"highest_crl_number\": 2"), "{record}");
+
+    // The attack: CRL #1 put back and the coordinator's record removed.
+    let stopped = federation.stop_coordinator().await;
+    std::fs::write(pki.crl_path(), &crl_1).unwrap();
+    std::fs::remove_file(dir.path().join(fedsoc_pki::floor::CRL_FLOOR_FILE)).unwrap();
+    let mut federation = match stopped.start_coordinator(Disk::real()).await {
+        Ok(federation) => federation,
+        Err((_, e)) => panic!("{e}"),
+    };
+    // The coordinator is fooled: the revoked participant is let back in.
+    federation.start_participant(3).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !federation
+        .coordinator
+        .shared()
+        .registry
+        .connected()
+        .contains(&ids[3])
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} not back",
+            ids[3]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A participant is not: it has seen CRL #2.
+    let agent = lone_agent(&mut federation, 0);
+    let err = agent.run_session().await.unwrap_err();
+    assert!(
+        matches!(err, ParticipantError::UntrustedCoordinator(_)),
+        "{err}"
+    );
+    assert!(err.is_permanent());
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "the CRL the coordinator sent is CRL #1, older than CRL #2 which participant {} \
+             has already enforced",
+            ids[0]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("crl-floor.json"), "{text}");
+
+    // The true list back, and the coordinator's own certificate revoked.
+    std::fs::write(pki.crl_path(), &crl_2).unwrap();
+    let outcome = pki
+        .revoke("coordinator", RevocationReason::KeyCompromise)
+        .unwrap();
+    assert_eq!(outcome.crl_number, 3);
+    let err = federation.coordinator.run_next_round().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            fedsoc_coordinator::CoordinatorError::OwnCertificateRevoked(_)
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("fedsoc pki issue --role coordinator --force"),
+        "{err}"
+    );
+    let agent = lone_agent(&mut federation, 1);
+    let err = agent.run_session().await.unwrap_err();
+    assert!(
+        matches!(err, ParticipantError::UntrustedCoordinator(_)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("the coordinator's own certificate is revoked on CRL #3")
+            && text.contains("coordinator coordinator")
+            && text.contains("key-compromise"),
+        "{text}"
+    );
+
+    // A list that runs out while the coordinator runs.
+    let ca = pki.load_ca().unwrap();
+    let (_, short) = pki
+        .revocation_list()
+        .unwrap()
+        .extend_and_sign_with(
+            &ca,
+            &[],
+            RevocationReason::Unspecified,
+            time::Duration::seconds(1),
+            0,
+        )
+        .unwrap();
+    std::fs::write(pki.crl_path(), &short).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = federation.coordinator.run_next_round().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            fedsoc_coordinator::CoordinatorError::Crl(fedsoc_pki::PkiError::StaleCrl {
+                number: 4,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fedsoc pki crl --dir"), "{err}");
+    let agent = lone_agent(&mut federation, 2);
+    let err = agent.run_session().await.unwrap_err();
+    assert!(matches!(err, ParticipantError::Session(_)), "{err}");
+    assert!(!err.is_permanent(), "a renewal fixes it: keep retrying");
+    let text = err.to_string();
+    assert!(
+        text.contains("the CRL the coordinator sent (CRL #4)")
+            && text.contains("stale now")
+            && text.contains("fedsoc pki crl --dir"),
+        "{text}"
+    );
+    federation.shutdown().await;
+}
+
+/// Before: a member checked every certificate in a secure round's roster
+/// against the CA only, so a coordinator could seat a revoked member.
+/// Now the roster is checked against the CRL that came with the task too,
+/// and the member refuses the round, saying who is revoked.
+#[test]
+fn revocation_gaps_members_refuse_a_revoked_member_in_the_roster() {
+    use fedsoc_participant::config::SecureFloor;
+    use fedsoc_participant::secure::SecureTask;
+    use fedsoc_proto::v1::{Member, SecureAggregation};
+
+    let dir = tempfile::tempdir().unwrap();
+    fedsoc_pki::CertificateAuthority::generate("roster")
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let pki = PkiDir::new(dir.path());
+    pki.sign_crl(30, 0).unwrap();
+    let ids = ["soc-a", "soc-b", "soc-c", "soc-d"];
+    let members: Vec<Member> = ids
+        .iter()
+        .map(|id| {
+            let issued = pki
+                .issue(
+                    &fedsoc_pki::Identity::participant(*id).unwrap(),
+                    &[],
+                    30,
+                    false,
+                )
+                .unwrap();
+            Member {
+                participant_id: id.to_string(),
+                certificate_der: fedsoc_pki::load_certificate_der(&issued.cert).unwrap(),
+            }
+        })
+        .collect();
+    pki.revoke("soc-d", RevocationReason::KeyCompromise)
+        .unwrap();
+    let ca_pem = std::fs::read_to_string(pki.ca_cert_path()).unwrap();
+    let crl =
+        RevocationList::parse_verified(&std::fs::read(pki.crl_path()).unwrap(), &ca_pem).unwrap();
+    let (neighbors, _) = fedsoc_secagg::recommended_neighbours(ids.len(), 0);
+    let params = SecureAggregation {
+        round_id: vec![7; 32],
+        members,
+        neighbors: neighbors as u32,
+        threshold: fedsoc_secagg::config::threshold_floor(neighbors, 0) as u32,
+        colluders: 0,
+        ring_bits: 64,
+        quant_bits: 16,
+        clip: 1.0,
+        max_samples: 1000,
+    };
+    let verifier = fedsoc_pki::MemberVerifier::new(&ca_pem).unwrap();
+    let key = fedsoc_pki::load_signing_key(&dir.path().join("soc-a.key")).unwrap();
+    let delta = vec![0.01f32; 10];
+    let start = |revoked: &RevocationList| {
+        SecureTask::start(
+            &params,
+            "soc-a",
+            &verifier,
+            revoked,
+            &key,
+            (&delta, 50, 0.5),
+            &SecureFloor::default(),
+            None,
+        )
+        .map(drop)
+    };
+    // Checked against the CA only, the revoked member is seated.
+    start(&RevocationList::empty()).unwrap();
+    let err = start(&crl).unwrap_err();
+    assert!(matches!(err, ParticipantError::Protocol(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("member \"soc-d\" of the secure round is revoked on CRL #2")
+            && text.contains("key-compromise")
+            && text.contains("may be compromised"),
+        "{text}"
+    );
 }

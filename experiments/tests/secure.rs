@@ -161,6 +161,8 @@ async fn scripted_participant(
                         &params,
                         &config.id,
                         &members,
+                        // A scripted member: the task's CRL is the agent's to check.
+                        &fedsoc_pki::RevocationList::empty(),
                         &key,
                         (&delta, samples, 0.5),
                         &config.secure_aggregation,

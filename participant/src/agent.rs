@@ -28,6 +28,7 @@ use crate::audit::{CheckpointKeeper, Expected};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
 use crate::releases::{Release, ReleaseLedger, base_model_sha256};
+use crate::revocation::{CrlKeeper, CrlRefusal};
 use crate::secure::SecureTask;
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
@@ -48,6 +49,10 @@ pub struct Agent {
     audit: std::sync::Mutex<CheckpointKeeper>,
     /// The base models whose secure sums we unmasked: never a second sum.
     releases: std::sync::Mutex<ReleaseLedger>,
+    /// The highest CRL number we accepted, kept across sessions.
+    crl: std::sync::Mutex<CrlKeeper>,
+    /// The federation CA certificate (PEM): what every CRL must verify against.
+    ca_pem: String,
     /// Where our durable writes go (the state folder, contributions).
     disk: fedsoc_durable::Disk,
 }
@@ -66,6 +71,8 @@ struct SecureInFlight {
 /// What the federation told us when we joined.
 struct Federation {
     model: ModelConfig,
+    /// The coordinator's certificate (DER), checked against every task's CRL.
+    coordinator_certificate: Vec<u8>,
     /// Our telemetry, encoded, as the model trains on it; `None` for
     /// random-update benchmarks.
     data: Option<Arc<TrainingRows>>,
@@ -188,6 +195,8 @@ impl Agent {
         Ok(Agent {
             audit: std::sync::Mutex::new(open_keeper(&config, &disk)?),
             releases: std::sync::Mutex::new(open_releases(&config, &disk)?),
+            crl: std::sync::Mutex::new(open_crl_keeper(&config, &ca_pem, &disk)?),
+            ca_pem,
             config,
             workload,
             members,
@@ -201,6 +210,7 @@ impl Agent {
     pub fn on_disk(mut self, disk: fedsoc_durable::Disk) -> Result<Self, ParticipantError> {
         self.audit = std::sync::Mutex::new(open_keeper(&self.config, &disk)?);
         self.releases = std::sync::Mutex::new(open_releases(&self.config, &disk)?);
+        self.crl = std::sync::Mutex::new(open_crl_keeper(&self.config, &self.ca_pem, &disk)?);
         self.disk = disk;
         Ok(self)
     }
@@ -441,6 +451,36 @@ impl Agent {
             .map_err(|e| refused(e.to_string()))
     }
 
+    /// Checks a CRL the coordinator sent (CA signature, nextUpdate, our
+    /// floor, which it raises) and that it does not revoke the
+    /// coordinator's own certificate. A revoked coordinator is
+    /// `UntrustedCoordinator`; any other refusal is returned as is.
+    fn admit_crl(
+        &self,
+        crl_der: &[u8],
+        coordinator_der: &[u8],
+    ) -> Result<Result<fedsoc_pki::RevocationList, CrlRefusal>, ParticipantError> {
+        let list = match self
+            .crl
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(crl_der, time::OffsetDateTime::now_utc())
+        {
+            Ok(list) => list,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        list.check_certificate(coordinator_der).map_err(|e| {
+            ParticipantError::UntrustedCoordinator(format!(
+                "the coordinator's own certificate is revoked on CRL #{} ({e}); its audit \
+                 checkpoints and tasks are refused. The federation must give the coordinator a \
+                 new certificate (`fedsoc pki issue --role coordinator --force`) before this \
+                 participant takes part again",
+                list.number
+            ))
+        })?;
+        Ok(Ok(list))
+    }
+
     /// Checks the Welcome and encodes our telemetry for this federation.
     async fn join(&self, welcome: Welcome) -> Result<Federation, ParticipantError> {
         if welcome.protocol_version != PROTOCOL_VERSION {
@@ -450,14 +490,32 @@ impl Agent {
             )));
         }
         let key = self.coordinator_key(&welcome.coordinator_certificate_der)?;
+        match self.admit_crl(&welcome.crl_der, &welcome.coordinator_certificate_der)? {
+            Ok(_) => {}
+            // The coordinator's operator renews a stale list, and a disk
+            // that failed may recover: the reconnect tries again.
+            Err(refusal @ (CrlRefusal::Stale(_) | CrlRefusal::Storage(_))) => {
+                return Err(ParticipantError::Session(refusal.to_string()));
+            }
+            Err(refusal) => {
+                return Err(ParticipantError::UntrustedCoordinator(refusal.to_string()));
+            }
+        }
         self.keeper().set_key(key);
+        let coordinator_certificate = welcome.coordinator_certificate_der;
         let spec = welcome
             .model
             .ok_or_else(|| ParticipantError::Protocol("Welcome without a model spec".into()))?;
         let model = model_from_spec(&spec)?;
         let records = match &self.workload {
             Workload::Train(records) => records.clone(),
-            Workload::Random(_) => return Ok(Federation { model, data: None }),
+            Workload::Random(_) => {
+                return Ok(Federation {
+                    model,
+                    coordinator_certificate,
+                    data: None,
+                });
+            }
         };
         let encoder_json = welcome.encoder_spec_json;
         let for_model = model.clone();
@@ -475,6 +533,7 @@ impl Agent {
         }
         Ok(Federation {
             model,
+            coordinator_certificate,
             data: Some(Arc::new(data)),
         })
     }
@@ -539,6 +598,27 @@ impl Agent {
         outbox: &mpsc::Sender<ParticipantMessage>,
     ) -> Result<Option<SecureInFlight>, ParticipantError> {
         let ReadyTask { task, global } = ready;
+        // The task's CRL before any work: a refusal is the task's reason to
+        // fail; a revoked coordinator ends our part in the federation.
+        let revoked = match self.admit_crl(&task.crl_der, &federation.coordinator_certificate) {
+            Ok(Ok(list)) => list,
+            Ok(Err(refusal)) => {
+                tracing::warn!(participant = %self.config.id, round = task.round, error = %refusal, "task refused");
+                let failed = participant_message::Body::TaskFailed(TaskFailed {
+                    task_id: task.task_id,
+                    reason: refusal.to_string(),
+                });
+                return send(outbox, failed).await.map(|()| None);
+            }
+            Err(e) => {
+                let failed = participant_message::Body::TaskFailed(TaskFailed {
+                    task_id: task.task_id,
+                    reason: e.to_string(),
+                });
+                let _ = send(outbox, failed).await;
+                return Err(e);
+            }
+        };
         let base = base_model_sha256(&global);
         let checked = match &task.secure {
             Some(params) => {
@@ -584,6 +664,7 @@ impl Agent {
                 params,
                 &self.config.id,
                 &self.members,
+                &revoked,
                 &self.signing_key,
                 (delta.as_slice(), samples, mean_loss),
                 &self.config.secure_aggregation,
@@ -777,6 +858,20 @@ fn open_releases(
             .map_err(|e| ParticipantError::Protocol(e.to_string())),
         None => Ok(ReleaseLedger::default()),
     }
+}
+
+/// The CRL keeper of `config`'s state folder (in memory without one).
+fn open_crl_keeper(
+    config: &ParticipantConfig,
+    ca_pem: &str,
+    disk: &fedsoc_durable::Disk,
+) -> Result<CrlKeeper, ParticipantError> {
+    Ok(CrlKeeper::open(
+        ca_pem,
+        config.state_dir.as_deref(),
+        disk.clone(),
+        &config.id,
+    )?)
 }
 
 /// The session end a benchmark agent plays when it vanishes mid-round.

@@ -16,6 +16,8 @@
 //!   durably: our update from one model never enters a second sum.
 //! - [`audit`]: holding the coordinator to its audit log (sans-IO):
 //!   checkpoint signatures, consistency proofs, receipts for our updates.
+//! - [`revocation`]: the CRL the coordinator sends, checked against the CA,
+//!   its nextUpdate and the highest CRL number we accepted (kept on disk).
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`]: [`ParticipantError`].
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod audit;
 pub mod config;
 pub mod error;
 pub mod releases;
+pub mod revocation;
 pub mod secure;
 pub mod task;
 pub mod telemetry;

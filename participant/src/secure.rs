@@ -2,8 +2,10 @@
 //! machine of fedsoc-secagg, fed with the coordinator's messages by stage.
 //!
 //! Before any key is drawn, every member certificate the coordinator
-//! forwarded is checked against the federation CA, so the round's roster
-//! of signing keys cannot contain anyone the CA did not certify.
+//! forwarded is checked against the federation CA and against the CRL that
+//! came with the task (already verified, see [`crate::revocation`]), so the
+//! round's roster of signing keys cannot contain anyone the CA did not
+//! certify, or anyone it has since revoked.
 
 use std::collections::BTreeMap;
 
@@ -73,12 +75,14 @@ pub fn encoding(params: &SecureAggregation) -> Result<WeightedEncoding, Particip
 }
 
 /// Rebuilds the round configuration from the task, verifying each member
-/// and holding the round to this participant's own `floor` (the threshold
-/// rule itself, for the round's c, is `RoundConfig::validate`'s).
+/// (signed by the CA, not on the CRL `revoked`) and holding the round to
+/// this participant's own `floor` (the threshold rule itself, for the
+/// round's c, is `RoundConfig::validate`'s).
 fn round_config(
     params: &SecureAggregation,
     me: &str,
     members: &fedsoc_pki::MemberVerifier,
+    revoked: &fedsoc_pki::RevocationList,
     num_params: usize,
     floor: &SecureFloor,
 ) -> Result<(RoundConfig, ParticipantId), ParticipantError> {
@@ -112,6 +116,16 @@ fn round_config(
                 member.participant_id
             ))
         })?;
+        revoked
+            .check_certificate(&member.certificate_der)
+            .map_err(|e| {
+                ParticipantError::Protocol(format!(
+                    "member {:?} of the secure round is revoked on CRL #{}: {e}. The \
+                     coordinator put a revoked member in the round and may be compromised; \
+                     refusing the round",
+                    member.participant_id, revoked.number
+                ))
+            })?;
         if verified.identity.role != fedsoc_pki::Role::Participant
             || verified.identity.id != member.participant_id
         {
@@ -153,18 +167,21 @@ fn round_config(
 
 impl SecureTask {
     /// Encodes our update and advertises fresh keys: returns the task and
-    /// the bytes of our stage-0 message.
+    /// the bytes of our stage-0 message. `revoked` is the task's CRL,
+    /// already checked against the CA, its nextUpdate and our floor.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         params: &SecureAggregation,
         me: &str,
         members: &fedsoc_pki::MemberVerifier,
+        revoked: &fedsoc_pki::RevocationList,
         signing_key: &SigningKey,
         update: (&[f32], u64, f32),
         floor: &SecureFloor,
         pinned: Option<Vec<String>>,
     ) -> Result<(Self, Vec<u8>), ParticipantError> {
         let (delta, samples, loss) = update;
-        let (config, my_id) = round_config(params, me, members, delta.len(), floor)?;
+        let (config, my_id) = round_config(params, me, members, revoked, delta.len(), floor)?;
         let mut rng = rand::rng();
         let input = encoding(params)?
             .encode(delta, samples, loss, &mut rng)

@@ -160,6 +160,7 @@ fn attempt(
             &params,
             &soc.id,
             &fed.verifier,
+            &fedsoc_pki::RevocationList::empty(),
             &soc.key,
             (&soc.update, 100, 0.5),
             &SecureFloor::default(),

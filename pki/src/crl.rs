@@ -5,6 +5,11 @@
 //! The CRL is the one record of what was revoked: revoking again reads the
 //! current list, adds to it and signs the whole list anew with the next CRL
 //! number, so earlier revocations are never dropped.
+//!
+//! Every list fedsoc signs says until when it is current (`nextUpdate`);
+//! readers refuse a list past that time ([`RevocationList::check_current`]),
+//! so a coordinator cannot keep serving an old list forever: the CA must
+//! re-sign (`fedsoc pki crl`) before it runs out.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,8 +21,14 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::{CertificateAuthority, PkiError, tls};
 
-/// How long a freshly signed CRL claims to be current (its `nextUpdate`).
-pub const CRL_VALIDITY_DAYS: i64 = 7;
+/// How long a freshly signed CRL claims to be current (its `nextUpdate`),
+/// unless the signing command is given other `--crl-days`. Long enough
+/// for a monthly renewal routine, short enough that a withheld list
+/// stops working within weeks.
+pub const CRL_VALIDITY_DAYS: i64 = 30;
+
+/// The command that re-signs a PKI folder's CRL with a fresh `nextUpdate`.
+pub const RENEW_COMMAND: &str = "fedsoc pki crl --dir <PKI folder>";
 
 /// Why a certificate was revoked (the RFC 5280 reason codes fedsoc offers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +132,45 @@ impl RevocationList {
         self.entries.iter().find(|e| e.serial == serial)
     }
 
+    /// `Err(PkiError::Revoked)` if this list names the certificate's
+    /// serial; certificates that do not parse are refused too.
+    pub fn check_certificate(&self, cert_der: &[u8]) -> Result<(), PkiError> {
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let serial = serial_hex(cert.raw_serial());
+        match self.find(&serial) {
+            None => Ok(()),
+            Some(entry) => Err(PkiError::Revoked {
+                identity: crate::identity_from_der(cert_der)
+                    .map_or_else(|_| cert.subject().to_string(), |i| i.to_string()),
+                serial,
+                revoked_at: rfc3339(entry.revoked_at),
+                reason: entry.reason.to_string(),
+            }),
+        }
+    }
+
+    /// Until when this list is current (RFC 3339), for messages.
+    pub fn current_until(&self) -> String {
+        self.next_update
+            .map_or_else(|| "(no nextUpdate)".to_string(), rfc3339)
+    }
+
+    /// `Err(PkiError::StaleCrl)` if `now` is past this list's `nextUpdate`
+    /// (or it has none): an old list may lack newer revocations, and only
+    /// the CA can vouch that nothing was added since. `source` names where
+    /// the list came from, for the message.
+    pub fn check_current(&self, now: OffsetDateTime, source: &str) -> Result<(), PkiError> {
+        match self.next_update {
+            Some(next) if now <= next => Ok(()),
+            next => Err(PkiError::StaleCrl {
+                origin: source.to_string(),
+                number: self.number,
+                next_update: next.map_or_else(|| "(no nextUpdate)".to_string(), rfc3339),
+            }),
+        }
+    }
+
     /// Parses a CRL (PEM `X509 CRL` block, or DER) and checks that the CA
     /// in `ca_pem` signed it. The error says what is wrong, not where:
     /// callers add the path.
@@ -166,12 +216,27 @@ impl RevocationList {
     }
 
     /// This list plus `serials` revoked now, numbered one higher and signed
-    /// by `ca`, as PEM. Serials already listed keep their first entry.
+    /// by `ca`, as PEM, current for [`CRL_VALIDITY_DAYS`]. Serials already
+    /// listed keep their first entry.
     pub fn extend_and_sign(
         &self,
         ca: &CertificateAuthority,
         serials: &[String],
         reason: RevocationReason,
+    ) -> Result<(RevocationList, String), PkiError> {
+        self.extend_and_sign_with(ca, serials, reason, Duration::days(CRL_VALIDITY_DAYS), 0)
+    }
+
+    /// [`RevocationList::extend_and_sign`] current for `validity`, numbered
+    /// at least `min_number` (to climb back over a floor readers hold after
+    /// the newest list was lost).
+    pub fn extend_and_sign_with(
+        &self,
+        ca: &CertificateAuthority,
+        serials: &[String],
+        reason: RevocationReason,
+        validity: Duration,
+        min_number: u64,
     ) -> Result<(RevocationList, String), PkiError> {
         let now = OffsetDateTime::now_utc();
         let mut next = self.clone();
@@ -184,9 +249,13 @@ impl RevocationList {
                 });
             }
         }
-        next.number = self.number + 1;
+        next.number = self
+            .number
+            .checked_add(1)
+            .ok_or_else(|| PkiError::BadValidity("the CRL number cannot grow further".into()))?
+            .max(min_number);
         next.this_update = now;
-        next.next_update = Some(now + Duration::days(CRL_VALIDITY_DAYS));
+        next.next_update = Some(now + validity);
         let revoked_certs = next
             .entries
             .iter()
@@ -203,7 +272,7 @@ impl RevocationList {
             .collect::<Result<Vec<_>, PkiError>>()?;
         let params = CertificateRevocationListParams {
             this_update: now,
-            next_update: now + Duration::days(CRL_VALIDITY_DAYS),
+            next_update: now + validity,
             crl_number: SerialNumber::from(next.number),
             issuing_distribution_point: None,
             revoked_certs,
@@ -214,8 +283,14 @@ impl RevocationList {
     }
 }
 
-/// DER of a CRL given as PEM (`X509 CRL`) or as DER already.
-fn crl_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// DER of a CRL given as PEM (`X509 CRL`) or as DER already: what travels
+/// to participants, who verify it themselves.
+pub fn crl_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(b"-----") && !bytes.trim_ascii_start().starts_with(b"-----") {
         return Ok(bytes.to_vec());
     }

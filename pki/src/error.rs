@@ -46,6 +46,42 @@ pub enum PkiError {
     },
     #[error("{path} is not a usable revocation list: {reason}")]
     BadCrl { path: PathBuf, reason: String },
+    #[error(
+        "{origin} (CRL #{number}) was current until {next_update} and is stale now: it may lack \
+         later revocations. On the CA machine run `{renew}` (re-signs the same revocations with \
+         a fresh nextUpdate) and copy the new crl.pem to the coordinator; it is re-read without \
+         a restart",
+        renew = crate::crl::RENEW_COMMAND
+    )]
+    StaleCrl {
+        origin: String,
+        number: u64,
+        next_update: String,
+    },
+    #[error(
+        "{path} does not exist: the federation's revocation list is required. Copy crl.pem from \
+         the PKI folder (`fedsoc pki init` writes one; for a folder made before that, run `{renew}`)",
+        renew = crate::crl::RENEW_COMMAND
+    )]
+    MissingCrl { path: PathBuf },
+    #[error(
+        "{origin} is CRL #{number}, older than CRL #{floor} which {holder} has already \
+         enforced (recorded in {record}): an older copy was restored, or the newest list \
+         withheld, which would un-revoke certificates. Put back the newest crl.pem from the PKI \
+         folder (`fedsoc pki show crl.pem` prints its number); if it is lost, revoke the ids \
+         again with `fedsoc pki revoke` and re-sign with `fedsoc pki crl --dir <PKI folder> \
+         --at-least {next}`",
+        next = .floor + 1
+    )]
+    CrlRollback {
+        origin: String,
+        number: u64,
+        floor: u64,
+        holder: String,
+        record: String,
+    },
+    #[error("{path} is not a readable CRL-number record: {reason}; restore it from a backup")]
+    BadCrlFloor { path: PathBuf, reason: String },
     #[error("{path} is not a readable issuance index: {reason}; restore it from a backup")]
     BadIndex { path: PathBuf, reason: String },
     #[error("no certificate was issued to {id:?} in this PKI folder; known ids: {}", known_ids(.known))]

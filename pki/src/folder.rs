@@ -156,9 +156,42 @@ impl PkiDir {
         })
     }
 
+    /// Signs the CRL in force anew: the same revocations, the next CRL
+    /// number (at least `at_least`) and a `nextUpdate` `days` from now.
+    /// In a folder without `crl.pem` this writes the first, empty list
+    /// (#1): `fedsoc pki init` does, so a federation enforces a list from
+    /// its first start. Readers refuse a list past its `nextUpdate`, so
+    /// this is the renewal to run before it runs out (`fedsoc pki crl`).
+    pub fn sign_crl(&self, days: i64, at_least: u64) -> Result<RevocationList, PkiError> {
+        let validity = crl_validity(days)?;
+        let _lock = FolderLock::acquire(&self.dir)?;
+        let ca = self.load_ca()?;
+        let current = self.revocation_list()?;
+        let (next, pem) = current.extend_and_sign_with(
+            &ca,
+            &[],
+            RevocationReason::Unspecified,
+            validity,
+            at_least,
+        )?;
+        files::write_atomic(&self.crl_path(), pem.as_bytes())?;
+        Ok(next)
+    }
+
     /// Revokes every certificate issued to `id` and rewrites `crl.pem`,
     /// keeping everything revoked before.
     pub fn revoke(&self, id: &str, reason: RevocationReason) -> Result<RevokeOutcome, PkiError> {
+        self.revoke_with(id, reason, crate::crl::CRL_VALIDITY_DAYS)
+    }
+
+    /// [`PkiDir::revoke`], the new list current for `days`.
+    pub fn revoke_with(
+        &self,
+        id: &str,
+        reason: RevocationReason,
+        days: i64,
+    ) -> Result<RevokeOutcome, PkiError> {
+        let validity = crl_validity(days)?;
         Identity::new(Role::Participant, id)?; // same id rules as issuing
         let _lock = FolderLock::acquire(&self.dir)?;
         let ca = self.load_ca()?;
@@ -177,7 +210,7 @@ impl PkiDir {
                 crl,
             });
         }
-        let (next, pem) = current.extend_and_sign(&ca, &revoked, reason)?;
+        let (next, pem) = current.extend_and_sign_with(&ca, &revoked, reason, validity, 0)?;
         files::write_atomic(&crl, pem.as_bytes())?;
         Ok(RevokeOutcome {
             id: id.to_string(),
@@ -237,6 +270,16 @@ impl PkiDir {
             })
             .collect()
     }
+}
+
+/// How long a CRL signed now stays current; at least a day.
+fn crl_validity(days: i64) -> Result<time::Duration, PkiError> {
+    if !(1..=3650).contains(&days) {
+        return Err(PkiError::BadValidity(format!(
+            "a CRL must stay current for 1 to 3650 days, not {days}"
+        )));
+    }
+    Ok(time::Duration::days(days))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -20,6 +20,8 @@
 //! - [`crl`]: the CA-signed certificate revocation list, written and read.
 //! - [`revocation`]: [`Revocations`], refusing revoked certificates in a
 //!   running process and following the CRL file without a restart.
+//! - [`floor`]: [`CrlFloor`], the highest CRL number enforced, kept on disk
+//!   so an older list is refused after a restart too.
 //! - [`show`]: what `fedsoc pki show` prints about a certificate or CRL.
 //! - [`error`]: [`PkiError`], naming the problem and the fix.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod authority;
 pub mod crl;
 pub mod error;
 mod files;
+pub mod floor;
 pub mod folder;
 pub mod identity;
 pub mod index;
@@ -39,6 +42,7 @@ pub mod tls;
 pub use authority::{CertificateAuthority, IssuedCertificate};
 pub use crl::{RevocationList, RevocationReason};
 pub use error::PkiError;
+pub use floor::CrlFloor;
 pub use folder::{IssuedFiles, PkiDir, RevokeOutcome};
 pub use identity::{Identity, Role, identity_from_der};
 pub use index::{IssuanceIndex, IssuedRecord};

@@ -20,7 +20,12 @@
 //! `tracing::error!` and the last good list stays in force. A CRL that
 //! disappears after one was loaded is treated the same way: deleting the
 //! file cannot un-revoke anyone. Only at start-up does a missing file mean
-//! "nothing revoked yet".
+//! "nothing revoked yet"; a process that requires a list asks
+//! [`Revocations::current`] and refuses `None` (the coordinator does).
+//!
+//! The list in force is kept with its signed bytes, so it can be handed
+//! on (the coordinator sends it with every task) and checked by others
+//! against the CA themselves.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,8 +34,8 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::crl::{RevocationList, serial_hex};
-use crate::{PkiError, identity_from_der};
+use crate::PkiError;
+use crate::crl::{RevocationList, crl_der};
 
 /// How long after a CRL was last modified its metadata is not trusted to
 /// reveal a further change (coarse timestamps on some file systems).
@@ -53,6 +58,8 @@ struct State {
     digest: [u8; 32],
     /// The last list that verified, in force until a newer one does.
     good: Arc<RevocationList>,
+    /// Its DER as the CA signed it (empty before any file was loaded).
+    good_der: Arc<Vec<u8>>,
     /// Whether `good` came from a file (then a missing file is an error).
     loaded: bool,
     /// Whether the last `stat` failed (other than "not found"), so the
@@ -124,16 +131,16 @@ impl Revocations {
         crate::tls::first_certificate_der(ca_pem)
             .ok_or_else(|| PkiError::BadCertificate("the CA PEM holds no certificate".into()))?;
         let read_at = SystemTime::now();
-        let (seen, digest, good, loaded) = match read(crl_path)? {
-            None => (None, [0; 32], RevocationList::empty(), false),
+        let (seen, digest, good, good_der, loaded) = match read(crl_path)? {
+            None => (None, [0; 32], RevocationList::empty(), Vec::new(), false),
             Some((stamp, bytes)) => {
-                let list = RevocationList::parse_verified(&bytes, ca_pem).map_err(|reason| {
-                    PkiError::BadCrl {
-                        path: crl_path.to_path_buf(),
-                        reason,
-                    }
-                })?;
-                (Some(stamp), Sha256::digest(&bytes).into(), list, true)
+                let bad = |reason| PkiError::BadCrl {
+                    path: crl_path.to_path_buf(),
+                    reason,
+                };
+                let list = RevocationList::parse_verified(&bytes, ca_pem).map_err(bad)?;
+                let der = crl_der(&bytes).map_err(bad)?;
+                (Some(stamp), Sha256::digest(&bytes).into(), list, der, true)
             }
         };
         Ok(Revocations {
@@ -144,6 +151,7 @@ impl Revocations {
                 read_at,
                 digest,
                 good: Arc::new(good),
+                good_der: Arc::new(good_der),
                 loaded,
                 stat_failed: false,
             }),
@@ -154,23 +162,23 @@ impl Revocations {
     /// certificate's serial. Re-reads the CRL first if it changed.
     /// Certificates that do not parse are refused too.
     pub fn check(&self, cert_der: &[u8]) -> Result<(), PkiError> {
-        let (_, cert) = X509Certificate::from_der(cert_der)
-            .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
-        let serial = serial_hex(cert.raw_serial());
-        let list = self.current();
-        match list.find(&serial) {
-            None => Ok(()),
-            Some(entry) => Err(PkiError::Revoked {
-                serial,
-                identity: identity_from_der(cert_der)
-                    .map_or_else(|_| cert.subject().to_string(), |i| i.to_string()),
-                revoked_at: entry
-                    .revoked_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_else(|_| entry.revoked_at.to_string()),
-                reason: entry.reason.to_string(),
-            }),
-        }
+        X509Certificate::from_der(cert_der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        self.refresh().check_certificate(cert_der)
+    }
+
+    /// The list in force and its signed DER, after re-reading the file if
+    /// it changed; `None` while no CRL file was ever loaded.
+    pub fn current(&self) -> Option<(Arc<RevocationList>, Arc<Vec<u8>>)> {
+        self.refresh();
+        let state = self.lock();
+        state
+            .loaded
+            .then(|| (state.good.clone(), state.good_der.clone()))
+    }
+
+    /// The file followed.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Number of the CRL in force (0: none loaded yet).
@@ -184,7 +192,7 @@ impl Revocations {
     }
 
     /// The list in force after re-reading the file if it may have changed.
-    fn current(&self) -> Arc<RevocationList> {
+    fn refresh(&self) -> Arc<RevocationList> {
         let mut state = self.lock();
         let stamp = match std::fs::metadata(&self.path) {
             Ok(meta) => Some(Stamp::of(&meta)),
@@ -243,12 +251,19 @@ impl Revocations {
                     "the CRL is not newer than the one in force (an old copy restored?); \
                      keeping the one in force; restart to accept it anyway");
             }
-            Ok(list) => {
-                tracing::info!(crl = %self.path.display(), crl_number = list.number,
-                    revoked = list.entries.len(), "revocation list loaded");
-                state.good = Arc::new(list);
-                state.loaded = true;
-            }
+            Ok(list) => match crl_der(&bytes) {
+                Ok(der) => {
+                    tracing::info!(crl = %self.path.display(), crl_number = list.number,
+                        revoked = list.entries.len(), "revocation list loaded");
+                    state.good = Arc::new(list);
+                    state.good_der = Arc::new(der);
+                    state.loaded = true;
+                }
+                Err(reason) => {
+                    tracing::error!(crl = %self.path.display(), %reason,
+                        "the CRL cannot be re-encoded; the last good revocation list stays in force");
+                }
+            },
             Err(reason) => {
                 tracing::error!(crl = %self.path.display(), %reason,
                     crl_number = state.good.number,
@@ -316,7 +331,7 @@ mod tests {
         std::fs::write(&path, &pem).unwrap();
         // Pretend the rewrite left the metadata exactly as it was.
         revocations.lock().seen = Some(Stamp::of(&std::fs::metadata(&path).unwrap()));
-        assert_eq!(revocations.current().entries.len(), 2);
+        assert_eq!(revocations.refresh().entries.len(), 2);
         assert_eq!(revocations.crl_number(), 2);
     }
 }

@@ -61,6 +61,8 @@ pub struct CrlSummary {
     pub crl_number: u64,
     pub this_update: String,
     pub next_update: Option<String>,
+    /// Past its nextUpdate: coordinators and participants refuse it.
+    pub stale: bool,
     pub revoked: Vec<RevokedSummary>,
 }
 
@@ -108,6 +110,9 @@ pub fn show(path: &Path, crl: Option<&Path>, ca: Option<&Path>) -> Result<Shown,
             crl_number: list.number,
             this_update: rfc3339(list.this_update),
             next_update: list.next_update.map(rfc3339),
+            stale: list
+                .check_current(time::OffsetDateTime::now_utc(), "")
+                .is_err(),
             revoked: list
                 .entries
                 .iter()
@@ -380,8 +385,16 @@ impl Shown {
                 let _ = writeln!(out, "this update: {}", c.this_update);
                 let _ = writeln!(
                     out,
-                    "next update: {}",
-                    c.next_update.as_deref().unwrap_or("(none)")
+                    "next update: {}{}",
+                    c.next_update.as_deref().unwrap_or("(none)"),
+                    if c.stale {
+                        format!(
+                            "  STALE: coordinators and participants refuse it; renew: {}",
+                            crate::crl::RENEW_COMMAND
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
                 let _ = writeln!(out, "revoked:     {}", c.revoked.len());
                 for r in &c.revoked {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use fedsoc_pki::show::{Shown, show};
 use fedsoc_pki::{
-    CertificateAuthority, Identity, PkiDir, PkiError, RevocationList, RevocationReason,
+    CertificateAuthority, CrlFloor, Identity, PkiDir, PkiError, RevocationList, RevocationReason,
     Revocations, Role, load_certificate_der,
 };
 
@@ -354,4 +354,120 @@ fn show_names_identity_validity_fingerprint_key_and_revocation() {
     let text = show(&expired.cert, None, None).unwrap().to_text();
     assert!(text.contains("EXPIRED"), "{text}");
     let _ = dir;
+}
+
+/// Finding 6 (revocation gaps): a PKI folder starts with a signed, empty
+/// CRL, and renewing re-signs the same revocations with a higher number and
+/// a fresh nextUpdate. Before, `pki init` wrote no CRL at all (so a
+/// coordinator ran with "nothing revoked" and nothing to send), and no
+/// command renewed a list without revoking something.
+#[test]
+fn revocation_gaps_init_writes_an_empty_crl_and_renewal_keeps_every_revocation() {
+    let (dir, pki) = folder();
+    let first = pki.sign_crl(fedsoc_pki::crl::CRL_VALIDITY_DAYS, 0).unwrap();
+    assert_eq!((first.number, first.entries.len()), (1, 0));
+    let revocations = Revocations::watch(&ca_pem(dir.path()), &pki.crl_path()).unwrap();
+    let (list, der) = revocations.current().expect("a CRL file is in force");
+    assert_eq!(list.number, 1);
+    let from_der = RevocationList::parse_verified(&der, &ca_pem(dir.path())).unwrap();
+    assert_eq!(from_der, *list, "the DER handed on is the list in force");
+    let days_left = (list.next_update.unwrap() - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((29..=30).contains(&days_left), "{days_left}");
+
+    issue(&pki, Role::Participant, "soc-ee");
+    pki.revoke("soc-ee", RevocationReason::KeyCompromise)
+        .unwrap();
+    let renewed = pki.sign_crl(10, 0).unwrap();
+    assert_eq!(renewed.number, 3);
+    assert_eq!(renewed.entries.len(), 1, "the revocation is kept");
+    let days_left = (renewed.next_update.unwrap() - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((9..=10).contains(&days_left), "{days_left}");
+    // Climbing over a floor after the newest list was lost.
+    assert_eq!(pki.sign_crl(30, 9).unwrap().number, 9);
+    let err = pki.sign_crl(0, 0).unwrap_err();
+    assert!(matches!(err, PkiError::BadValidity(_)), "{err}");
+}
+
+/// Finding 6: nextUpdate is enforced. Before, a list past its nextUpdate
+/// verified and was used like a current one; now it is refused, and the
+/// refusal names the renewal command.
+#[test]
+fn revocation_gaps_a_crl_past_its_next_update_is_refused_with_the_renewal_command() {
+    let (_dir, pki) = folder();
+    let list = pki.sign_crl(30, 0).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    list.check_current(now, "crl.pem").unwrap();
+    let err = list
+        .check_current(now + time::Duration::days(31), "crl.pem")
+        .unwrap_err();
+    assert!(matches!(err, PkiError::StaleCrl { number: 1, .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("crl.pem (CRL #1)") && text.contains("stale"),
+        "{text}"
+    );
+    assert!(text.contains("fedsoc pki crl --dir"), "{text}");
+    // A list without nextUpdate never says it is current.
+    let err = RevocationList::empty().check_current(now, "x").unwrap_err();
+    assert!(err.to_string().contains("no nextUpdate"), "{err}");
+}
+
+/// Finding 6: the CRL-number floor is durable. Before, it lived only in a
+/// running `Revocations`: a fresh one (a restart) loads an older list
+/// signed by the CA without complaint, un-revoking whoever the newer list
+/// named. A [`CrlFloor`] reopened from disk refuses it, naming both
+/// numbers, where the floor is kept and how to recover.
+#[test]
+fn revocation_gaps_the_crl_floor_survives_a_restart_and_refuses_an_older_list() {
+    let (dir, pki) = folder();
+    let ee = issue(&pki, Role::Participant, "soc-ee");
+    pki.sign_crl(30, 0).unwrap();
+    let old = std::fs::read(pki.crl_path()).unwrap();
+    pki.revoke("soc-ee", RevocationReason::KeyCompromise)
+        .unwrap();
+    let ca = ca_pem(dir.path());
+    let newer =
+        RevocationList::parse_verified(&std::fs::read(pki.crl_path()).unwrap(), &ca).unwrap();
+    let older = RevocationList::parse_verified(&old, &ca).unwrap();
+
+    // The attack as it was: restore the old list, restart, soc-ee is back.
+    std::fs::write(pki.crl_path(), &old).unwrap();
+    let restarted = Revocations::watch(&ca, &pki.crl_path()).unwrap();
+    restarted.check(&ee).unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join(fedsoc_pki::floor::CRL_FLOOR_FILE);
+    let disk = fedsoc_durable::Disk::real();
+    let mut floor = CrlFloor::open(&record, disk.clone(), "this coordinator").unwrap();
+    assert_eq!(floor.highest(), 0);
+    floor.admit(&older, "crl.pem").unwrap();
+    floor.admit(&newer, "crl.pem").unwrap();
+    assert_eq!(floor.highest(), 2);
+
+    let mut reopened = CrlFloor::open(&record, disk, "this coordinator").unwrap();
+    assert_eq!(reopened.highest(), 2, "kept across a restart");
+    let err = reopened.admit(&older, "crl.pem").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PkiError::CrlRollback {
+                number: 1,
+                floor: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("crl.pem is CRL #1, older than CRL #2"),
+        "{text}"
+    );
+    assert!(text.contains(&record.display().to_string()), "{text}");
+    assert!(text.contains("--at-least 3"), "{text}");
+    reopened.admit(&newer, "crl.pem").unwrap();
+
+    std::fs::write(&record, "{").unwrap();
+    let err = CrlFloor::open(&record, fedsoc_durable::Disk::real(), "x").unwrap_err();
+    assert!(matches!(err, PkiError::BadCrlFloor { .. }), "{err}");
 }

@@ -68,6 +68,10 @@ impl Cluster {
         std::fs::create_dir_all(&pki).unwrap();
         let ca = CertificateAuthority::generate("faults").unwrap();
         ca.save(&pki).unwrap();
+        // As `fedsoc pki init` does: the coordinator requires a CRL.
+        fedsoc_pki::PkiDir::new(&pki)
+            .sign_crl(fedsoc_pki::crl::CRL_VALIDITY_DAYS, 0)
+            .unwrap();
         ca.issue(
             &Identity::new(Role::Coordinator, "coordinator").unwrap(),
             &["localhost".to_string(), "127.0.0.1".to_string()],
