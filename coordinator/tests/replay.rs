@@ -24,8 +24,8 @@ use fedsoc_secagg::messages::{
 };
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
-    Client, ClientRevealed, Message, ParticipantId, Quantizer, Ring, RoundConfig, Server,
-    ServerCollectingShares,
+    Client, ClientShared, Message, ParticipantId, Quantizer, Ring, RoundConfig, Server,
+    ServerCollectingMasked,
 };
 use rand::Rng;
 
@@ -359,11 +359,11 @@ fn update(i: usize) -> (Vec<f32>, u64, f32) {
 
 /// A whole SecAgg+ round, every message through its bytes, as the
 /// coordinator would log it.
-/// Stages 0 and 1 of a secure attempt, every member taking part, each
+/// Stages 0 to 2 of a secure attempt, every member taking part, each
 /// logged as the coordinator logs it: the server and clients ready for the
-/// key bundles.
+/// share bundles.
 #[allow(clippy::type_complexity)]
-fn keys_and_seed(
+fn through_share_keys(
     trail: &Trail,
     round: u64,
     attempt: u32,
@@ -371,9 +371,9 @@ fn keys_and_seed(
     keys: &[SigningKey],
     stage_name: &str,
 ) -> (
-    ServerCollectingShares,
-    Vec<KeyBundle>,
-    Vec<Option<ClientRevealed>>,
+    ServerCollectingMasked,
+    Vec<ShareBundle>,
+    Vec<Option<ClientShared>>,
 ) {
     let mut rng = rand::rng();
     let mut server = Server::new(config.clone()).unwrap();
@@ -426,29 +426,9 @@ fn keys_and_seed(
         &msgs,
         vec![],
     );
-    let (server, bundles) = server.close().unwrap();
-    (server, bundles, revealed)
-}
-
-fn secure_round(
-    trail: &Trail,
-    round: u64,
-    members: &[MemberRecord],
-    keys: &[SigningKey],
-    global: &[f32],
-    tamper: Tamper,
-) -> Vec<f32> {
-    let mut rng = rand::rng();
-    let n = keys.len();
-    let attempt = trail.next_attempt(round);
-    let config = open_secure(trail, round, attempt, members, keys, global);
-    let encoding = encoding();
-
-    let (mut server, bundles, mut revealed) =
-        keys_and_seed(trail, round, attempt, &config, keys, "advertise keys");
-
-    let mut shared: Vec<_> = (0..n).map(|_| None).collect();
-    let mut msgs = Vec::new();
+    let (mut server, bundles) = server.close().unwrap();
+    let mut shared: Vec<_> = (0..keys.len()).map(|_| None).collect();
+    msgs.clear();
     for b in bundles {
         let i = b.recipient.0 as usize;
         let (c, m) = revealed[i]
@@ -472,7 +452,27 @@ fn secure_round(
         &msgs,
         vec![],
     );
-    let (mut server, bundles) = server.close().unwrap();
+    let (server, bundles) = server.close().unwrap();
+    (server, bundles, shared)
+}
+
+fn secure_round(
+    trail: &Trail,
+    round: u64,
+    members: &[MemberRecord],
+    keys: &[SigningKey],
+    global: &[f32],
+    tamper: Tamper,
+) -> Vec<f32> {
+    let mut rng = rand::rng();
+    let n = keys.len();
+    let attempt = trail.next_attempt(round);
+    let config = open_secure(trail, round, attempt, members, keys, global);
+    let encoding = encoding();
+
+    let (mut server, bundles, mut shared) =
+        through_share_keys(trail, round, attempt, &config, keys, "advertise keys");
+    let mut msgs = Vec::new();
 
     let mut masked: Vec<_> = (0..n).map(|_| None).collect();
     msgs.clear();
@@ -608,7 +608,7 @@ fn aborted_attempt(
     let mut rng = rand::rng();
     let attempt = trail.next_attempt(round);
     let config = open_secure(trail, round, attempt, members, keys, global);
-    let (mut server, bundles, mut revealed) = keys_and_seed(
+    let (mut server, bundles, mut shared) = through_share_keys(
         trail,
         round,
         attempt,
@@ -616,33 +616,6 @@ fn aborted_attempt(
         keys,
         "advertise keys (with local work)",
     );
-    let mut msgs = Vec::new();
-    msgs.clear();
-    let mut shared: Vec<_> = (0..keys.len()).map(|_| None).collect();
-    for b in bundles {
-        let i = b.recipient.0 as usize;
-        let (c, m) = revealed[i]
-            .take()
-            .unwrap()
-            .handle_key_bundle(KeyBundle::decode(&b.encode()).unwrap(), &mut rng)
-            .unwrap();
-        server
-            .handle_share_keys(b.recipient, Message::decode(&m.encode()).unwrap())
-            .unwrap();
-        shared[i] = Some(c);
-        msgs.push((i as u32, m.encode()));
-    }
-    log_stage(
-        trail,
-        round,
-        attempt,
-        stage::SHARE_KEYS,
-        "share keys",
-        &msgs,
-        &msgs,
-        vec![],
-    );
-    let (mut server, bundles) = server.close().unwrap();
     let first = bundles
         .into_iter()
         .find(|b| b.recipient == ParticipantId(0))

@@ -105,6 +105,24 @@ fn revocation_spec(dir: &std::path::Path) -> LocalFederationSpec {
 }
 
 /// The error a coordinator start on the stopped federation's folder gives.
+/// Re-signs `list` with the next number, current for one second, as the
+/// CRL in force, and waits until it is stale (the signer refuses a
+/// nextUpdate in the past).
+async fn write_stale_crl(pki: &PkiDir, list: RevocationList) {
+    let ca = pki.load_ca().unwrap();
+    let (_, stale) = list
+        .extend_and_sign_with(
+            &ca,
+            &[],
+            RevocationReason::Unspecified,
+            time::Duration::seconds(1),
+            0,
+        )
+        .unwrap();
+    std::fs::write(pki.crl_path(), &stale).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
 async fn refused_start(stopped: StoppedFederation) -> (StoppedFederation, String) {
     match stopped.start_coordinator(Disk::real()).await {
         Ok(_) => panic!("the coordinator started"),
@@ -181,20 +199,9 @@ async fn revocation_gaps_coordinator_refuses_to_start_on_a_missing_stale_or_olde
     );
 
     // A list past its nextUpdate, even a newer one.
-    let ca = pki.load_ca().unwrap();
     let ca_pem = std::fs::read_to_string(pki.ca_cert_path()).unwrap();
-    let (_, stale) = RevocationList::parse_verified(&crl_2, &ca_pem)
-        .unwrap()
-        .extend_and_sign_with(
-            &ca,
-            &[],
-            RevocationReason::Unspecified,
-            time::Duration::seconds(1),
-            0,
-        )
-        .unwrap();
-    std::fs::write(pki.crl_path(), &stale).unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let newer = RevocationList::parse_verified(&crl_2, &ca_pem).unwrap();
+    write_stale_crl(&pki, newer).await;
     let (stopped, err) = refused_start(stopped).await;
     assert!(
         err.contains("(CRL #3) was current until") && err.contains("stale now"),
@@ -326,20 +333,7 @@ async fn revocation_gaps_participants_refuse_a_rolled_back_crl_and_a_revoked_coo
     );
 
     // A list that runs out while the coordinator runs.
-    let ca = pki.load_ca().unwrap();
-    let (_, short) = pki
-        .revocation_list()
-        .unwrap()
-        .extend_and_sign_with(
-            &ca,
-            &[],
-            RevocationReason::Unspecified,
-            time::Duration::seconds(1),
-            0,
-        )
-        .unwrap();
-    std::fs::write(pki.crl_path(), &short).unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    write_stale_crl(&pki, pki.revocation_list().unwrap()).await;
     let err = federation.coordinator.run_next_round().await.unwrap_err();
     assert!(
         matches!(

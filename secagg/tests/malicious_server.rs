@@ -24,6 +24,9 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
+mod common;
+
+use common::revealed_alone;
 use fedsoc_secagg::graph::NeighbourGraph;
 use fedsoc_secagg::messages::*;
 use fedsoc_secagg::*;
@@ -39,31 +42,6 @@ fn roster(n: u32, rng: &mut ChaCha20Rng) -> (RoundConfig, BTreeMap<ParticipantId
         .collect();
     let vks = keys.iter().map(|(p, k)| (*p, k.verifying_key())).collect();
     (RoundConfig::recommended([7; 32], vks, Ring::U64, 4), keys)
-}
-
-/// `p` advertised, saw a commitment list with only its own commitment and
-/// revealed: a client ready for a (possibly forged) key bundle, and the
-/// nonce that bundle must carry for it.
-fn revealed_alone(
-    cfg: &RoundConfig,
-    p: ParticipantId,
-    key: &SigningKey,
-    rng: &mut ChaCha20Rng,
-) -> (ClientRevealed, Vec<SeedNonce>) {
-    let (st, ad) = Client::start(cfg.clone(), p, key, rng).unwrap();
-    let list = SeedCommitments {
-        round_id: cfg.round_id,
-        commitments: vec![Committed {
-            participant: p,
-            commitment: ad.seed_commitment,
-        }],
-    };
-    let (st, reveal) = st.handle_commitments(list).unwrap();
-    let nonce = SeedNonce {
-        participant: p,
-        nonce: reveal.nonce,
-    };
-    (st, vec![nonce])
 }
 
 /// Every member through stages 0–2 with an honest server: their states
@@ -373,11 +351,19 @@ fn advertised(
     (server, clients, list)
 }
 
-#[test]
-fn a_colluder_cannot_change_its_nonce_after_seeing_the_others() {
-    let mut rng = ChaCha20Rng::seed_from_u64(21);
-    let (cfg, keys) = sparse_roster(10, [5; 32]);
-    let (mut server, clients, list) = advertised(&cfg, &keys, &mut rng);
+/// Members through stage 1: the server waiting for the nonces, the
+/// members' states, and the nonce each reveals (not yet delivered).
+#[allow(clippy::type_complexity)]
+fn revealed(
+    cfg: &RoundConfig,
+    keys: &BTreeMap<ParticipantId, SigningKey>,
+    rng: &mut ChaCha20Rng,
+) -> (
+    ServerCollectingReveals,
+    BTreeMap<ParticipantId, ClientRevealed>,
+    BTreeMap<ParticipantId, SeedReveal>,
+) {
+    let (server, clients, list) = advertised(cfg, keys, rng);
     let mut reveals = BTreeMap::new();
     let mut waiting = BTreeMap::new();
     for (p, st) in clients {
@@ -385,6 +371,33 @@ fn a_colluder_cannot_change_its_nonce_after_seeing_the_others() {
         reveals.insert(p, reveal);
         waiting.insert(p, st);
     }
+    (server, waiting, reveals)
+}
+
+/// The victim handed a key bundle with `nonces`: its graph-seed refusal.
+fn victim_refuses(
+    cfg: &RoundConfig,
+    victim: ClientRevealed,
+    nonces: Vec<SeedNonce>,
+    rng: &mut ChaCha20Rng,
+) -> String {
+    let bundle = KeyBundle {
+        round_id: cfg.round_id,
+        recipient: VICTIM,
+        nonces,
+        adverts: vec![],
+    };
+    match victim.handle_key_bundle(bundle, rng) {
+        Err(SecAggError::GraphSeed(m)) => m,
+        other => panic!("expected a graph-seed refusal, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_colluder_cannot_change_its_nonce_after_seeing_the_others() {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let (cfg, keys) = sparse_roster(10, [5; 32]);
+    let (mut server, mut waiting, reveals) = revealed(&cfg, &keys, &mut rng);
     // Having seen every honest nonce, the colluder picks a new one.
     let mut ground = reveals[&COLLUDER].clone();
     ground.nonce = [0xAB; 32];
@@ -406,31 +419,18 @@ fn a_colluder_cannot_change_its_nonce_after_seeing_the_others() {
             },
         })
         .collect();
-    let victim = waiting.remove(&VICTIM).unwrap();
-    let bundle = KeyBundle {
-        round_id: cfg.round_id,
-        recipient: VICTIM,
-        nonces,
-        adverts: vec![],
-    };
-    assert!(matches!(
-        victim.handle_key_bundle(bundle, &mut rng),
-        Err(SecAggError::GraphSeed(m)) if m.contains("does not match its commitment")
-    ));
+    let refused = victim_refuses(&cfg, waiting.remove(&VICTIM).unwrap(), nonces, &mut rng);
+    assert!(
+        refused.contains("does not match its commitment"),
+        "{refused}"
+    );
 }
 
 #[test]
 fn a_server_cannot_choose_the_seed_by_leaving_nonces_out() {
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let (cfg, keys) = sparse_roster(10, [6; 32]);
-    let (mut server, clients, list) = advertised(&cfg, &keys, &mut rng);
-    let mut reveals = BTreeMap::new();
-    let mut waiting = BTreeMap::new();
-    for (p, st) in clients {
-        let (st, reveal) = st.handle_commitments(list.clone()).unwrap();
-        reveals.insert(p, reveal);
-        waiting.insert(p, st);
-    }
+    let (mut server, mut waiting, reveals) = revealed(&cfg, &keys, &mut rng);
     // The honest server cannot close without one advertiser's nonce.
     for (p, r) in &reveals {
         if *p != ParticipantId(3) {
@@ -457,17 +457,11 @@ fn a_server_cannot_choose_the_seed_by_leaving_nonces_out() {
             nonce: r.nonce,
         })
         .collect();
-    let victim = waiting.remove(&VICTIM).unwrap();
-    let bundle = KeyBundle {
-        round_id: cfg.round_id,
-        recipient: VICTIM,
-        nonces,
-        adverts: vec![],
-    };
-    assert!(matches!(
-        victim.handle_key_bundle(bundle, &mut rng),
-        Err(SecAggError::GraphSeed(m)) if m.contains("no nonce for 3, who committed")
-    ));
+    let refused = victim_refuses(&cfg, waiting.remove(&VICTIM).unwrap(), nonces, &mut rng);
+    assert!(
+        refused.contains("no nonce for 3, who committed"),
+        "{refused}"
+    );
     // Nor can it swap the victim's own commitment for one it can open.
     let (_, clients, mut list) = advertised(&cfg, &keys, &mut rng);
     let victim = clients.into_iter().find(|(p, _)| *p == VICTIM).unwrap().1;

@@ -3,6 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
+mod common;
+
+use common::revealed_alone;
 use fedsoc_secagg::crypto;
 use fedsoc_secagg::graph::NeighbourGraph;
 use fedsoc_secagg::messages::*;
@@ -26,31 +29,6 @@ fn net(n: u32, k: usize, t: usize, ring: Ring, d: usize, round: u8, rng: &mut Ch
     cfg.threshold = t;
     cfg.validate().unwrap();
     Net { cfg, keys }
-}
-
-/// `p` advertised, saw a commitment list with only its own commitment and
-/// revealed: a client ready for a (possibly forged) key bundle, and the
-/// nonce that bundle must carry for it.
-fn revealed_alone(
-    cfg: &RoundConfig,
-    p: ParticipantId,
-    key: &SigningKey,
-    rng: &mut ChaCha20Rng,
-) -> (ClientRevealed, Vec<SeedNonce>) {
-    let (st, ad) = Client::start(cfg.clone(), p, key, rng).unwrap();
-    let list = SeedCommitments {
-        round_id: cfg.round_id,
-        commitments: vec![Committed {
-            participant: p,
-            commitment: ad.seed_commitment,
-        }],
-    };
-    let (st, reveal) = st.handle_commitments(list).unwrap();
-    let nonce = SeedNonce {
-        participant: p,
-        nonce: reveal.nonce,
-    };
-    (st, vec![nonce])
 }
 
 fn random_inputs(cfg: &RoundConfig, rng: &mut ChaCha20Rng) -> BTreeMap<ParticipantId, Vec<u64>> {
