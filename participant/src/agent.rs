@@ -3,6 +3,7 @@
 //! jittered backoff after a lost connection and stops for good on a
 //! refusal, which no retry would change.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::audit::{CheckpointKeeper, Expected};
+use crate::audit::{CheckpointKeeper, Expected, PLAINTEXT_UPDATES_STAGE};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
 use crate::secure::SecureTask;
@@ -368,12 +369,25 @@ impl Agent {
                     self.secure_step(&mut secure, piece, &outbox).await?;
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
-                    receipt = closed.included.then(|| Expected {
+                    // What we sent in this task, which its receipts must show.
+                    let sent: BTreeMap<u32, Option<String>> =
+                        match secure.as_ref().filter(|f| f.task_id == closed.task_id) {
+                            Some(flight) => flight
+                                .task
+                                .sent()
+                                .iter()
+                                .map(|(stage, sha)| (*stage, Some(sha.clone())))
+                                .collect(),
+                            None if closed.included => {
+                                BTreeMap::from([(PLAINTEXT_UPDATES_STAGE, None)])
+                            }
+                            None => BTreeMap::new(),
+                        };
+                    receipt = Some(Expected {
                         participant: self.config.id.clone(),
-                        sha256: secure
-                            .as_ref()
-                            .filter(|f| f.task_id == closed.task_id)
-                            .and_then(|f| f.task.masked_input_sha256()),
+                        round: Some(closed.round),
+                        included: closed.included,
+                        sent,
                     });
                     tracing::info!(
                         participant = %self.config.id,
@@ -384,11 +398,18 @@ impl Agent {
                     );
                 }
                 Some(coordinator_message::Body::AuditCheckpoint(checkpoint)) => {
-                    let mut keeper = self.keeper();
-                    keeper
-                        .accept(&checkpoint, receipt.take().as_ref())
-                        .map_err(|e| ParticipantError::Audit(e.to_string()))?;
-                    tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
+                    let cosigned = {
+                        let mut keeper = self.keeper();
+                        keeper
+                            .accept(&checkpoint, receipt.take().as_ref())
+                            .map_err(|e| ParticipantError::Audit(e.to_string()))?;
+                        tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
+                        // Verified: we witness it, so a split view needs us.
+                        keeper.cosign_last(&self.config.id, &self.signing_key, unix_seconds())
+                    };
+                    if let Some(cosigned) = cosigned {
+                        send(&outbox, participant_message::Body::Cosignature(cosigned)).await?;
+                    }
                 }
                 Some(coordinator_message::Body::Welcome(_)) | None => {
                     return Err(ParticipantError::Protocol(
@@ -716,6 +737,13 @@ fn open_keeper(
             .map_err(|e| ParticipantError::Audit(e.to_string())),
         None => Ok(CheckpointKeeper::default()),
     }
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The session end a benchmark agent plays when it vanishes mid-round.

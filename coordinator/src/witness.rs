@@ -1,0 +1,112 @@
+//! Participants' cosignatures over the checkpoints they verified.
+//!
+//! After a participant accepts a checkpoint (signature, consistency with
+//! the one it held, receipts) it sends a `CheckpointCosignature` (C2SP
+//! tlog-cosignature style, see [`fedsoc_audit::cosignature`]). The
+//! coordinator checks it here — a checkpoint this coordinator signed and
+//! stored, the participant's certificate against the federation CA with
+//! the participant role and the session's id, the Ed25519 signature — and
+//! hands it to the [`Trail`], which stores it as a `checkpoint.cosigned`
+//! entry. `fedsoc audit verify --min-cosigners N` counts them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::VerifyingKey;
+use fedsoc_audit::{BlobId, Cosignature, CosignatureRecord, SignedCheckpoint};
+use fedsoc_pki::{MemberVerifier, Role};
+use fedsoc_proto::v1::CheckpointCosignature;
+
+use crate::trail::Trail;
+
+/// Checks cosignatures and passes them to the trail.
+pub struct Witnesses {
+    trail: Arc<Trail>,
+    members: MemberVerifier,
+    /// (witness, tree size, checkpoint time) already taken.
+    seen: Mutex<HashSet<(String, u64, u64)>>,
+}
+
+impl std::fmt::Debug for Witnesses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Witnesses").finish_non_exhaustive()
+    }
+}
+
+impl Witnesses {
+    pub fn new(trail: Arc<Trail>, members: MemberVerifier) -> Self {
+        Witnesses {
+            trail,
+            members,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Checks the cosignature participant `id` sent over its session with
+    /// certificate `cert_der`, and keeps it for the log. Returns whether
+    /// it was new; an error says why it was refused.
+    pub fn receive(
+        &self,
+        id: &str,
+        cert_der: &[u8],
+        message: &CheckpointCosignature,
+    ) -> Result<bool, String> {
+        let signed = SignedCheckpoint::from_bytes(&message.checkpoint)
+            .map_err(|e| format!("the cosigned checkpoint: {e}"))?;
+        let c = &signed.checkpoint;
+        let ours = self
+            .trail
+            .log()
+            .checkpoints()
+            .iter()
+            .rev()
+            .any(|stored| *stored == signed);
+        if !ours {
+            return Err(format!(
+                "the cosigned checkpoint (size {}, time {}) is not one this coordinator signed",
+                c.tree_size, c.timestamp_ms
+            ));
+        }
+        let member = self
+            .members
+            .verify(cert_der)
+            .map_err(|e| format!("the witness certificate: {e}"))?;
+        if member.identity.role != Role::Participant || member.identity.id != id {
+            return Err(format!(
+                "only participants cosign checkpoints; the certificate is for {}",
+                member.identity
+            ));
+        }
+        let key = VerifyingKey::from_bytes(&member.ed25519_public)
+            .map_err(|e| format!("the witness key: {e}"))?;
+        let signature: [u8; 64] = message
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("a signature of {} bytes", message.signature.len()))?;
+        let cosignature = Cosignature {
+            name: id.to_owned(),
+            key_id: fedsoc_audit::cosignature::key_id(id, &key),
+            timestamp: message.timestamp,
+            signature,
+        };
+        cosignature.verify(c, &key).map_err(|e| format!("{e}"))?;
+        let fresh = self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((
+            id.to_owned(),
+            c.tree_size,
+            c.timestamp_ms,
+        ));
+        if fresh {
+            let pem = fedsoc_pki::certificate_pem(cert_der).into_bytes();
+            self.trail.add_cosignature(
+                CosignatureRecord {
+                    checkpoint: c.clone(),
+                    certificate: BlobId::of(&pem),
+                    cosignature,
+                },
+                pem,
+            );
+        }
+        Ok(fresh)
+    }
+}
