@@ -417,7 +417,7 @@ impl Coordinator {
         );
         federation.revocations = Some(revocations.clone());
         federation.witnesses = Some(Arc::new(crate::witness::Witnesses::new(
-            trail.clone(),
+            &trail,
             fedsoc_pki::MemberVerifier::new(&ca_pem)?,
         )));
         federation.rate_limit = crate::session::RateLimit {

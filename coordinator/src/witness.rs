@@ -10,7 +10,7 @@
 //! entry. `fedsoc audit verify --min-cosigners N` counts them.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use ed25519_dalek::VerifyingKey;
 use fedsoc_audit::{BlobId, Cosignature, CosignatureRecord, SignedCheckpoint};
@@ -21,7 +21,9 @@ use crate::trail::Trail;
 
 /// Checks cosignatures and passes them to the trail.
 pub struct Witnesses {
-    trail: Arc<Trail>,
+    /// Weak: sessions outlive a stopped coordinator by a moment, and must
+    /// not keep its audit log (and the log's lock) open.
+    trail: Weak<Trail>,
     members: MemberVerifier,
     /// (witness, tree size, checkpoint time) already taken.
     seen: Mutex<HashSet<(String, u64, u64)>>,
@@ -34,9 +36,9 @@ impl std::fmt::Debug for Witnesses {
 }
 
 impl Witnesses {
-    pub fn new(trail: Arc<Trail>, members: MemberVerifier) -> Self {
+    pub fn new(trail: &Arc<Trail>, members: MemberVerifier) -> Self {
         Witnesses {
-            trail,
+            trail: Arc::downgrade(trail),
             members,
             seen: Mutex::new(HashSet::new()),
         }
@@ -54,8 +56,11 @@ impl Witnesses {
         let signed = SignedCheckpoint::from_bytes(&message.checkpoint)
             .map_err(|e| format!("the cosigned checkpoint: {e}"))?;
         let c = &signed.checkpoint;
-        let ours = self
+        let trail = self
             .trail
+            .upgrade()
+            .ok_or_else(|| "the coordinator is stopping".to_string())?;
+        let ours = trail
             .log()
             .checkpoints()
             .iter()
@@ -98,7 +103,7 @@ impl Witnesses {
         ));
         if fresh {
             let pem = fedsoc_pki::certificate_pem(cert_der).into_bytes();
-            self.trail.add_cosignature(
+            trail.add_cosignature(
                 CosignatureRecord {
                     checkpoint: c.clone(),
                     certificate: BlobId::of(&pem),
