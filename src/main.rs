@@ -691,9 +691,9 @@ fn participant_checkpoint(config: &std::path::Path, json: bool) -> Result<()> {
         outln!("  root    {}", hex::encode(c.root));
         outln!("  time    {} ms", c.timestamp_ms);
         outln!("  signed  by coordinator key {}", held.key_id);
-        outln!();
+        outln!("");
         out!("{note}");
-        outln!();
+        outln!("");
         outln!(
             "compare: `fedsoc audit verify <log> --ca ca.pem` must pass, and `fedsoc audit prove <log> --entry 0 --size {}` must show root {}",
             c.tree_size,

@@ -310,6 +310,27 @@ impl LocalFederation {
         }
     }
 
+    /// Waits, at most `patience`, until `n` participants' cosignatures
+    /// over the latest checkpoint have arrived, writing them to the audit
+    /// log; returns how many were written.
+    pub async fn record_cosignatures(&self, n: usize, patience: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut recorded = 0;
+        loop {
+            match self.coordinator.record_cosignatures() {
+                Ok(k) => recorded += k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record cosignatures");
+                    return recorded;
+                }
+            }
+            if recorded >= n || tokio::time::Instant::now() >= deadline {
+                return recorded;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether participant `id`'s agent is running.
     pub fn participant_running(&self, id: &str) -> bool {
         self.parts
