@@ -115,3 +115,87 @@ impl Witnesses {
         Ok(fresh)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedsoc_audit::AuditLog;
+    use fedsoc_pki::{CertificateAuthority, Identity};
+
+    #[test]
+    fn only_checked_participant_cosignatures_of_our_checkpoints_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::generate("t").unwrap();
+        let pki = dir.path().join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        let issue = |identity: Identity, stem: &str| {
+            ca.issue(&identity, &[]).unwrap().save(&pki, stem).unwrap();
+            (
+                fedsoc_pki::load_certificate_der(&pki.join(format!("{stem}.pem"))).unwrap(),
+                fedsoc_pki::load_signing_key(&pki.join(format!("{stem}.key"))).unwrap(),
+            )
+        };
+        let (soc, soc_key) = issue(Identity::participant("soc-ee").unwrap(), "soc-ee");
+        let (analyst, analyst_key) = issue(
+            Identity::new(Role::DataScientist, "analyst").unwrap(),
+            "analyst",
+        );
+        let log = AuditLog::open_or_create(
+            dir.path().join("audit"),
+            "fedsoc/t",
+            ed25519_dalek::SigningKey::from_bytes(&[4; 32]),
+        )
+        .unwrap();
+        let trail = Arc::new(Trail::new(log));
+        trail
+            .append("round.metrics", &serde_json::json!({}))
+            .unwrap();
+        let signed = trail.checkpoint().unwrap();
+        let witnesses = Witnesses::new(&trail, MemberVerifier::new(ca.cert_pem()).unwrap());
+        let message = |checkpoint: &SignedCheckpoint, key: &ed25519_dalek::SigningKey, ts| {
+            let cosig = checkpoint.checkpoint.cosign("soc-ee", key, ts).unwrap();
+            CheckpointCosignature {
+                checkpoint: checkpoint.to_bytes().unwrap(),
+                timestamp: ts,
+                signature: cosig.signature.to_vec(),
+            }
+        };
+
+        let good = message(&signed, &soc_key, 7);
+        assert_eq!(witnesses.receive("soc-ee", &soc, &good), Ok(true));
+        assert_eq!(witnesses.receive("soc-ee", &soc, &good), Ok(false));
+
+        let err = witnesses
+            .receive("analyst", &analyst, &message(&signed, &analyst_key, 7))
+            .unwrap_err();
+        assert!(
+            err.contains("only participants cosign checkpoints"),
+            "{err}"
+        );
+        let err = witnesses.receive("soc-fi", &soc, &good).unwrap_err();
+        assert!(
+            err.contains("only participants cosign checkpoints"),
+            "{err}"
+        );
+
+        let mut moved = good.clone();
+        moved.timestamp = 8;
+        let err = witnesses.receive("soc-ee", &soc, &moved).unwrap_err();
+        assert!(err.contains("does not verify"), "{err}");
+
+        let mut forged = signed.clone();
+        forged.checkpoint.root[0] ^= 1;
+        let err = witnesses
+            .receive("soc-ee", &soc, &message(&forged, &soc_key, 7))
+            .unwrap_err();
+        assert!(err.contains("not one this coordinator signed"), "{err}");
+
+        assert_eq!(trail.record_cosignatures().unwrap(), 1);
+        let log = trail.log();
+        let entry = log.entry(log.len() - 1).unwrap();
+        let record = CosignatureRecord::from_entry(&entry).unwrap().unwrap();
+        assert_eq!(record.checkpoint, signed.checkpoint);
+        assert_eq!(record.cosignature.name, "soc-ee");
+        log.blobs().check(&record.certificate).unwrap();
+    }
+}
