@@ -231,7 +231,7 @@ impl CheckpointKeeper {
         let fail = |why: String| AuditViolation::Receipt(why, note(new));
         // The receipt of the update (older coordinators send only it) and
         // one per stage entry; each must be in the signed tree.
-        let mut offered: Vec<(u64, &[u8], &[Vec<u8>])> = Vec::new();
+        let mut offered: Vec<Offered<'_>> = Vec::new();
         if !message.receipt_entry.is_empty() {
             offered.push((
                 message.receipt_index,
@@ -319,6 +319,9 @@ impl CheckpointKeeper {
         Ok(())
     }
 }
+
+/// A receipt as it came: entry index, encoded entry, inclusion proof.
+type Offered<'a> = (u64, &'a [u8], &'a [Vec<u8>]);
 
 /// The part of a `round.stage` entry a receipt check reads.
 #[derive(serde::Deserialize)]
