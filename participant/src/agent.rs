@@ -59,6 +59,13 @@ struct SecureInFlight {
     incoming: Option<(u32, Assembler<u8>)>,
 }
 
+impl SecureInFlight {
+    /// The task and the SHA-256 of each message we sent in it, by stage.
+    fn sent(&self) -> (u64, BTreeMap<u32, String>) {
+        (self.task_id, self.task.sent().clone())
+    }
+}
+
 /// What the federation told us when we joined.
 struct Federation {
     model: ModelConfig,
@@ -349,7 +356,10 @@ impl Agent {
 
         let mut intake = TaskIntake::default();
         let mut secure: Option<SecureInFlight> = None;
-        // Our update in the round just closed, which its receipt must show.
+        // The secure task of this session and the hashes of what we sent
+        // in it, kept after a failure takes us out of the round.
+        let mut secure_sent: Option<(u64, BTreeMap<u32, String>)> = None;
+        // What we sent in the round just closed, which its receipts must show.
         let mut receipt: Option<Expected> = None;
         let expected_params = federation.model.num_params();
         while let Some(message) = inbound.message().await.map_err(|s| self.refusal(s))? {
@@ -363,26 +373,31 @@ impl Agent {
                 Some(coordinator_message::Body::ModelChunk(piece)) => {
                     if let Some(ready) = intake.chunk(piece)? {
                         secure = self.train_and_reply(&federation, ready, &outbox).await?;
+                        secure_sent = secure.as_ref().map(SecureInFlight::sent);
                     }
                 }
                 Some(coordinator_message::Body::Secagg(piece)) => {
                     self.secure_step(&mut secure, piece, &outbox).await?;
+                    // Kept when we leave the round: what we sent until then.
+                    if let Some(flight) = &secure {
+                        secure_sent = Some(flight.sent());
+                    }
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
                     // What we sent in this task, which its receipts must show.
-                    let sent: BTreeMap<u32, Option<String>> =
-                        match secure.as_ref().filter(|f| f.task_id == closed.task_id) {
-                            Some(flight) => flight
-                                .task
-                                .sent()
-                                .iter()
-                                .map(|(stage, sha)| (*stage, Some(sha.clone())))
-                                .collect(),
-                            None if closed.included => {
-                                BTreeMap::from([(PLAINTEXT_UPDATES_STAGE, None)])
-                            }
-                            None => BTreeMap::new(),
-                        };
+                    let sent: BTreeMap<u32, Option<String>> = match secure_sent
+                        .take()
+                        .filter(|(task_id, _)| *task_id == closed.task_id)
+                    {
+                        Some((_, sent)) => sent
+                            .into_iter()
+                            .map(|(stage, sha)| (stage, Some(sha)))
+                            .collect(),
+                        None if closed.included => {
+                            BTreeMap::from([(PLAINTEXT_UPDATES_STAGE, None)])
+                        }
+                        None => BTreeMap::new(),
+                    };
                     receipt = Some(Expected {
                         participant: self.config.id.clone(),
                         round: Some(closed.round),
