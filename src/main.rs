@@ -128,6 +128,11 @@ enum AuditCommand {
         /// The federation CA to trust (else the log's own, with a warning).
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// Fail unless the latest checkpoint is cosigned by at least N
+        /// distinct participants certified by the CA given with --ca (each
+        /// checked the checkpoint against the one it held).
+        #[arg(long, value_name = "N", requires = "ca")]
+        min_cosigners: Option<usize>,
         /// One JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -253,6 +258,15 @@ enum ParticipantCommand {
     Run {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the latest audit checkpoint this participant accepted (kept
+    /// in its state folder), for an auditor to compare with
+    /// `fedsoc audit verify` / `fedsoc audit show`.
+    Checkpoint {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -393,6 +407,9 @@ async fn run(command: Command) -> Result<()> {
             let agent = Agent::new(config)?;
             agent.run(shutdown_signal()).await?;
             Ok(())
+        }
+        Command::Participant(ParticipantCommand::Checkpoint { config, json }) => {
+            participant_checkpoint(&config, json)
         }
         Command::Pki(PkiCommand::Init {
             dir,
@@ -685,17 +702,87 @@ async fn bench_secagg(args: SecAggArgs) -> Result<()> {
     Ok(())
 }
 
+/// `fedsoc participant checkpoint`: the checkpoint in the state folder.
+fn participant_checkpoint(config: &std::path::Path, json: bool) -> Result<()> {
+    let config = ParticipantConfig::load(config)?;
+    let dir = config
+        .state_dir
+        .clone()
+        .context("the configuration names no state folder")?;
+    let held = fedsoc_participant::audit::read_held(&dir)?;
+    let Some(held) = held else {
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({ "participant": config.id, "state_dir": dir, "checkpoint": null })
+            );
+        } else {
+            outln!(
+                "participant {} holds no audit checkpoint yet (state folder {}): it has not completed a round",
+                config.id,
+                dir.display()
+            );
+        }
+        return Ok(());
+    };
+    let c = &held.checkpoint;
+    let note = held.to_note()?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "participant": config.id,
+                "state_dir": dir,
+                "origin": c.origin,
+                "tree_size": c.tree_size,
+                "root": hex::encode(c.root),
+                "timestamp_ms": c.timestamp_ms,
+                "key_id": held.key_id.to_string(),
+                "note": note,
+            })
+        );
+    } else {
+        outln!("participant {} (state folder {})", config.id, dir.display());
+        outln!("latest accepted checkpoint:");
+        outln!("  origin  {}", c.origin);
+        outln!("  size    {}", c.tree_size);
+        outln!("  root    {}", hex::encode(c.root));
+        outln!("  time    {} ms", c.timestamp_ms);
+        outln!("  signed  by coordinator key {}", held.key_id);
+        outln!("");
+        out!("{note}");
+        outln!("");
+        outln!(
+            "compare: `fedsoc audit verify <log> --ca ca.pem` must pass, and `fedsoc audit prove <log> --entry 0 --size {}` must show root {}",
+            c.tree_size,
+            hex::encode(c.root)
+        );
+    }
+    Ok(())
+}
+
 fn audit(command: AuditCommand) -> Result<()> {
     use fedsoc_coordinator::{audit_view, replay};
     match command {
-        AuditCommand::Verify { dir, ca, json } => {
+        AuditCommand::Verify {
+            dir,
+            ca,
+            min_cosigners,
+            json,
+        } => {
             let ca_pem = ca
                 .map(|path| {
                     std::fs::read_to_string(&path)
                         .with_context(|| format!("reading the CA {}", path.display()))
                 })
                 .transpose()?;
-            match replay::verify_log(&dir, ca_pem.as_deref()) {
+            let verified = replay::verify_log(&dir, ca_pem.as_deref()).and_then(|report| {
+                if let Some(n) = min_cosigners {
+                    report.require_cosigners(n)?;
+                }
+                Ok(report)
+            });
+            match verified {
                 Ok(report) => {
                     if let Some(warning) = audit_view::tofu_warning(&report) {
                         eprintln!("{warning}");

@@ -73,6 +73,75 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
     assert!(report["checkpoints"].as_u64().unwrap() >= 3, "{report}");
     assert_eq!(report["root"].as_str().unwrap().len(), 64);
 
+    // Every participant cosigned the latest checkpoint: --min-cosigners
+    // passes with 3 and fails with 4, naming the count.
+    let cosigned = fedsoc(
+        &[
+            "audit",
+            "verify",
+            "{}",
+            "--ca",
+            "{}",
+            "--min-cosigners",
+            "3",
+        ],
+        &[&out, &ca],
+    );
+    let (stdout, stderr) = text(&cosigned);
+    assert!(cosigned.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("cosigned by 3 participant(s)"), "{stdout}");
+    let short = fedsoc(
+        &[
+            "audit",
+            "verify",
+            "{}",
+            "--ca",
+            "{}",
+            "--min-cosigners",
+            "4",
+        ],
+        &[&out, &ca],
+    );
+    let (_, stderr) = text(&short);
+    assert!(!short.status.success());
+    assert!(
+        stderr.contains("is cosigned by 3 distinct participant(s)")
+            && stderr.contains("fewer than the 4 required"),
+        "{stderr}"
+    );
+    let latest = report["cosigned"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(latest["cosigners"].as_array().unwrap().len(), 3, "{report}");
+
+    // A participant prints the checkpoint it holds: the log's latest.
+    let config = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("participant-"))
+        })
+        .unwrap();
+    let held = fedsoc(
+        &["participant", "checkpoint", "--config", "{}", "--json"],
+        &[&config],
+    );
+    let (stdout, stderr) = text(&held);
+    assert!(held.status.success(), "{stdout}\n{stderr}");
+    let held: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(held["tree_size"], latest["tree_size"], "{held}");
+    assert_eq!(held["root"], latest["root"], "{held}");
+    assert!(
+        held["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("fedsoc-audit checkpoint v1\n")
+    );
+
     // Without --ca the log's own CA is used, and the user is told so.
     let unpinned = fedsoc(&["audit", "verify", "{}"], &[&out]);
     let (_, stderr) = text(&unpinned);
@@ -82,6 +151,7 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
     let show = fedsoc(&["audit", "show", "{}"], &[&out]);
     let (stdout, stderr) = text(&show);
     assert!(show.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("checkpoint cosignatures"), "{stdout}");
     let rounds: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains(" secure ") && l.contains("completed"))

@@ -10,6 +10,7 @@
 //! - `frame` (private): the framed record files `entries.log` and `checkpoints.log`, torn-tail detection.
 //! - [`log`]: the log directory and the [`AuditLog`] facade (append, checkpoint, proofs, replay, [`repair`]).
 //! - [`checkpoint`]: Ed25519-signed checkpoints (origin, size, root, time) and their text note form.
+//! - [`cosignature`]: witness cosignatures over checkpoints (C2SP tlog-cosignature style) and the entry that records one.
 //! - [`verify`]: offline verification of a log directory against the audit public key.
 //! - [`error`]: [`AuditError`], which says what is wrong and what to do.
 //!
@@ -19,6 +20,7 @@
 
 pub mod blob;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod error;
 mod frame;
@@ -29,6 +31,7 @@ pub mod verify;
 
 pub use blob::{BlobId, BlobStore};
 pub use checkpoint::{Checkpoint, CheckpointError, KeyId, SignedCheckpoint};
+pub use cosignature::{Cosignature, CosignatureError, CosignatureRecord};
 pub use entry::{Entry, EntryError};
 pub use error::AuditError;
 pub use log::{AppendReceipt, AuditLog, Entries, RepairedFile, now_ms, repair};

@@ -32,6 +32,22 @@ pub struct Timeline {
     pub attempts: Vec<AttemptView>,
     /// Metrics reported for the initial model.
     pub initial_metrics: Option<serde_json::Value>,
+    /// Participants' cosignatures over checkpoints, as logged (not checked
+    /// here: `fedsoc audit verify` checks each and counts the cosigners).
+    pub cosignatures: Vec<CosignatureView>,
+}
+
+/// One logged cosignature.
+#[derive(Clone, Debug, Serialize)]
+pub struct CosignatureView {
+    pub entry: u64,
+    pub tree_size: u64,
+    pub checkpoint_time_ms: u64,
+    pub witness: String,
+    /// Seconds since the Unix epoch when the participant cosigned.
+    pub timestamp: u64,
+    /// The C2SP note signature line (`— <name> <base64>`).
+    pub line: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -117,6 +133,7 @@ pub fn timeline(dir: &Path) -> Result<Timeline, ReplayError> {
         restarts: Vec::new(),
         attempts: Vec::new(),
         initial_metrics: None,
+        cosignatures: Vec::new(),
         dir,
     };
     for (index, entry) in log.entries().enumerate() {
@@ -204,6 +221,17 @@ pub fn timeline(dir: &Path) -> Result<Timeline, ReplayError> {
                     stage: b.stage,
                     reason: b.reason,
                     dropped: b.dropped,
+                });
+            }
+            kind::CHECKPOINT_COSIGNED => {
+                let b: fedsoc_audit::CosignatureRecord = entry.body_json().map_err(fail)?;
+                t.cosignatures.push(CosignatureView {
+                    entry: index,
+                    tree_size: b.checkpoint.tree_size,
+                    checkpoint_time_ms: b.checkpoint.timestamp_ms,
+                    witness: b.cosignature.name.clone(),
+                    timestamp: b.cosignature.timestamp,
+                    line: b.cosignature.to_line().trim_end().to_owned(),
                 });
             }
             // Shown by count only; `verify` refuses kinds it cannot read.
@@ -373,6 +401,25 @@ pub fn render_report(r: &ReplayReport) -> String {
         }
     );
     let _ = writeln!(out, "  global model now sha256 {}", r.model_sha256);
+    match r.cosigned.last() {
+        Some(latest) => {
+            let _ = writeln!(
+                out,
+                "  latest checkpoint (size {}) cosigned by {} participant(s){}{}",
+                latest.tree_size,
+                latest.cosigners.len(),
+                if latest.cosigners.is_empty() {
+                    ""
+                } else {
+                    ": "
+                },
+                latest.cosigners.join(", ")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  no signed checkpoint");
+        }
+    }
     if r.unsigned_entries > 0 {
         let _ = writeln!(
             out,
@@ -453,12 +500,14 @@ pub fn render_timeline(t: &Timeline, detail: bool) -> String {
     }
     if t.attempts.is_empty() {
         out.push_str("no rounds\n");
+        render_cosignatures(&mut out, t);
         return out;
     }
     if detail {
         for a in &t.attempts {
             render_attempt(&mut out, a);
         }
+        render_cosignatures(&mut out, t);
         return out;
     }
     let _ = writeln!(
@@ -545,7 +594,41 @@ pub fn render_timeline(t: &Timeline, detail: bool) -> String {
             r.entry, r.completed_round
         );
     }
+    render_cosignatures(&mut out, t);
     out
+}
+
+/// The cosignatures, per checkpoint (size and time), as logged.
+fn render_cosignatures(out: &mut String, t: &Timeline) {
+    if t.cosignatures.is_empty() {
+        out.push_str("\nno checkpoint cosignatures logged\n");
+        return;
+    }
+    out.push_str("\ncheckpoint cosignatures (checked by `fedsoc audit verify`):\n");
+    let mut groups: Vec<(u64, u64, Vec<&CosignatureView>)> = Vec::new();
+    for c in &t.cosignatures {
+        match groups
+            .iter_mut()
+            .find(|(size, time, _)| *size == c.tree_size && *time == c.checkpoint_time_ms)
+        {
+            Some((_, _, v)) => v.push(c),
+            None => groups.push((c.tree_size, c.checkpoint_time_ms, vec![c])),
+        }
+    }
+    for (size, time, cosigs) in groups {
+        let mut names: Vec<&str> = cosigs.iter().map(|c| c.witness.as_str()).collect();
+        names.sort();
+        names.dedup();
+        let _ = writeln!(
+            out,
+            "  checkpoint size {size} (time {time} ms): {} cosigner(s): {}",
+            names.len(),
+            names.join(", ")
+        );
+        for c in cosigs {
+            let _ = writeln!(out, "    entry {}: {}", c.entry, c.line);
+        }
+    }
 }
 
 fn render_attempt(out: &mut String, a: &AttemptView) {

@@ -26,6 +26,8 @@
 //!   auditors' log (fedsoc-audit) as rounds happen.
 //! - [`replay`]: the auditor's side: verify a log and replay every round.
 //! - [`audit_view`]: a log's round timeline, entry proofs, and their text.
+//! - [`witness`]: participants' cosignatures over checkpoints, checked
+//!   and handed to the trail.
 //! - [`server`]: the running [`Coordinator`] and its round loop.
 //! - [`error`]: [`CoordinatorError`].
 #![forbid(unsafe_code)]
@@ -49,6 +51,7 @@ pub mod stats;
 pub mod store;
 pub mod strategy;
 pub mod trail;
+pub mod witness;
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;

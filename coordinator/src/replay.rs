@@ -20,7 +20,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
-use fedsoc_audit::{AuditError, AuditLog, BlobId, BlobStore, Entry, RepairedFile, Verifier};
+use fedsoc_audit::{
+    AuditError, AuditLog, BlobId, BlobStore, CosignatureRecord, Entry, RepairedFile,
+    SignedCheckpoint, Verifier,
+};
 use fedsoc_pki::{Identity, Role};
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_secagg::messages::{
@@ -83,6 +86,18 @@ pub enum ReplayError {
     /// A request the log cannot answer (an entry it lacks, a busy folder).
     #[error("{0}")]
     Request(String),
+    /// `--min-cosigners` not met by the latest checkpoint.
+    #[error(
+        "the latest checkpoint (size {tree_size}) is cosigned by {found} distinct participant(s) certified by the federation CA {cosigners:?}, fewer than the {need} required{}: the view was not confirmed by enough members (a checkpoint is cosigned once participants receive it after a round; a coordinator restart signs a new one)",
+        newest_enough_text(.newest_enough)
+    )]
+    TooFewCosigners {
+        need: usize,
+        found: usize,
+        tree_size: u64,
+        cosigners: Vec<String>,
+        newest_enough: Option<u64>,
+    },
 }
 
 fn round_suffix(round: &Option<u64>) -> String {
@@ -134,6 +149,63 @@ pub struct ReplayReport {
     pub coordinator_key_id: String,
     /// The global model after the last completed round.
     pub model_sha256: String,
+    /// Per stored checkpoint, oldest first, the participants (certified
+    /// by the CA checked against) whose cosignature over it the log holds.
+    pub cosigned: Vec<CosignedCheckpoint>,
+}
+
+/// One signed checkpoint and who cosigned it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CosignedCheckpoint {
+    pub tree_size: u64,
+    pub timestamp_ms: u64,
+    /// Hex root.
+    pub root: String,
+    /// Witness names (participant ids), sorted, one per distinct key.
+    pub cosigners: Vec<String>,
+}
+
+impl ReplayReport {
+    /// The latest checkpoint's cosigners: `--min-cosigners n` passes only
+    /// if at least `n` distinct participants certified by the federation
+    /// CA cosigned the latest signed checkpoint, that is, saw this view of
+    /// the log and checked it against what they held. The error names how
+    /// many were found, and the newest checkpoint that has enough, if any.
+    pub fn require_cosigners(&self, n: usize) -> Result<(), ReplayError> {
+        let Some(latest) = self.cosigned.last() else {
+            return Err(ReplayError::TooFewCosigners {
+                need: n,
+                found: 0,
+                tree_size: 0,
+                cosigners: Vec::new(),
+                newest_enough: None,
+            });
+        };
+        if latest.cosigners.len() >= n {
+            return Ok(());
+        }
+        Err(ReplayError::TooFewCosigners {
+            need: n,
+            found: latest.cosigners.len(),
+            tree_size: latest.tree_size,
+            cosigners: latest.cosigners.clone(),
+            newest_enough: self
+                .cosigned
+                .iter()
+                .rev()
+                .find(|c| c.cosigners.len() >= n)
+                .map(|c| c.tree_size),
+        })
+    }
+}
+
+fn newest_enough_text(size: &Option<u64>) -> String {
+    match size {
+        Some(size) => format!(
+            "; the newest checkpoint with enough cosigners has size {size}, so entries after it are witnessed by fewer"
+        ),
+        None => "; no checkpoint has that many".into(),
+    }
 }
 
 /// The log directory for `dir`: `dir` itself when it holds entries.log
@@ -190,9 +262,32 @@ pub fn verify_log(dir: &Path, trusted_ca_pem: Option<&str>) -> Result<ReplayRepo
     }
 
     let mut replay = Replayer::new(&anchor, blobs)?;
+    replay.checkpoints = verified.checkpoints.clone();
     for (index, entry) in verified.entries.iter().enumerate() {
         replay.apply(index as u64, entry)?;
     }
+    let cosigned = verified
+        .checkpoints
+        .iter()
+        .map(|c| {
+            let c = &c.checkpoint;
+            let cosigners = replay
+                .cosigners
+                .get(&(c.tree_size, c.timestamp_ms, c.root))
+                .map(|by| {
+                    let mut names: Vec<String> = by.values().cloned().collect();
+                    names.sort();
+                    names
+                })
+                .unwrap_or_default();
+            CosignedCheckpoint {
+                tree_size: c.tree_size,
+                timestamp_ms: c.timestamp_ms,
+                root: hex::encode(c.root),
+                cosigners,
+            }
+        })
+        .collect();
     let entries = verified.tree_size();
     let signed = verified
         .latest_checkpoint()
@@ -219,6 +314,7 @@ pub fn verify_log(dir: &Path, trusted_ca_pem: Option<&str>) -> Result<ReplayRepo
         ca_sha256: trail::sha256_hex(&anchor.ca_der),
         coordinator_key_id: fedsoc_audit::KeyId::of(&anchor.coordinator_key).to_string(),
         model_sha256: replay.global_sha,
+        cosigned,
     })
 }
 
@@ -379,11 +475,12 @@ pub fn blob_refs(entry: &Entry) -> Result<Vec<BlobId>, String> {
             body::<RoundAborted>(entry)?;
             vec![]
         }
+        kind::CHECKPOINT_COSIGNED => vec![body::<CosignatureRecord>(entry)?.certificate],
         other => return Err(format!("unknown entry kind {other:?}: {}", KNOWN_KINDS)),
     })
 }
 
-const KNOWN_KINDS: &str = "this build reads federation.created, coordinator.started, round.opened, round.stage, round.aggregated, round.model, round.metrics and round.aborted; use the fedsoc release that wrote the log";
+const KNOWN_KINDS: &str = "this build reads federation.created, coordinator.started, round.opened, round.stage, round.aggregated, round.model, round.metrics, round.aborted and checkpoint.cosigned; use the fedsoc release that wrote the log";
 
 /// What the first entry establishes: the federation, its CA and the key
 /// that signs the checkpoints.
@@ -625,6 +722,10 @@ struct Replayer {
     interrupted: u64,
     secure_rounds: u64,
     plaintext_rounds: u64,
+    /// The stored checkpoints (verified), which cosignatures must name.
+    checkpoints: Vec<SignedCheckpoint>,
+    /// (size, time, root) of a checkpoint → witness key → witness name.
+    cosigners: HashMap<(u64, u64, fedsoc_audit::Hash), BTreeMap<[u8; 32], String>>,
 }
 
 /// Hex prefix for messages.
@@ -673,6 +774,8 @@ impl Replayer {
             interrupted: 0,
             secure_rounds: 0,
             plaintext_rounds: 0,
+            checkpoints: Vec::new(),
+            cosigners: HashMap::new(),
         })
     }
 
@@ -724,11 +827,48 @@ impl Replayer {
                 let b: RoundAborted = body(entry, fail)?;
                 self.aborted(&b).map_err(|r| fail(Some(b.round), r))
             }
+            kind::CHECKPOINT_COSIGNED => {
+                let b: CosignatureRecord = body(entry, fail)?;
+                self.cosigned(&b, entry.timestamp_ms)
+                    .map_err(|r| fail(None, r))
+            }
             other => Err(fail(
                 None,
                 format!("unknown entry kind {other:?}: {KNOWN_KINDS}"),
             )),
         }
+    }
+
+    /// A participant's cosignature: over a checkpoint the coordinator
+    /// signed and stored, by a participant certificate of the federation
+    /// CA (valid when the entry was written) naming the witness.
+    fn cosigned(&mut self, b: &CosignatureRecord, at_ms: u64) -> Result<(), String> {
+        let c = &b.checkpoint;
+        if !self.checkpoints.iter().any(|s| s.checkpoint == *c) {
+            return Err(format!(
+                "a cosignature by {:?} over a checkpoint (size {}, time {}) that is not among the log's signed checkpoints",
+                b.cosignature.name, c.tree_size, c.timestamp_ms
+            ));
+        }
+        let pem = self
+            .blobs
+            .get(&b.certificate)
+            .map_err(|e| format!("the witness certificate: {e}"))?;
+        let der = certificate_der(&pem).map_err(|e| format!("the witness certificate: {e}"))?;
+        let (identity, key) = check_certificate(&self.ca_der, &der, at_ms, Role::Participant)
+            .map_err(|e| format!("the witness certificate {e}"))?;
+        if identity.id != b.cosignature.name {
+            return Err(format!(
+                "the cosignature names witness {:?} but its certificate is for {:?}",
+                b.cosignature.name, identity.id
+            ));
+        }
+        b.cosignature.verify(c, &key).map_err(|e| e.to_string())?;
+        self.cosigners
+            .entry((c.tree_size, c.timestamp_ms, c.root))
+            .or_default()
+            .insert(key.to_bytes(), identity.id);
+        Ok(())
     }
 
     fn started(&mut self, b: &CoordinatorStarted) -> Result<(), String> {

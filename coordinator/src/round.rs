@@ -102,6 +102,8 @@ pub struct RoundReport {
     pub stats: RoundStats,
     /// The audit entry recording each included participant's update.
     pub receipt_entry: Option<u64>,
+    /// Every stage entry of the round: each member's receipts.
+    pub receipts: Vec<u64>,
 }
 
 /// A participant's update as it arrived.
@@ -336,6 +338,7 @@ pub(crate) fn conclude(
         dropped,
         stats,
         receipt_entry: log.receipt_entry,
+        receipts: log.stage_entries.clone(),
     })
 }
 
@@ -419,5 +422,6 @@ fn kind(body: &participant_message::Body) -> &'static str {
         participant_message::Body::UpdateChunk(_) => "update_chunk",
         participant_message::Body::TaskFailed(_) => "task_failed",
         participant_message::Body::Secagg(_) => "secagg",
+        participant_message::Body::Cosignature(_) => "cosignature",
     }
 }

@@ -280,6 +280,7 @@ fn roll_forward(
         model: model.clone(),
         stats: Default::default(),
         receipt_entry: None,
+        receipts: Vec::new(),
     };
     store.save_round(&report)?;
     tracing::warn!(
@@ -425,6 +426,10 @@ impl Coordinator {
         );
         federation.revocations = Some(revocations.clone());
         federation.crl = Some(crl.clone());
+        federation.witnesses = Some(Arc::new(crate::witness::Witnesses::new(
+            &trail,
+            fedsoc_pki::MemberVerifier::new(&ca_pem)?,
+        )));
         federation.rate_limit = crate::session::RateLimit {
             burst: config.limits.message_burst as f64,
             per_second: config.limits.messages_per_s,
@@ -485,6 +490,13 @@ impl Coordinator {
         &self.shared.spec
     }
 
+    /// Installs hooks that make this coordinator lie in its audit trail,
+    /// for tests that play a malicious coordinator.
+    #[doc(hidden)]
+    pub fn tamper_audit(&self, tamper: trail::Tamper) {
+        self.trail.set_tamper(tamper);
+    }
+
     /// Entries in the audit log now.
     pub fn audit_size(&self) -> u64 {
         self.trail.len()
@@ -541,7 +553,7 @@ impl Coordinator {
                     e,
                     CoordinatorError::NotEnoughParticipants { .. } | CoordinatorError::Crl(_)
                 ) {
-                    self.publish_checkpoint(None, &[])?;
+                    self.publish_checkpoint(None, &[], &[], &[])?;
                 }
                 return Err(e);
             }
@@ -561,7 +573,18 @@ impl Coordinator {
                 p.recent.remove(0);
             }
         }
-        self.publish_checkpoint(report.receipt_entry, &report.included)?;
+        let members: Vec<String> = report
+            .included
+            .iter()
+            .cloned()
+            .chain(report.dropped.iter().map(|d| d.participant.clone()))
+            .collect();
+        self.publish_checkpoint(
+            report.receipt_entry,
+            &report.receipts,
+            &report.included,
+            &members,
+        )?;
         Ok(report)
     }
 
@@ -584,12 +607,17 @@ impl Coordinator {
     }
 
     /// Signs a checkpoint and sends it to every connected participant with
-    /// a consistency proof from the checkpoint it holds and, for those in
-    /// `receipted`, the inclusion proof of the entry recording its update.
+    /// a consistency proof from the checkpoint it holds; those in
+    /// `receipted` also get the inclusion proof of `receipt` (the entry
+    /// recording their update), and every member of the round the
+    /// inclusion proofs of all its stage entries (`receipts`): each entry
+    /// that records a message the member sent.
     fn publish_checkpoint(
         &self,
         receipt: Option<u64>,
+        receipts: &[u64],
         receipted: &[String],
+        members: &[String],
     ) -> Result<(), CoordinatorError> {
         let checkpoint = self.trail.checkpoint()?;
         let size = checkpoint.checkpoint.tree_size;
@@ -597,16 +625,26 @@ impl Coordinator {
             .to_bytes()
             .map_err(fedsoc_audit::AuditError::from)?;
         let log = self.trail.log();
-        let receipt = match receipt {
-            Some(index) => Some((
+        let prove = |index: u64| -> Result<fedsoc_proto::v1::Receipt, CoordinatorError> {
+            Ok(fedsoc_proto::v1::Receipt {
                 index,
-                log.entry(index)?
+                entry: log
+                    .entry(index)?
                     .encode()
                     .map_err(fedsoc_audit::AuditError::from)?,
-                log.inclusion_proof(index, size)?,
-            )),
-            None => None,
+                proof: log
+                    .inclusion_proof(index, size)?
+                    .iter()
+                    .map(|h| h.to_vec())
+                    .collect(),
+            })
         };
+        let receipt = receipt.map(prove).transpose()?;
+        let tamper = self.trail.tamper();
+        let stage_receipts = receipts
+            .iter()
+            .map(|&i| prove(i))
+            .collect::<Result<Vec<_>, _>>()?;
         self.shared.registry.for_each_idle(|link| {
             let from = link.audit_size;
             let proof = if from > 0 && from <= size {
@@ -624,12 +662,18 @@ impl Coordinator {
                 consistency_proof: proof.iter().map(|h| h.to_vec()).collect(),
                 ..Default::default()
             };
-            if let Some((index, entry, path)) = &receipt
+            if let Some(r) = &receipt
                 && receipted.contains(&link.id)
             {
-                message.receipt_index = *index;
-                message.receipt_entry = entry.clone();
-                message.receipt_proof = path.iter().map(|h| h.to_vec()).collect();
+                message.receipt_index = r.index;
+                message.receipt_entry = r.entry.clone();
+                message.receipt_proof = r.proof.clone();
+            }
+            if members.contains(&link.id) {
+                message.receipts = stage_receipts.clone();
+            }
+            if let Some(tamper) = &tamper.checkpoint {
+                tamper(&link.id, &mut message);
             }
             let body = fedsoc_proto::v1::coordinator_message::Body::AuditCheckpoint(message);
             let sent = link
@@ -642,6 +686,13 @@ impl Coordinator {
             }
         });
         Ok(())
+    }
+
+    /// Writes the participants' cosignatures received so far to the audit
+    /// log now (the round loop also does so before each round, before
+    /// each checkpoint and when idle); returns how many.
+    pub fn record_cosignatures(&self) -> Result<usize, CoordinatorError> {
+        self.trail.record_cosignatures()
     }
 
     /// Runs queued rounds as participants allow, until `stop` resolves.
@@ -660,6 +711,10 @@ impl Coordinator {
         loop {
             let queued = self.shared.progress().queued();
             if queued == 0 {
+                // Idle: cosignatures of the last checkpoint reach the log.
+                if let Err(e) = self.trail.record_cosignatures() {
+                    tracing::warn!(error = %e, "could not record participants' cosignatures");
+                }
                 if std::mem::take(&mut waiting) {
                     tracing::info!(
                         "round queue emptied while waiting for participants; no round runs"

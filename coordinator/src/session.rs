@@ -94,6 +94,8 @@ pub struct FederationService {
     /// Our certificate (DER), sent in Welcome: its key signs checkpoints.
     pub certificate: Arc<Vec<u8>>,
     pub rate_limit: RateLimit,
+    /// Takes participants' checkpoint cosignatures (ignored without).
+    pub witnesses: Option<Arc<crate::witness::Witnesses>>,
     next_session: AtomicU64,
 }
 
@@ -112,6 +114,7 @@ impl FederationService {
             registry,
             certificate,
             rate_limit: RateLimit::default(),
+            witnesses: None,
             next_session: AtomicU64::new(1),
         }
     }
@@ -208,13 +211,39 @@ impl End {
     }
 }
 
+/// The participant a session belongs to, for messages handled outside
+/// rounds (checkpoint cosignatures).
+struct Witness {
+    id: String,
+    certificate: Vec<u8>,
+    witnesses: Option<Arc<crate::witness::Witnesses>>,
+}
+
+impl Witness {
+    fn cosigned(&self, message: &fedsoc_proto::v1::CheckpointCosignature) {
+        let Some(witnesses) = &self.witnesses else {
+            return;
+        };
+        match witnesses.receive(&self.id, &self.certificate, message) {
+            Ok(fresh) => {
+                tracing::debug!(participant = %self.id, fresh, "checkpoint cosignature received")
+            }
+            Err(reason) => {
+                tracing::warn!(participant = %self.id, %reason, "checkpoint cosignature refused")
+            }
+        }
+    }
+}
+
 /// Moves a session's messages to its link's inbox until the stream ends,
 /// the session goes over its rate, or a newer session evicts it.
+/// Checkpoint cosignatures go to the witnesses instead, in or out of a round.
 async fn pump_inbound(
     mut inbound: Streaming<ParticipantMessage>,
     inbox: mpsc::Sender<ParticipantMessage>,
     mut evicted: Evicted,
     mut bucket: Bucket,
+    witness: Witness,
 ) -> End {
     let mut watching = true;
     let end = loop {
@@ -228,6 +257,9 @@ async fn pump_inbound(
             () = inbox.closed() => break End::Unread,
             message = inbound.message() => match message {
                 Ok(Some(_)) if !bucket.take() => break End::RateLimited,
+                Ok(Some(ParticipantMessage {
+                    body: Some(participant_message::Body::Cosignature(cosigned)),
+                })) => witness.cosigned(&cosigned),
                 Ok(Some(message)) => {
                     if inbox.send(message).await.is_err() {
                         break End::Unread;
@@ -329,6 +361,7 @@ impl Federation for FederationService {
         let (inbox_tx, inbox) = mpsc::channel(OUTBOX_DEPTH);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let refusals = outbox.clone();
+        let certificate_for_witness = certificate.clone();
         let evicted = self.registry.insert(
             Link {
                 id: identity.id.clone(),
@@ -347,8 +380,13 @@ impl Federation for FederationService {
         // round that holds the link then sees its inbox close.
         let registry = self.registry.clone();
         let bucket = Bucket::new(self.rate_limit);
+        let witness = Witness {
+            id: identity.id.clone(),
+            certificate: certificate_for_witness,
+            witnesses: self.witnesses.clone(),
+        };
         tokio::spawn(async move {
-            let end = pump_inbound(inbound, inbox_tx, evicted, bucket).await;
+            let end = pump_inbound(inbound, inbox_tx, evicted, bucket, witness).await;
             let id = &identity.id;
             match &end {
                 End::Replaced(by) => {

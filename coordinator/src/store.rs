@@ -299,6 +299,7 @@ mod tests {
             model: Arc::new(model),
             stats: Default::default(),
             receipt_entry: None,
+            receipts: Vec::new(),
         }
     }
 

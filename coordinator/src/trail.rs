@@ -11,6 +11,13 @@
 //! dropped), then `round.aggregated` and `round.model`, or `round.aborted`;
 //! `round.metrics` when an evaluation is reported. A checkpoint is signed
 //! after every round attempt and sent to every participant.
+//!
+//! Participants cosign the checkpoints they verified (see
+//! [`fedsoc_audit::cosignature`]); each checked cosignature becomes a
+//! `checkpoint.cosigned` entry. They are held in memory when they arrive
+//! and written at fixed points (before a round opens, before a checkpoint
+//! is signed, and when the round loop is idle), so the log's persistence
+//! points within a round do not depend on when a cosignature arrived.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +39,9 @@ pub mod kind {
     pub const ROUND_MODEL: &str = "round.model";
     pub const ROUND_METRICS: &str = "round.metrics";
     pub const ROUND_ABORTED: &str = "round.aborted";
+    /// A participant's cosignature over a checkpoint
+    /// ([`fedsoc_audit::CosignatureRecord`]).
+    pub const CHECKPOINT_COSIGNED: &str = fedsoc_audit::cosignature::KIND;
 }
 
 /// Stage numbers of a plaintext round in `round.stage` (secure rounds use
@@ -334,6 +344,25 @@ pub struct Trail {
     /// Attempts so far per round.
     attempts: Mutex<HashMap<u64, u32>>,
     pending: Mutex<Pending>,
+    /// Checked cosignatures not yet written, with the witness's
+    /// certificate (PEM) for the record's blob.
+    cosigned: Mutex<Vec<(fedsoc_audit::CosignatureRecord, Vec<u8>)>>,
+    /// Test hooks that make the trail lie (see [`Tamper`]).
+    tamper: std::sync::RwLock<std::sync::Arc<Tamper>>,
+}
+
+/// Changes a stage's message records before they are logged.
+pub type StageTamper = dyn Fn(u32, &mut Vec<MessageRecord>) + Send + Sync;
+/// Changes the checkpoint message sent to one participant (by id).
+pub type CheckpointTamper = dyn Fn(&str, &mut fedsoc_proto::v1::AuditCheckpoint) + Send + Sync;
+
+/// Hooks that make the coordinator lie in its audit trail, for tests that
+/// play a malicious coordinator against real participants (see
+/// `experiments/tests/malicious_coordinator.rs`). Never set otherwise.
+#[derive(Default)]
+pub struct Tamper {
+    pub stage: Option<Box<StageTamper>>,
+    pub checkpoint: Option<Box<CheckpointTamper>>,
 }
 
 /// Entries waiting for their blob, oldest first, and the blob writer.
@@ -384,7 +413,56 @@ impl Trail {
             log: Mutex::new(log),
             attempts: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
+            cosigned: Mutex::new(Vec::new()),
+            tamper: Default::default(),
         }
+    }
+
+    /// Installs test hooks that make the trail lie (see [`Tamper`]).
+    #[doc(hidden)]
+    pub fn set_tamper(&self, tamper: Tamper) {
+        *self.tamper.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(tamper);
+    }
+
+    /// The installed test hooks (none outside tests).
+    pub(crate) fn tamper(&self) -> std::sync::Arc<Tamper> {
+        self.tamper
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Holds a checked cosignature until the next write point (see the
+    /// module documentation); `certificate_pem` is stored as its blob.
+    pub fn add_cosignature(
+        &self,
+        record: fedsoc_audit::CosignatureRecord,
+        certificate_pem: Vec<u8>,
+    ) {
+        self.cosigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((record, certificate_pem));
+    }
+
+    /// Writes the cosignatures held so far; returns how many.
+    pub fn record_cosignatures(&self) -> Result<usize, CoordinatorError> {
+        let mut pending = self.pending();
+        self.drain(&mut pending)?;
+        self.write_cosignatures()
+    }
+
+    /// Writes the held cosignatures (the caller holds `pending`, drained).
+    fn write_cosignatures(&self) -> Result<usize, CoordinatorError> {
+        let held = std::mem::take(&mut *self.cosigned.lock().unwrap_or_else(|p| p.into_inner()));
+        let n = held.len();
+        for (record, pem) in held {
+            let mut log = self.log();
+            let certificate = log.blobs().put(&pem)?;
+            debug_assert_eq!(certificate, record.certificate);
+            log.append_json(kind::CHECKPOINT_COSIGNED, &record)?;
+        }
+        Ok(n)
     }
 
     /// The log, locked. Every write is one append or one checkpoint, so a
@@ -539,6 +617,7 @@ impl Trail {
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, CoordinatorError> {
         let mut pending = self.pending();
         self.drain(&mut pending)?;
+        self.write_cosignatures()?;
         Ok(self.log().checkpoint(fedsoc_audit::now_ms())?)
     }
 
@@ -562,6 +641,9 @@ pub struct RoundLog<'a> {
     /// The entry that records each participant's update (masked input in
     /// a secure round): what its receipt proves.
     pub receipt_entry: Option<u64>,
+    /// Every `round.stage` entry of the attempt, in order: the receipts a
+    /// member gets, one per message it sent.
+    pub stage_entries: Vec<u64>,
 }
 
 /// What a round needs to open its record.
@@ -603,6 +685,7 @@ impl<'a> Opening<'a> {
 impl Trail {
     /// Writes `round.opened` and returns the round's log.
     pub fn open_round(&self, opening: Opening<'_>) -> Result<RoundLog<'_>, CoordinatorError> {
+        self.record_cosignatures()?;
         let attempt = self.next_attempt(opening.round);
         let mut members = Vec::with_capacity(opening.members.len());
         for (id, der) in &opening.members {
@@ -632,6 +715,7 @@ impl Trail {
             members: opening.members.into_iter().map(|(id, _)| id).collect(),
             reported: BTreeSet::new(),
             receipt_entry: None,
+            stage_entries: Vec::new(),
         })
     }
 }
@@ -646,7 +730,7 @@ impl RoundLog<'_> {
         messages: &[(u32, Vec<u8>)],
         reasons: &BTreeMap<String, String>,
     ) -> Result<u64, CoordinatorError> {
-        let received = messages
+        let mut received: Vec<MessageRecord> = messages
             .iter()
             .map(|(index, bytes)| MessageRecord {
                 participant: self
@@ -658,6 +742,9 @@ impl RoundLog<'_> {
                 sha256: sha256_hex(bytes),
             })
             .collect();
+        if let Some(tamper) = &self.trail.tamper().stage {
+            tamper(stage, &mut received);
+        }
         let dropped = self.new_dropouts(reasons);
         let bytes = encode_messages(messages);
         let body = StageClosed {
@@ -669,8 +756,11 @@ impl RoundLog<'_> {
             received,
             dropped,
         };
-        self.trail
-            .append_after_blob(kind::ROUND_STAGE, &body, bytes)
+        let index = self
+            .trail
+            .append_after_blob(kind::ROUND_STAGE, &body, bytes)?;
+        self.stage_entries.push(index);
+        Ok(index)
     }
 
     fn new_dropouts(&mut self, reasons: &BTreeMap<String, String>) -> Vec<Dropout> {

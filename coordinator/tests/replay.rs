@@ -1103,3 +1103,103 @@ fn a_stage_logged_with_too_few_messages_to_close_is_named() {
         ],
     );
 }
+
+/// Appends a `checkpoint.cosigned` entry by the holder of `stem`'s
+/// certificate and key (in the fixture's pki/), over `checkpoint`.
+fn log_cosignature(f: &Fixture, stem: &str, name: &str, checkpoint: &fedsoc_audit::Checkpoint) {
+    let pki = f.tmp.path().join("pki");
+    let key = load_signing_key(&pki.join(format!("{stem}.key"))).unwrap();
+    let pem = std::fs::read(pki.join(format!("{stem}.pem"))).unwrap();
+    let mut log = AuditLog::open_or_create(&f.audit, ORIGIN, f.coordinator_key.clone()).unwrap();
+    let record = fedsoc_audit::CosignatureRecord {
+        checkpoint: checkpoint.clone(),
+        certificate: log.blobs().put(&pem).unwrap(),
+        cosignature: checkpoint.cosign(name, &key, 1_800_000_000).unwrap(),
+    };
+    log.append_json(kind::CHECKPOINT_COSIGNED, &record).unwrap();
+}
+
+fn latest_checkpoint(f: &Fixture) -> fedsoc_audit::Checkpoint {
+    AuditLog::open_read_only(&f.audit)
+        .unwrap()
+        .latest_checkpoint()
+        .unwrap()
+        .checkpoint
+        .clone()
+}
+
+#[test]
+fn cosignatures_are_counted_per_checkpoint_by_certified_participant() {
+    let f = build(&LogPlan::default());
+    let latest = latest_checkpoint(&f);
+    // Before any cosignature: --min-cosigners 1 fails, naming 0.
+    let report = verify_log(&f.storage, Some(&f.ca_pem)).unwrap();
+    let err = report.require_cosigners(1).unwrap_err().to_string();
+    assert!(
+        err.contains("is cosigned by 0 distinct participant(s)"),
+        "{err}"
+    );
+
+    log_cosignature(&f, IDS[0], IDS[0], &latest);
+    log_cosignature(&f, IDS[1], IDS[1], &latest);
+    // The same witness twice counts once.
+    log_cosignature(&f, IDS[1], IDS[1], &latest);
+    let report = verify_log(&f.storage, Some(&f.ca_pem)).unwrap();
+    assert_eq!(report.cosigned.len(), 3);
+    assert_eq!(report.cosigned[2].cosigners, vec![IDS[0], IDS[1]]);
+    assert!(report.cosigned[0].cosigners.is_empty());
+    report.require_cosigners(2).unwrap();
+    let err = report.require_cosigners(3).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::TooFewCosigners {
+                need: 3,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = render_timeline(&audit_view::timeline(&f.storage).unwrap(), false);
+    assert!(
+        text.contains(&format!("2 cosigner(s): {}, {}", IDS[0], IDS[1])),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_logged_cosignature_that_does_not_hold_up_fails_verification() {
+    // By a coordinator certificate: only participants witness.
+    let f = build(&LogPlan::default());
+    log_cosignature(&f, "coordinator", "coordinator", &latest_checkpoint(&f));
+    let err = refuse(&f);
+    assert!(
+        err.to_string()
+            .contains("is a coordinator certificate (coordinator), not a participant certificate"),
+        "{err}"
+    );
+
+    // Over a checkpoint the coordinator never signed (a split view).
+    let f = build(&LogPlan::default());
+    let mut other = latest_checkpoint(&f);
+    other.root[0] ^= 1;
+    log_cosignature(&f, IDS[0], IDS[0], &other);
+    let err = refuse(&f).to_string();
+    assert!(
+        err.contains("not among the log's signed checkpoints"),
+        "{err}"
+    );
+
+    // Under another participant's name.
+    let f = build(&LogPlan::default());
+    log_cosignature(&f, IDS[0], IDS[1], &latest_checkpoint(&f));
+    let err = refuse(&f).to_string();
+    assert!(
+        err.contains(&format!(
+            "the cosignature names witness {:?} but its certificate is for {:?}",
+            IDS[1], IDS[0]
+        )),
+        "{err}"
+    );
+}

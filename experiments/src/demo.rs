@@ -179,6 +179,12 @@ pub async fn run_demo(
     }
     .await;
     let participants = federation.participant_ids();
+    if outcome.is_ok() {
+        // The members' cosignatures of the last checkpoint, into the log.
+        federation
+            .record_cosignatures(participants.len(), std::time::Duration::from_secs(10))
+            .await;
+    }
     federation.shutdown().await;
     outcome?;
 

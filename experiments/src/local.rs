@@ -290,6 +290,57 @@ impl LocalFederation {
         Ok(abort)
     }
 
+    /// Waits, at most `patience`, for participant `id`'s agent to stop by
+    /// itself (a refusal it will not retry), and returns how it ended;
+    /// `None` if it is still running (or unknown).
+    pub async fn wait_participant_exit(
+        &mut self,
+        id: &str,
+        patience: Duration,
+    ) -> Option<Result<(), ParticipantError>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let position = self.parts.agents.iter().position(|a| a.id == id)?;
+            if self.parts.agents[position].task.is_finished() {
+                let agent = self.parts.agents.remove(position);
+                return agent.task.await.ok();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits, at most `patience`, until `n` participants' cosignatures
+    /// over the latest checkpoint have arrived, writing them to the audit
+    /// log; returns how many were written.
+    pub async fn record_cosignatures(&self, n: usize, patience: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut recorded = 0;
+        loop {
+            match self.coordinator.record_cosignatures() {
+                Ok(k) => recorded += k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record cosignatures");
+                    return recorded;
+                }
+            }
+            if recorded >= n || tokio::time::Instant::now() >= deadline {
+                return recorded;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether participant `id`'s agent is running.
+    pub fn participant_running(&self, id: &str) -> bool {
+        self.parts
+            .agents
+            .iter()
+            .any(|a| a.id == id && !a.task.is_finished())
+    }
+
     /// Kills a participant abruptly, as a crashed machine would vanish.
     pub fn kill(&mut self, id: &str) {
         for agent in self.parts.agents.iter_mut().filter(|a| a.id == id) {

@@ -3,6 +3,7 @@
 //! jittered backoff after a lost connection and stops for good on a
 //! refusal, which no retry would change.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::audit::{CheckpointKeeper, Expected};
+use crate::audit::{CheckpointKeeper, Expected, PLAINTEXT_UPDATES_STAGE};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
 use crate::releases::{Release, ReleaseLedger, base_model_sha256};
@@ -66,6 +67,13 @@ struct SecureInFlight {
     task: SecureTask,
     max_message: u64,
     incoming: Option<(u32, Assembler<u8>)>,
+}
+
+impl SecureInFlight {
+    /// The task and the SHA-256 of each message we sent in it, by stage.
+    fn sent(&self) -> (u64, BTreeMap<u32, String>) {
+        (self.task_id, self.task.sent().clone())
+    }
 }
 
 /// What the federation told us when we joined.
@@ -365,7 +373,10 @@ impl Agent {
 
         let mut intake = TaskIntake::default();
         let mut secure: Option<SecureInFlight> = None;
-        // Our update in the round just closed, which its receipt must show.
+        // The secure task of this session and the hashes of what we sent
+        // in it, kept after a failure takes us out of the round.
+        let mut secure_sent: Option<(u64, BTreeMap<u32, String>)> = None;
+        // What we sent in the round just closed, which its receipts must show.
         let mut receipt: Option<Expected> = None;
         let expected_params = federation.model.num_params();
         while let Some(message) = inbound.message().await.map_err(|s| self.refusal(s))? {
@@ -379,18 +390,36 @@ impl Agent {
                 Some(coordinator_message::Body::ModelChunk(piece)) => {
                     if let Some(ready) = intake.chunk(piece)? {
                         secure = self.train_and_reply(&federation, ready, &outbox).await?;
+                        secure_sent = secure.as_ref().map(SecureInFlight::sent);
                     }
                 }
                 Some(coordinator_message::Body::Secagg(piece)) => {
                     self.secure_step(&mut secure, piece, &outbox).await?;
+                    // Kept when we leave the round: what we sent until then.
+                    if let Some(flight) = &secure {
+                        secure_sent = Some(flight.sent());
+                    }
                 }
                 Some(coordinator_message::Body::RoundClosed(closed)) => {
-                    receipt = closed.included.then(|| Expected {
+                    // What we sent in this task, which its receipts must show.
+                    let sent: BTreeMap<u32, Option<String>> = match secure_sent
+                        .take()
+                        .filter(|(task_id, _)| *task_id == closed.task_id)
+                    {
+                        Some((_, sent)) => sent
+                            .into_iter()
+                            .map(|(stage, sha)| (stage, Some(sha)))
+                            .collect(),
+                        None if closed.included => {
+                            BTreeMap::from([(PLAINTEXT_UPDATES_STAGE, None)])
+                        }
+                        None => BTreeMap::new(),
+                    };
+                    receipt = Some(Expected {
                         participant: self.config.id.clone(),
-                        sha256: secure
-                            .as_ref()
-                            .filter(|f| f.task_id == closed.task_id)
-                            .and_then(|f| f.task.masked_input_sha256()),
+                        round: Some(closed.round),
+                        included: closed.included,
+                        sent,
                     });
                     tracing::info!(
                         participant = %self.config.id,
@@ -401,11 +430,18 @@ impl Agent {
                     );
                 }
                 Some(coordinator_message::Body::AuditCheckpoint(checkpoint)) => {
-                    let mut keeper = self.keeper();
-                    keeper
-                        .accept(&checkpoint, receipt.take().as_ref())
-                        .map_err(|e| ParticipantError::Audit(e.to_string()))?;
-                    tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
+                    let cosigned = {
+                        let mut keeper = self.keeper();
+                        keeper
+                            .accept(&checkpoint, receipt.take().as_ref())
+                            .map_err(|e| ParticipantError::Audit(e.to_string()))?;
+                        tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
+                        // Verified: we witness it, so a split view needs us.
+                        keeper.cosign_last(&self.config.id, &self.signing_key, unix_seconds())
+                    };
+                    if let Some(cosigned) = cosigned {
+                        send(&outbox, participant_message::Body::Cosignature(cosigned)).await?;
+                    }
                 }
                 Some(coordinator_message::Body::Welcome(_)) | None => {
                     return Err(ParticipantError::Protocol(
@@ -872,6 +908,13 @@ fn open_crl_keeper(
         disk.clone(),
         &config.id,
     )?)
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The session end a benchmark agent plays when it vanishes mid-round.

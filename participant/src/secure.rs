@@ -48,9 +48,9 @@ pub struct SecureTask {
     /// The survivor list we signed (sorted ids).
     signed: Option<Vec<String>>,
     input: Vec<u64>,
-    /// SHA-256 (hex) of the masked-input message we sent: what the
-    /// coordinator's audit receipt must record.
-    masked_input_sha256: Option<String>,
+    /// SHA-256 (hex) of each message we sent, by stage number: what the
+    /// coordinator's audit receipts must record.
+    sent: BTreeMap<u32, String>,
 }
 
 fn protocol(e: impl std::fmt::Display) -> ParticipantError {
@@ -188,6 +188,7 @@ impl SecureTask {
             .map_err(protocol)?;
         let (client, advert) =
             Client::start(config, my_id, signing_key, &mut rng).map_err(protocol)?;
+        let advert = advert.encode();
         Ok((
             SecureTask {
                 state: Some(State::Advertised(client)),
@@ -200,9 +201,9 @@ impl SecureTask {
                 pinned,
                 signed: None,
                 input,
-                masked_input_sha256: None,
+                sent: BTreeMap::from([(stage::ADVERTISE_KEYS, sha256_hex(&advert))]),
             },
-            advert.encode(),
+            advert,
         ))
     }
 
@@ -246,7 +247,12 @@ impl SecureTask {
     }
 
     pub fn masked_input_sha256(&self) -> Option<String> {
-        self.masked_input_sha256.clone()
+        self.sent.get(&stage::MASKED_INPUT).cloned()
+    }
+
+    /// SHA-256 (hex) of every message we sent so far, by stage.
+    pub fn sent(&self) -> &BTreeMap<u32, String> {
+        &self.sent
     }
 
     /// Handles the coordinator's message starting `stage`; returns our
@@ -273,9 +279,7 @@ impl SecureTask {
                 let (c, m) = c
                     .handle_shares(bundle, &self.input, &mut rng)
                     .map_err(protocol)?;
-                let bytes = m.encode();
-                self.masked_input_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
-                (State::Masked(c), bytes)
+                (State::Masked(c), m.encode())
             }
             (stage::CONSISTENCY, State::Masked(c)) => {
                 let list = SurvivorList::decode(bytes).map_err(protocol)?;
@@ -296,6 +300,11 @@ impl SecureTask {
             }
         };
         self.state = Some(next);
+        self.sent.insert(stage_no, sha256_hex(&reply));
         Ok(reply)
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
