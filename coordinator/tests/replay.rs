@@ -12,6 +12,7 @@ use fedsoc_coordinator::model_sha256;
 use fedsoc_coordinator::replay::{self, ReplayError, export_bundle, repair_log, verify_log};
 use fedsoc_coordinator::round::Dropout;
 use fedsoc_coordinator::strategy;
+use fedsoc_coordinator::trail::SECAGG_PROTOCOL;
 use fedsoc_coordinator::trail::{
     CoordinatorStarted, FederationCreated, MemberRecord, MessageRecord, PLAINTEXT_UPDATES_STAGE,
     RoundAborted, RoundAggregated, RoundMetrics, RoundModel, RoundOpened, SecAggRecord,
@@ -47,6 +48,9 @@ enum Tamper {
     /// Only member 0's masked input is logged (hash list to match): too few
     /// for the stage the coordinator went on from.
     HideMasked,
+    /// The round is recorded as aggregated with secure-aggregation
+    /// protocol 2 (graph seeded by the round id), as logs from before were.
+    Protocol2,
 }
 
 #[derive(Clone, Debug)]
@@ -206,6 +210,7 @@ fn open_secure(
     members: &[MemberRecord],
     keys: &[SigningKey],
     global: &[f32],
+    protocol: u32,
 ) -> RoundConfig {
     let round_id: [u8; 32] = rand::rng().random();
     trail
@@ -216,7 +221,7 @@ fn open_secure(
                 attempt,
                 members: members.to_vec(),
                 secagg: Some(SecAggRecord {
-                    protocol: fedsoc_coordinator::trail::SECAGG_PROTOCOL,
+                    protocol,
                     round_id: hex::encode(round_id),
                     neighbors: 2,
                     threshold: 2,
@@ -467,7 +472,11 @@ fn secure_round(
     let mut rng = rand::rng();
     let n = keys.len();
     let attempt = trail.next_attempt(round);
-    let config = open_secure(trail, round, attempt, members, keys, global);
+    let protocol = match tamper {
+        Tamper::Protocol2 => 2,
+        _ => SECAGG_PROTOCOL,
+    };
+    let config = open_secure(trail, round, attempt, members, keys, global, protocol);
     let encoding = encoding();
 
     let (mut server, bundles, mut shared) =
@@ -509,7 +518,7 @@ fn secure_round(
             blob.truncate(1);
             received = blob.clone();
         }
-        Tamper::None | Tamper::WrongModel => {}
+        Tamper::None | Tamper::WrongModel | Tamper::Protocol2 => {}
     }
     log_stage(
         trail,
@@ -607,7 +616,15 @@ fn aborted_attempt(
 ) {
     let mut rng = rand::rng();
     let attempt = trail.next_attempt(round);
-    let config = open_secure(trail, round, attempt, members, keys, global);
+    let config = open_secure(
+        trail,
+        round,
+        attempt,
+        members,
+        keys,
+        global,
+        SECAGG_PROTOCOL,
+    );
     let (mut server, bundles, mut shared) = through_share_keys(
         trail,
         round,
@@ -1083,6 +1100,26 @@ fn show_lists_every_stage_and_message() {
     let json = serde_json::to_value(&timeline).unwrap();
     assert_eq!(json["attempts"][1]["metrics"]["roc_auc"], 0.8 + 2.0 / 100.0);
     let _ = replay::resolve_log_dir(Path::new(&f.storage)).unwrap();
+}
+
+#[test]
+fn a_log_of_an_older_secure_aggregation_protocol_is_refused_by_its_version() {
+    let f = build(&LogPlan {
+        tamper: Tamper::Protocol2,
+        tamper_round: 1,
+        ..LogPlan::default()
+    });
+    let e = refuse(&f);
+    assert_entry_error(
+        &e,
+        "round.opened",
+        1,
+        &[
+            "secure-aggregation protocol 2 (a neighbour graph seeded by the round id)",
+            &format!("this fedsoc replays protocol {SECAGG_PROTOCOL} only"),
+            "verify the log with the fedsoc release that wrote it",
+        ],
+    );
 }
 
 #[test]
