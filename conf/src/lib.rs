@@ -101,6 +101,39 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// The host of an `https://host:port/…` URL (IPv6 without brackets): the
+/// name a TLS client expects on the server's certificate.
+pub fn url_host(url: &str) -> String {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.strip_prefix('[') {
+        // [::1]:7443
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+        None => authority.split(':').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// Checks the `field` holding a coordinator URL: https (every connection
+/// is mutual TLS) with a host name, or when `server_name` overrides it.
+pub fn check_coordinator_url(
+    path: &Path,
+    field: &str,
+    url: &str,
+    server_name: &str,
+) -> Result<(), ConfError> {
+    if !url.starts_with("https://") {
+        return Err(invalid(
+            path,
+            field,
+            format!("{url:?} must be an https:// URL: every connection is mutual TLS"),
+        ));
+    }
+    if server_name.is_empty() {
+        return Err(invalid(path, field, "the URL has no host name"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,37 +204,4 @@ mod tests {
             PathBuf::from("/abs")
         );
     }
-}
-
-/// The host of an `https://host:port/…` URL (IPv6 without brackets): the
-/// name a TLS client expects on the server's certificate.
-pub fn url_host(url: &str) -> String {
-    let rest = url.strip_prefix("https://").unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or_default();
-    match authority.strip_prefix('[') {
-        // [::1]:7443
-        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-        None => authority.split(':').next().unwrap_or_default().to_string(),
-    }
-}
-
-/// Checks the `field` holding a coordinator URL: https (every connection
-/// is mutual TLS) with a host name, or when `server_name` overrides it.
-pub fn check_coordinator_url(
-    path: &Path,
-    field: &str,
-    url: &str,
-    server_name: &str,
-) -> Result<(), ConfError> {
-    if !url.starts_with("https://") {
-        return Err(invalid(
-            path,
-            field,
-            format!("{url:?} must be an https:// URL: every connection is mutual TLS"),
-        ));
-    }
-    if server_name.is_empty() {
-        return Err(invalid(path, field, "the URL has no host name"));
-    }
-    Ok(())
 }

@@ -29,7 +29,7 @@
 //! - [`witness`]: participants' cosignatures over checkpoints, checked
 //!   and handed to the trail.
 //! - [`server`]: the running [`Coordinator`] and its round loop.
-//! - [`error`]: [`CoordinatorError`].
+//! - [`error`](mod@error): [`CoordinatorError`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -297,7 +297,7 @@ pub fn encode_plain_update(samples: u64, mean_loss: f32, delta: &[f32]) -> Vec<u
 
 /// Reads what [`encode_plain_update`] wrote: (samples, mean loss, delta).
 pub fn decode_plain_update(bytes: &[u8]) -> Result<(u64, f32, Vec<f32>), String> {
-    if bytes.len() < 12 || (bytes.len() - 12) % 4 != 0 {
+    if bytes.len() < 12 || !(bytes.len() - 12).is_multiple_of(4) {
         return Err(format!(
             "a plaintext update of {} bytes is not 12 + 4·D bytes",
             bytes.len()
@@ -310,7 +310,7 @@ pub fn decode_plain_update(bytes: &[u8]) -> Result<(u64, f32, Vec<f32>), String>
 
 /// f32 values from little-endian bytes (models, deltas).
 pub fn f32_values(bytes: &[u8]) -> Result<Vec<f32>, String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(format!(
             "{} bytes are not a whole number of f32",
             bytes.len()

@@ -230,6 +230,9 @@ fn prg_time(words: usize, vector_len: usize) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// One figure of the secure-vs-plaintext table, read from a mode's figures.
+type Column = fn(&ModeFigures) -> String;
+
 /// The report as a table for people.
 pub fn render(report: &SecAggBenchReport) -> String {
     let mut out = format!(
@@ -262,7 +265,7 @@ pub fn render(report: &SecAggBenchReport) -> String {
         "\n{:<36} {:>10} {:>10}\n",
         "", "secure", "plaintext"
     ));
-    let rows: [(&str, fn(&ModeFigures) -> String); 5] = [
+    let rows: [(&str, Column); 5] = [
         ("round wall time (s)", |m| format!("{:.4}", m.round_s)),
         ("coordinator compute (s)", |m| {
             format!("{:.4}", m.server_compute_s)

@@ -17,7 +17,7 @@
 //! - [`score`]: `fedsoc score`: an exported model scores a SOC's own telemetry, with a
 //!   given threshold or one calibrated on reference traffic at a false-positive budget.
 //! - [`plot`]: the report's figures as SVG: ROC curves, lines, heat maps.
-//! - [`error`]: [`ExperimentError`].
+//! - [`error`](mod@error): [`ExperimentError`].
 #![forbid(unsafe_code)]
 
 pub mod bench;

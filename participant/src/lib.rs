@@ -19,7 +19,7 @@
 //! - [`revocation`]: the CRL the coordinator sends, checked against the CA,
 //!   its nextUpdate and the highest CRL number we accepted (kept on disk).
 //! - [`agent`]: the async shell: connection, stream, training, replies.
-//! - [`error`]: [`ParticipantError`].
+//! - [`error`](mod@error): [`ParticipantError`].
 #![forbid(unsafe_code)]
 
 pub mod agent;

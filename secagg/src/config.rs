@@ -305,7 +305,7 @@ mod tests {
                     continue;
                 }
                 // Two t-subsets of the k + 1 holders overlap in >= c + 1.
-                assert!(2 * t - (k + 1) >= c + 1, "k={k} c={c} t={t}");
+                assert!(2 * t - (k + 1) > c, "k={k} c={c} t={t}");
                 // And t is the smallest such: one less would not be.
                 assert!(2 * (t - 1) < k + 1 + c + 1, "k={k} c={c} t={t} not tight");
             }
