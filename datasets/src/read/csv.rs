@@ -19,9 +19,14 @@
 //! neptune = "DoS"
 //! ```
 //!
-//! Without a `family` column the family is the label mapped through
-//! `[families]`, or the label itself; benign labels always give "normal".
-//! Without any label column every row is benign (unlabelled telemetry).
+//! The label column decides benign against attack. The family is the
+//! `family` cell, or else the label mapped through `[families]`, or the
+//! label itself; benign rows always get "normal". A row whose label and
+//! family cell disagree (a benign label with an attack family, or an attack
+//! label with a family that names benign traffic, such as `Normal`) keeps
+//! its label's verdict and is counted in the read report with its line.
+//! Without a label column the family cell decides; without either, every
+//! row is benign (unlabelled telemetry).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -207,19 +212,52 @@ impl CsvSchema {
         label.is_empty() || self.benign.iter().any(|b| b.eq_ignore_ascii_case(label))
     }
 
-    /// The family of a row from its label and family cells.
-    fn family_of(&self, label: Option<&str>, family: Option<&str>) -> String {
-        let label = label.map(str::trim).unwrap_or("");
-        if let Some(f) = family.map(str::trim).filter(|f| !f.is_empty()) {
-            return if self.is_benign(f) {
-                NORMAL.into()
-            } else {
-                f.into()
+    /// Does a family cell name benign traffic? A benign label value, or
+    /// "normal"/"benign" as datasets write it (`Normal` in UNSW-NB15).
+    fn family_is_benign(&self, family: &str) -> bool {
+        self.is_benign(family)
+            || family.eq_ignore_ascii_case(NORMAL)
+            || family.eq_ignore_ascii_case("benign")
+    }
+
+    /// The row's (label, family) from its label and family cells, and what
+    /// disagreed between them, if anything. The label cell decides benign
+    /// against attack when there is one.
+    fn classify(
+        &self,
+        label: Option<&str>,
+        family: Option<&str>,
+    ) -> ((String, String), Option<String>) {
+        let family = family.map(str::trim).filter(|f| !f.is_empty());
+        let normal = || (NORMAL.to_string(), NORMAL.to_string());
+        let Some(label) = label.map(str::trim) else {
+            // No label column: the family cell decides.
+            return match family {
+                Some(f) if !self.family_is_benign(f) => ((f.to_string(), f.to_string()), None),
+                _ => (normal(), None),
             };
-        }
+        };
         if self.is_benign(label) {
-            return NORMAL.into();
+            let disagreement = family
+                .filter(|f| !self.family_is_benign(f))
+                .map(|f| format!("label {label:?} is benign but the family is {f:?}"));
+            return (normal(), disagreement);
         }
+        match family {
+            Some(f) if self.family_is_benign(f) => {
+                let mapped = self.mapped_family(label);
+                let what = format!(
+                    "label {label:?} is an attack but the family is {f:?}; family {mapped:?} used"
+                );
+                ((label.to_string(), mapped), Some(what))
+            }
+            Some(f) => ((label.to_string(), f.to_string()), None),
+            None => ((label.to_string(), self.mapped_family(label)), None),
+        }
+    }
+
+    /// An attack label's family through `[families]`, or the label itself.
+    fn mapped_family(&self, label: &str) -> String {
         self.families
             .get(label)
             .cloned()
@@ -393,13 +431,11 @@ pub fn read_csv(
             .iter()
             .map(|&i| row[i].trim().to_string())
             .collect();
-        let label_cell = plan.label.map(|i| &row[i]);
-        let family = schema.family_of(label_cell, plan.family.map(|i| &row[i]));
-        let label = match label_cell.map(str::trim) {
-            Some(l) if !schema.is_benign(l) => l.to_string(),
-            _ if family != NORMAL => family.clone(),
-            _ => NORMAL.to_string(),
-        };
+        let ((label, family), disagreement) =
+            schema.classify(plan.label.map(|i| &row[i]), plan.family.map(|i| &row[i]));
+        if let Some(what) = disagreement {
+            policy.disagreement(line, what);
+        }
         records.push(&numeric, categorical, label, family)?;
     }
     Ok(policy.finish(records))
@@ -469,6 +505,55 @@ neptune = "DoS"
         let layout = schema(SCHEMA).encoder_layout(&BTreeMap::new()).unwrap();
         assert!(layout.numeric[0].log1p && !layout.numeric[1].log1p);
         assert_eq!(layout.categorical[0].vocabulary, ["tcp", "udp"]);
+    }
+
+    /// A public dataset layout (UNSW-NB15 style): a 0/1 label and an attack
+    /// category that reads `Normal` on benign rows, with `benign = ["0"]`.
+    /// Before, the category cell overrode the benign label and every benign
+    /// row became an attack of family "Normal".
+    #[test]
+    fn the_label_decides_and_disagreements_are_reported_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = schema(
+            r#"
+benign = ["0"]
+[[columns]]
+name = "dur"
+role = "numeric"
+[[columns]]
+name = "attack_cat"
+role = "family"
+[[columns]]
+name = "label"
+role = "label"
+"#,
+        );
+        let p = write(
+            dir.path(),
+            "unsw.csv",
+            b"dur,attack_cat,label\n0.1,Normal,0\n0.2,Exploits,1\n0.3,,0\n0.4,Exploits,0\n0.5,Normal,1\n",
+        );
+        let loaded = read_csv(&p, &s, &ReadOptions::default()).unwrap();
+        let r = &loaded.records;
+        assert_eq!(
+            r.families(),
+            ["normal", "Exploits", "normal", "normal", "1"]
+        );
+        let labels: Vec<&str> = (0..r.len()).map(|i| r.label(i)).collect();
+        assert_eq!(labels, ["normal", "1", "normal", "normal", "1"]);
+        let report = &loaded.report;
+        assert_eq!(report.disagreements, 2);
+        let lines: Vec<u64> = report.first_disagreements.iter().map(|d| d.0).collect();
+        assert_eq!(lines, [5, 6]);
+        let text = report.to_string();
+        assert!(
+            text.contains("2 rows whose label and family disagree (the label decided)")
+                && text
+                    .contains("unsw.csv:5: label \"0\" is benign but the family is \"Exploits\"")
+                && text
+                    .contains("unsw.csv:6: label \"1\" is an attack but the family is \"Normal\""),
+            "{text}"
+        );
     }
 
     #[test]

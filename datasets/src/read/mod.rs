@@ -48,6 +48,11 @@ pub struct ReadReport {
     pub ignored: usize,
     /// The first [`REPORTED_SKIPS`] skipped rows: `(line, reason)`.
     pub first_skips: Vec<(u64, String)>,
+    /// Rows whose label and attack family disagree (a benign label with an
+    /// attack family, or the reverse); the label decided.
+    pub disagreements: usize,
+    /// The first [`REPORTED_SKIPS`] of them: `(line, what disagreed)`.
+    pub first_disagreements: Vec<(u64, String)>,
 }
 
 impl std::fmt::Display for ReadReport {
@@ -62,6 +67,19 @@ impl std::fmt::Display for ReadReport {
                 write!(f, "\n  line {line}: {reason}")?;
             }
             if self.skipped > self.first_skips.len() {
+                write!(f, "\n  …")?;
+            }
+        }
+        if self.disagreements > 0 {
+            write!(
+                f,
+                ", {} rows whose label and family disagree (the label decided)",
+                self.disagreements
+            )?;
+            for (line, what) in &self.first_disagreements {
+                write!(f, "\n  {}:{line}: {what}", self.file)?;
+            }
+            if self.disagreements > self.first_disagreements.len() {
                 write!(f, "\n  …")?;
             }
         }
@@ -106,6 +124,15 @@ impl RowPolicy {
             self.report.first_skips.push((line, reason));
         }
         Ok(())
+    }
+
+    /// A row whose label and family disagree: counted and, for the first
+    /// few, reported with its line. The row is kept.
+    pub(crate) fn disagreement(&mut self, line: u64, what: String) {
+        self.report.disagreements += 1;
+        if self.report.first_disagreements.len() < REPORTED_SKIPS {
+            self.report.first_disagreements.push((line, what));
+        }
     }
 
     /// The error of a problem that is not one row's (header, encoding, I/O).
