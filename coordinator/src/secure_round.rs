@@ -52,6 +52,17 @@ pub struct SecureSettings {
     /// Reads each member's signing key from its certificate, checked
     /// against the federation CA.
     pub members: Arc<fedsoc_pki::MemberVerifier>,
+    /// Members that advertised but withheld their graph-seed nonce, with
+    /// the round they sit out: every advertiser must reveal, so one member
+    /// that never does would otherwise end every attempt of the round.
+    pub benched: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+}
+
+impl SecureSettings {
+    fn benched(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        // Single inserts and reads: poison is moot.
+        self.benched.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// How long sending one message to a participant may block before that
@@ -81,7 +92,18 @@ pub async fn run_secure_round(
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
     let crl_der = policy.crl_for_round()?;
-    let mut links = policy.take_members(registry);
+    let links = policy.take_members(registry);
+    let benched: Vec<String> = {
+        let mut benched = settings.benched();
+        benched.retain(|_, r| *r == round);
+        benched.keys().cloned().collect()
+    };
+    let (sitting_out, mut links): (Vec<Link>, Vec<Link>) =
+        links.into_iter().partition(|l| benched.contains(&l.id));
+    for link in sitting_out {
+        tracing::warn!(participant = %link.id, round, "sits this round out: it withheld its graph-seed nonce in an earlier attempt");
+        registry.restore(link);
+    }
     // Members whose certificate does not yield an Ed25519 key cannot sign;
     // they sit this round out.
     let mut keys = Vec::new();
@@ -231,16 +253,7 @@ pub async fn run_secure_round(
         crl_der,
     };
     let outcome = driver
-        .run(
-            spec,
-            policy,
-            agg,
-            &settings.encoding,
-            round,
-            &global,
-            params,
-            server,
-        )
+        .run(spec, policy, settings, round, &global, params, server)
         .await;
 
     // Close the round for everyone, then give the links back.
@@ -394,13 +407,13 @@ impl Driver<'_> {
         &mut self,
         spec: &FederationSpec,
         policy: &RoundPolicy,
-        agg: &AggregationSection,
-        encoding: &WeightedEncoding,
+        settings: &SecureSettings,
         round: u64,
         global: &[f32],
         params: SecureAggregation,
         server: fedsoc_secagg::ServerCollectingKeys,
     ) -> Result<Outcome, CoordinatorError> {
+        let (agg, encoding) = (&settings.aggregation, &settings.encoding);
         let everyone: BTreeSet<usize> = (0..self.members.len()).collect();
         // Tasks and the global model go out first.
         let mut stage_started = Instant::now();
@@ -468,6 +481,18 @@ impl Driver<'_> {
             |from, bytes| server.handle_reveal(from, SeedReveal::decode(bytes)?),
         )
         .await?;
+        let withheld: Vec<String> = server
+            .unrevealed()
+            .iter()
+            .filter_map(|p| self.members.get(p.0 as usize).map(|m| m.id.clone()))
+            .collect();
+        if !withheld.is_empty() {
+            let mut benched = settings.benched();
+            for id in withheld {
+                tracing::warn!(participant = %id, round, "withheld its graph-seed nonce: the attempt ends and it sits out the retry");
+                benched.insert(id, round);
+            }
+        }
         let (mut server, bundles) = self.timed(|| server.close())?;
         self.end_stage(stage::REVEAL_SEED, "graph seed", &mut stage_started)?;
         self.watch.enter(live::stage::SHARE_KEYS).await;

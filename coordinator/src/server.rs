@@ -331,6 +331,7 @@ impl Coordinator {
                         }
                     })?,
                 )?),
+                benched: Arc::default(),
             }),
             AggregationMode::PlaintextInsecure => {
                 tracing::warn!(

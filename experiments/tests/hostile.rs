@@ -38,6 +38,8 @@ enum Tamper {
     OversizeMessage,
     /// Thousands of messages as fast as it can.
     Flood,
+    /// It advertises but never reveals its graph-seed nonce.
+    WithholdNonce,
     /// Plaintext round: an update holding NaN.
     NanUpdate,
     /// Plaintext round: an update announcing one value too few.
@@ -263,6 +265,9 @@ async fn hostile_participant(
                         let Ok(reply) = task.handle(stage, &bytes) else {
                             continue;
                         };
+                        if tamper == Tamper::WithholdNonce && stage == secagg_stage::REVEAL_SEED {
+                            continue;
+                        }
                         if tamper == Tamper::ReplayWithinStage && stage == secagg_stage::SHARE_KEYS
                         {
                             send_bytes(stage, *task_id, reply.clone()).await;
@@ -319,6 +324,32 @@ async fn wrong_vector_length_is_refused_at_the_advertisement() {
         &["stage 0 message refused", "does not verify"],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_withholding_its_graph_seed_nonce_sits_out_the_retry() {
+    // Every advertiser must reveal its nonce (a coordinator free to leave
+    // nonces out could choose among graphs), so the attempt ends; the
+    // member that withheld its nonce sits out the retry, which completes.
+    let dir = tempfile::tempdir().unwrap();
+    let (federation, hostile) =
+        federation_with_hostile(dir.path(), true, Tamper::WithholdNonce).await;
+    let id = federation.participant_ids()[3].clone();
+    let first = federation
+        .coordinator
+        .run_next_round()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        first.contains("advertised but did not reveal their graph-seed nonce")
+            && first.contains(&format!("dropped: {id} (missed the deadline of stage 1)")),
+        "{first}"
+    );
+    let (report, _) = round_without(&federation, &id).await;
+    assert_eq!(report.round, 1);
+    federation.shutdown().await;
+    hostile.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,18 +269,22 @@ impl ServerCollectingReveals {
         Ok(())
     }
 
+    /// Advertisers whose nonce has not arrived (yet).
+    pub fn unrevealed(&self) -> Vec<ParticipantId> {
+        self.adverts
+            .keys()
+            .filter(|p| !self.nonces.contains_key(p))
+            .copied()
+            .collect()
+    }
+
     /// End of stage 1: every advertiser must have revealed, or the round
     /// ends (a coordinator that could leave revealed nonces out would
     /// choose among seeds). Then the graph is fixed, the stage-0 threshold
     /// rule checked on it, and each advertiser gets every nonce and its
     /// neighbours' advertisements.
     pub fn close(self) -> Result<(ServerCollectingShares, Vec<KeyBundle>)> {
-        let missing: Vec<String> = self
-            .adverts
-            .keys()
-            .filter(|p| !self.nonces.contains_key(p))
-            .map(|p| p.to_string())
-            .collect();
+        let missing: Vec<String> = self.unrevealed().iter().map(|p| p.to_string()).collect();
         if !missing.is_empty() {
             return Err(SecAggError::TooManyDropouts {
                 stage: Stage::RevealSeed,
