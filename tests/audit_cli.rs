@@ -75,33 +75,25 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
 
     // Every participant cosigned the latest checkpoint: --min-cosigners
     // passes with 3 and fails with 4, naming the count.
-    let cosigned = fedsoc(
-        &[
-            "audit",
-            "verify",
-            "{}",
-            "--ca",
-            "{}",
-            "--min-cosigners",
-            "3",
-        ],
-        &[&out, &ca],
-    );
+    let verify_with = |cosigners: &str| {
+        fedsoc(
+            &[
+                "audit",
+                "verify",
+                "{}",
+                "--ca",
+                "{}",
+                "--min-cosigners",
+                cosigners,
+            ],
+            &[&out, &ca],
+        )
+    };
+    let cosigned = verify_with("3");
     let (stdout, stderr) = text(&cosigned);
     assert!(cosigned.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("cosigned by 3 participant(s)"), "{stdout}");
-    let short = fedsoc(
-        &[
-            "audit",
-            "verify",
-            "{}",
-            "--ca",
-            "{}",
-            "--min-cosigners",
-            "4",
-        ],
-        &[&out, &ca],
-    );
+    let short = verify_with("4");
     let (_, stderr) = text(&short);
     assert!(!short.status.success());
     assert!(

@@ -461,6 +461,14 @@ fn revocation_gaps_members_refuse_a_revoked_member_in_the_roster() {
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Fails unless participant `id` is still taking part two seconds on.
+async fn still_running(federation: &mut LocalFederation, id: &str, why: &str) {
+    let exit = federation
+        .wait_participant_exit(id, Duration::from_secs(2))
+        .await;
+    assert!(exit.is_none(), "{id} {why}, but stopped: {exit:?}");
+}
+
 fn quick_spec(dir: &Path, n: usize) -> LocalFederationSpec {
     let mut spec = LocalFederationSpec::new(dir, n);
     spec.rows = 100;
@@ -563,14 +571,12 @@ async fn after_a_restart_a_participant_refuses_a_log_that_does_not_extend_its_ke
         "{message}"
     );
     // The participant without a state folder took the fork, and cosigned it.
-    assert!(
-        federation
-            .wait_participant_exit(&ids[1], Duration::from_secs(2))
-            .await
-            .is_none(),
-        "{} should have accepted the forked log",
-        ids[1]
-    );
+    still_running(
+        &mut federation,
+        &ids[1],
+        "should have accepted the forked log",
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while federation.coordinator.record_cosignatures().unwrap() == 0 {
         assert!(tokio::time::Instant::now() < deadline, "no cosignature");
@@ -638,14 +644,7 @@ async fn a_receipt_missing_or_not_matching_our_consistency_signature_is_refused(
         )),
         "{message}"
     );
-    assert!(
-        federation
-            .wait_participant_exit(&ids[2], Duration::from_secs(2))
-            .await
-            .is_none(),
-        "{} got honest receipts and goes on",
-        ids[2]
-    );
+    still_running(&mut federation, &ids[2], "got honest receipts and goes on").await;
 
     // Before: a participant checked the masked-input receipt only.
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap();
