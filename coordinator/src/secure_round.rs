@@ -52,16 +52,27 @@ pub struct SecureSettings {
     /// Reads each member's signing key from its certificate, checked
     /// against the federation CA.
     pub members: Arc<fedsoc_pki::MemberVerifier>,
-    /// Members that advertised but withheld their graph-seed nonce, with
-    /// the round they sit out: every advertiser must reveal, so one member
-    /// that never does would otherwise end every attempt of the round.
-    pub benched: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    /// Members that advertised but did not reveal their graph-seed nonce
+    /// in the current round: every advertiser must reveal, so a member that
+    /// never does would otherwise end every attempt of the round.
+    pub withheld: Arc<std::sync::Mutex<BTreeMap<String, Withheld>>>,
+}
+
+/// A member's missing graph-seed nonces in one round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Withheld {
+    round: u64,
+    times: u32,
+    /// It sits out the rest of the round: it withheld while still
+    /// connected, or twice (a crash between advertising and revealing
+    /// is forgiven once, since that window is milliseconds wide).
+    benched: bool,
 }
 
 impl SecureSettings {
-    fn benched(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
-        // Single inserts and reads: poison is moot.
-        self.benched.lock().unwrap_or_else(|p| p.into_inner())
+    fn withheld(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Withheld>> {
+        // Short updates with no invariant across them: poison is moot.
+        self.withheld.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -94,9 +105,13 @@ pub async fn run_secure_round(
     let crl_der = policy.crl_for_round()?;
     let links = policy.take_members(registry);
     let benched: Vec<String> = {
-        let mut benched = settings.benched();
-        benched.retain(|_, r| *r == round);
-        benched.keys().cloned().collect()
+        let mut withheld = settings.withheld();
+        withheld.retain(|_, w| w.round == round);
+        withheld
+            .iter()
+            .filter(|(_, w)| w.benched)
+            .map(|(id, _)| id.clone())
+            .collect()
     };
     let (sitting_out, mut links): (Vec<Link>, Vec<Link>) =
         links.into_iter().partition(|l| benched.contains(&l.id));
@@ -245,6 +260,7 @@ pub async fn run_secure_round(
         members,
         events,
         gone: BTreeSet::new(),
+        disconnected: BTreeSet::new(),
         reasons: BTreeMap::new(),
         compute: Duration::ZERO,
         log,
@@ -383,6 +399,9 @@ struct Driver<'t> {
     members: Vec<Member_>,
     events: mpsc::Receiver<(usize, Event)>,
     gone: BTreeSet<usize>,
+    /// Members whose session ended (a subset of `gone`, which also holds
+    /// those that missed a deadline).
+    disconnected: BTreeSet<usize>,
     /// Why each dropout dropped.
     reasons: BTreeMap<String, String>,
     stats: RoundStats,
@@ -481,17 +500,22 @@ impl Driver<'_> {
             |from, bytes| server.handle_reveal(from, SeedReveal::decode(bytes)?),
         )
         .await?;
-        let withheld: Vec<String> = server
-            .unrevealed()
-            .iter()
-            .filter_map(|p| self.members.get(p.0 as usize).map(|m| m.id.clone()))
-            .collect();
-        if !withheld.is_empty() {
-            let mut benched = settings.benched();
-            for id in withheld {
-                tracing::warn!(participant = %id, round, "withheld its graph-seed nonce: the attempt ends and it sits out the retry");
-                benched.insert(id, round);
+        for p in server.unrevealed() {
+            let index = p.0 as usize;
+            let Some(member) = self.members.get(index) else {
+                continue;
+            };
+            let mut withheld = settings.withheld();
+            let w = withheld.entry(member.id.clone()).or_default();
+            if w.round != round {
+                *w = Withheld {
+                    round,
+                    ..Withheld::default()
+                };
             }
+            w.times += 1;
+            w.benched |= !self.disconnected.contains(&index) || w.times >= 2;
+            tracing::warn!(participant = %member.id, round, sits_out = w.benched, "did not reveal its graph-seed nonce: the attempt ends");
         }
         let (mut server, bundles) = self.timed(|| server.close())?;
         self.end_stage(stage::REVEAL_SEED, "graph seed", &mut stage_started)?;
@@ -701,6 +725,7 @@ impl Driver<'_> {
             let message = match event {
                 Event::Gone => {
                     expected.remove(&index);
+                    self.disconnected.insert(index);
                     self.drop_member(index, format!("disconnected at stage {stage_no}"));
                     continue;
                 }

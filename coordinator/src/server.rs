@@ -331,7 +331,7 @@ impl Coordinator {
                         }
                     })?,
                 )?),
-                benched: Arc::default(),
+                withheld: Arc::default(),
             }),
             AggregationMode::PlaintextInsecure => {
                 tracing::warn!(
