@@ -118,8 +118,8 @@ fn revocation_spec(dir: &std::path::Path) -> LocalFederationSpec {
 }
 
 /// Re-signs `list` with the next number, current for one second, as the
-/// CRL in force, and waits until it is stale (the signer refuses a
-/// nextUpdate in the past).
+/// CRL in force, and waits until that list itself says it is stale (the
+/// signer refuses a nextUpdate in the past).
 async fn write_stale_crl(pki: &PkiDir, list: RevocationList) {
     let ca = pki.load_ca().unwrap();
     let (_, stale) = list
@@ -132,7 +132,20 @@ async fn write_stale_crl(pki: &PkiDir, list: RevocationList) {
         )
         .unwrap();
     std::fs::write(pki.crl_path(), &stale).unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // As every reader sees it: parsed back from the signed bytes.
+    let ca_pem = std::fs::read_to_string(pki.ca_cert_path()).unwrap();
+    let written = RevocationList::parse_verified(stale.as_bytes(), &ca_pem).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while written
+        .check_current(time::OffsetDateTime::now_utc(), "test")
+        .is_ok()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CRL stays current"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The error a coordinator start on the stopped federation's folder gives.
@@ -577,11 +590,10 @@ async fn after_a_restart_a_participant_refuses_a_log_that_does_not_extend_its_ke
         "should have accepted the forked log",
     )
     .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while federation.coordinator.record_cosignatures().unwrap() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no cosignature");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        federation.record_cosignatures(1, PATIENCE).await >= 1,
+        "no cosignature"
+    );
     federation.shutdown().await;
 }
 
@@ -704,16 +716,8 @@ async fn audit_verify_min_cosigners_passes_with_the_cosigners_and_fails_with_one
     let ids = federation.participant_ids();
     federation.coordinator.run_next_round().await.unwrap();
     let size = federation.coordinator.audit_size();
-    let mut recorded = 0;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while recorded < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{recorded} cosignatures"
-        );
-        recorded += federation.coordinator.record_cosignatures().unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let recorded = federation.record_cosignatures(3, PATIENCE).await;
+    assert!(recorded >= 3, "{recorded} cosignatures");
     federation.shutdown().await;
 
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap();
