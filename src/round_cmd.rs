@@ -16,8 +16,14 @@ use fedsoc_coordinator::control::{
 pub enum RoundCommand {
     /// Queue training rounds (data-scientist certificate).
     Start {
-        #[arg(long)]
+        /// How many (a statistics round counts as two secure sums).
+        #[arg(long, default_value_t = 1)]
         rounds: u32,
+        /// train: model updates; statistics: fit the federation's feature
+        /// encoder from secure sums of the members' rows; calibrate: set the
+        /// federation threshold from a secure histogram of benign scores.
+        #[arg(long, value_enum, default_value_t = KindArg::Train)]
+        kind: KindArg,
         #[command(flatten)]
         target: Target,
         /// Follow the queue until it is empty: a progress bar on a terminal,
@@ -67,12 +73,13 @@ pub async fn run(command: RoundCommand) -> Result<()> {
     match command {
         RoundCommand::Start {
             rounds,
+            kind,
             target,
             follow,
         } => {
             let mut control = target.connect().await?;
             let before = control.status().await?.completed_rounds;
-            let reply = control.start(rounds).await?;
+            let reply = control.start(rounds, kind.name()).await?;
             outln!("{}", render_started(rounds, &reply));
             if follow {
                 follow_progress(&mut control, before, reply.queued, &target.config).await?;
@@ -278,4 +285,22 @@ fn status_json(status: &fedsoc_proto::v1::StatusReply) -> serde_json::Value {
             "model_sha256": r.model_sha256,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The kinds of round a data scientist starts.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Train,
+    Statistics,
+    Calibrate,
+}
+
+impl KindArg {
+    fn name(self) -> &'static str {
+        match self {
+            KindArg::Train => "train",
+            KindArg::Statistics => "statistics",
+            KindArg::Calibrate => "calibrate",
+        }
+    }
 }

@@ -67,15 +67,24 @@ impl Admin for AdminService {
         request: Request<StartRoundsRequest>,
     ) -> Result<Response<StartRoundsReply>, Status> {
         self.authorize(&request, &[Role::DataScientist])?;
-        let rounds = request.into_inner().rounds;
+        let request = request.into_inner();
+        let rounds = request.rounds;
         if rounds == 0 || rounds > MAX_QUEUED_ROUNDS {
             return Err(Status::invalid_argument(format!(
                 "rounds must be between 1 and {MAX_QUEUED_ROUNDS}, got {rounds}"
             )));
         }
+        let kinds = crate::kind::RoundKind::requested(&request.kind, rounds)
+            .map_err(Status::invalid_argument)?;
+        if kinds.iter().any(|k| k.is_sum()) && !self.shared.secure {
+            return Err(Status::failed_precondition(
+                "statistics and calibrate rounds run only over secure aggregation; this \
+                 coordinator is configured for plaintext aggregation",
+            ));
+        }
         let queued = self
             .shared
-            .queue_rounds(rounds)
+            .queue_kinds(&kinds)
             .map_err(|e| Status::internal(e.to_string()))?;
         let connected = self.shared.registry.connected();
         let offline: Vec<String> = self
@@ -145,6 +154,7 @@ impl Admin for AdminService {
                 round: live.round,
                 attempt: live.attempt,
                 stage: live.stage.to_string(),
+                kind: self.shared.kind_of(live.round).name().into(),
                 members: live.members,
                 dropped: live
                     .dropped
@@ -172,6 +182,7 @@ impl Admin for AdminService {
                     mean_loss: r.mean_loss,
                     samples: r.samples,
                     model_sha256: r.model_sha256.clone(),
+                    kind: r.kind.name().into(),
                 })
                 .collect(),
         }))

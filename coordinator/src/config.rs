@@ -30,6 +30,68 @@ pub struct CoordinatorConfig {
     #[serde(default)]
     pub limits: LimitsSection,
     pub storage: StorageSection,
+    /// The rounds a new federation queues, by kind; absent: `rounds.count`
+    /// training rounds.
+    #[serde(default)]
+    pub plan: Option<PlanSection>,
+    #[serde(default)]
+    pub statistics: StatisticsSection,
+    #[serde(default)]
+    pub calibration: CalibrationSection,
+}
+
+/// A federation's life as its first queue: fit the encoder, train, then
+/// calibrate the threshold.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSection {
+    /// Start with a statistics round (two secure sums).
+    #[serde(default)]
+    pub statistics: bool,
+    pub train_rounds: u32,
+    /// End with a calibrate round.
+    #[serde(default)]
+    pub calibrate: bool,
+}
+
+/// What a statistics round counts besides the feature moments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsSection {
+    /// Attack families whose rows are counted federation-wide (the benign
+    /// family "normal" included); other families share one count.
+    pub families: Vec<String>,
+}
+
+impl Default for StatisticsSection {
+    fn default() -> Self {
+        StatisticsSection {
+            families: ["normal", "dos", "probe", "r2l", "u2r"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// How a calibrate round sets the federation threshold.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationSection {
+    /// Share of benign rows allowed above the threshold.
+    pub false_alarm_rate: f64,
+    /// Histogram resolution: bins per factor of 10 of reconstruction error
+    /// (autoencoder, 1e-6 to 1e6), or per unit of logit (classifier, -60
+    /// to 60). Finer bins tighten the stated quantile error.
+    pub bins_per_unit: u32,
+}
+
+impl Default for CalibrationSection {
+    fn default() -> Self {
+        CalibrationSection {
+            false_alarm_rate: 0.01,
+            bins_per_unit: 100,
+        }
+    }
 }
 
 /// What one participant session may send. Messages are also capped at
@@ -311,6 +373,21 @@ impl CoordinatorConfig {
 
     /// Checks what serde cannot: ranges and consistency.
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
+        let rate = self.calibration.false_alarm_rate;
+        if !(rate > 0.0 && rate < 1.0) {
+            return Err(invalid(
+                path,
+                "calibration.false_alarm_rate",
+                format!("{rate} is not a share strictly between 0 and 1, e.g. 0.01"),
+            ));
+        }
+        if !(1..=1000).contains(&self.calibration.bins_per_unit) {
+            return Err(invalid(
+                path,
+                "calibration.bins_per_unit",
+                "must be between 1 and 1000",
+            ));
+        }
         if self.roster.participants.is_empty() {
             return Err(invalid(
                 path,

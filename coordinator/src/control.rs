@@ -126,10 +126,19 @@ impl Control {
 
     /// Queues `rounds` more rounds; the reply says how many are queued now
     /// and how many roster participants are online.
-    pub async fn start(&mut self, rounds: u32) -> Result<StartRoundsReply, ControlError> {
+    /// Queues `rounds` rounds of `kind` ("train", "statistics" or
+    /// "calibrate").
+    pub async fn start(
+        &mut self,
+        rounds: u32,
+        kind: &str,
+    ) -> Result<StartRoundsReply, ControlError> {
         let reply = self
             .client
-            .start_rounds(StartRoundsRequest { rounds })
+            .start_rounds(StartRoundsRequest {
+                rounds,
+                kind: kind.to_string(),
+            })
             .await?;
         Ok(reply.into_inner())
     }
@@ -310,8 +319,9 @@ pub fn render_status(status: &StatusReply) -> String {
             let now = now_ms();
             let _ = writeln!(
                 out,
-                "running: round {} (attempt {}), stage {} for {:.1} s, round for {:.1} s",
+                "running: round {} ({}, attempt {}), stage {} for {:.1} s, round for {:.1} s",
                 live.round,
+                if live.kind.is_empty() { "train" } else { &live.kind },
                 live.attempt,
                 live.stage,
                 now.saturating_sub(live.stage_started_unix_ms) as f64 / 1000.0,
@@ -328,14 +338,15 @@ pub fn render_status(status: &StatusReply) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:>6}  {:>8}  {:>10}  {:>10}  {:<16}  dropped",
-        "round", "included", "samples", "mean loss", "model"
+        "\n{:>6}  {:<9}  {:>8}  {:>10}  {:>10}  {:<16}  dropped",
+        "round", "kind", "included", "rows", "mean loss", "model"
     );
     for r in &status.recent {
         let _ = writeln!(
             out,
-            "{:>6}  {:>8}  {:>10}  {:>10.5}  {:<16}  {}",
+            "{:>6}  {:<9}  {:>8}  {:>10}  {:>10.5}  {:<16}  {}",
             r.round,
+            if r.kind.is_empty() { "train" } else { &r.kind },
             r.included.len(),
             r.samples,
             r.mean_loss,
@@ -379,6 +390,7 @@ mod tests {
                 mean_loss: 0.25,
                 samples: 8000,
                 model_sha256: "ab".repeat(32),
+                kind: String::new(),
             }],
             halted: String::new(),
         };
@@ -388,7 +400,7 @@ mod tests {
             "queued 3",
             "connected 2/3",
             "offline: soc-it",
-            "round 3 (attempt 1), stage masked-input",
+            "round 3 (train, attempt 1), stage masked-input",
             "dropped: soc-fr: missed the deadline",
             "0.25000",
         ] {
@@ -498,6 +510,7 @@ mod tests {
             mean_loss: 0.25,
             samples: 800,
             model_sha256: "ab".repeat(32),
+            kind: String::new(),
         });
         assert_eq!(
             line,

@@ -43,6 +43,15 @@ pub enum CoordinatorError {
     },
     #[error("round {round}: stopped by a data scientist at stage {stage}")]
     Stopped { round: u64, stage: String },
+    #[error(
+        "round {round} ({kind}): the secure sum concludes nothing: {reason}; the round is \
+         recorded as aborted"
+    )]
+    Conclusion {
+        round: u64,
+        kind: &'static str,
+        reason: String,
+    },
     #[error("secure aggregation: {0}")]
     SecAgg(#[from] fedsoc_secagg::SecAggError),
     #[error("storage {path}: {reason}")]

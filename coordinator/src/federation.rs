@@ -17,10 +17,54 @@ pub struct FederationSpec {
     pub federation: String,
     pub model: ModelConfig,
     pub encoder: EncoderSpec,
-    /// The encoder as sent in every Welcome.
+    /// The encoder the configuration names (the federation's first).
     pub encoder_json: String,
+    /// The encoder in force: the configuration's until a statistics round
+    /// fits one. Sent in every Welcome and task.
+    pub in_force: EncoderInForce,
     pub seed: u64,
     pub training: TrainingSection,
+}
+
+/// The federation's current encoder, shared by the sessions and the round
+/// loop (a statistics round replaces it).
+#[derive(Clone, Debug, Default)]
+pub struct EncoderInForce(std::sync::Arc<std::sync::RwLock<InForce>>);
+
+/// One version of the federation's encoder.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InForce {
+    pub json: std::sync::Arc<String>,
+    pub sha256: String,
+    /// The statistics round that fitted it; 0: the configuration's.
+    pub round: u64,
+}
+
+impl InForce {
+    pub fn new(json: String, round: u64) -> Self {
+        use sha2::Digest;
+        InForce {
+            sha256: hex::encode(sha2::Sha256::digest(json.as_bytes())),
+            json: std::sync::Arc::new(json),
+            round,
+        }
+    }
+}
+
+impl EncoderInForce {
+    pub fn get(&self) -> InForce {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, encoder: InForce) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = encoder;
+    }
+
+    /// The layout (columns, vocabularies) of the encoder in force.
+    pub fn spec(&self) -> Result<EncoderSpec, CoordinatorError> {
+        serde_json::from_str(&self.get().json)
+            .map_err(|e| CoordinatorError::Internal(format!("the encoder in force: {e}")))
+    }
 }
 
 /// The federation's encoder: the file the config names, else the preset.
@@ -67,6 +111,10 @@ impl FederationSpec {
             federation: config.federation.clone(),
             model,
             encoder,
+            in_force: EncoderInForce(std::sync::Arc::new(std::sync::RwLock::new(InForce::new(
+                encoder_json.clone(),
+                0,
+            )))),
             encoder_json,
             seed: config.model.seed,
             training: config.training.clone(),
@@ -136,6 +184,9 @@ impl FederationSpec {
             loss: self.training.loss.clone(),
             focal_gamma: self.training.focal_gamma,
             crl_der: crl_der.to_vec(),
+            kind: String::new(),
+            query_json: String::new(),
+            encoder_spec_json: self.in_force.get().json.to_string(),
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`control`]: its client side: `control.toml`, the connection, and
 //!   the status table.
 //! - [`live`]: the running round as status shows it, and its stop switch.
+//! - [`kind`]: round kinds (train, the two statistics passes, calibrate):
+//!   each sum round's public query and what its sum concludes.
 //! - [`round`]: one round: tasks out, updates in, dropouts recorded.
 //! - [`secure_round`]: one round through SecAgg+: the fedsoc-secagg server
 //!   state machine driven stage by stage, dropouts recorded per stage.
@@ -40,6 +42,7 @@ pub mod control;
 pub mod crl;
 pub mod error;
 pub mod federation;
+pub mod kind;
 pub mod live;
 pub mod registry;
 pub mod replay;

@@ -41,6 +41,8 @@ use thiserror::Error;
 use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
 
 use crate::aggregate::{PlaintextSum, WeightedSum};
+use crate::federation::InForce;
+use crate::kind::{self as round_kind, Conclusion, Query, SumRound, SumState};
 use crate::round::model_sha256;
 use crate::strategy;
 use crate::trail::{
@@ -480,7 +482,7 @@ pub fn blob_refs(entry: &Entry) -> Result<Vec<BlobId>, String> {
     })
 }
 
-const KNOWN_KINDS: &str = "this build reads federation.created, coordinator.started, round.opened, round.stage, round.aggregated, round.model, round.metrics, round.aborted and checkpoint.cosigned; use the fedsoc release that wrote the log";
+const KNOWN_KINDS: &str = "this build reads federation.created, coordinator.started, round.opened, round.stage, round.aggregated, statistics.moments, encoder.fitted, threshold.calibrated, round.model, round.metrics, round.aborted and checkpoint.cosigned; use the fedsoc release that wrote the log";
 
 /// What the first entry establishes: the federation, its CA and the key
 /// that signs the checkpoints.
@@ -677,7 +679,8 @@ impl Machine {
 /// How a replayed attempt aggregates.
 enum Plan {
     Secure {
-        encoding: WeightedEncoding,
+        /// `None` in a sum round: its words are not an update.
+        encoding: Option<WeightedEncoding>,
         machine: Box<Machine>,
     },
     Plain(PlainState),
@@ -702,6 +705,11 @@ struct Attempt {
     plan: Plan,
     /// Set by `round.aggregated`, once it matched the replay.
     aggregated: Option<WeightedSum>,
+    /// A sum round's query, its unmasked words (once aggregated) and its
+    /// conclusion (once its entry matched the replay's).
+    query: Option<Query>,
+    words: Option<Vec<u64>>,
+    conclusion: Option<Conclusion>,
 }
 
 struct Replayer {
@@ -726,6 +734,10 @@ struct Replayer {
     checkpoints: Vec<SignedCheckpoint>,
     /// (size, time, root) of a checkpoint → witness key → witness name.
     cosigners: HashMap<(u64, u64, fedsoc_audit::Hash), BTreeMap<[u8; 32], String>>,
+    /// The federation's model, for what calibrations conclude.
+    model: fedsoc_models::ModelConfig,
+    /// What the replayed sum rounds established.
+    sums: SumState,
 }
 
 /// Hex prefix for messages.
@@ -776,6 +788,14 @@ impl Replayer {
             plaintext_rounds: 0,
             checkpoints: Vec::new(),
             cosigners: HashMap::new(),
+            model: model_config(fed).map_err(fail)?,
+            sums: SumState {
+                encoder: InForce {
+                    sha256: fed.encoder_sha256.clone(),
+                    ..InForce::default()
+                },
+                ..SumState::default()
+            },
         })
     }
 
@@ -814,6 +834,17 @@ impl Replayer {
             kind::ROUND_AGGREGATED => {
                 let b: RoundAggregated = body(entry, fail)?;
                 self.aggregated(&b).map_err(|r| fail(Some(b.round), r))
+            }
+            kind::STATISTICS_MOMENTS | kind::ENCODER_FITTED | kind::THRESHOLD_CALIBRATED => {
+                #[derive(serde::Deserialize)]
+                struct Names {
+                    round: u64,
+                    attempt: u32,
+                }
+                let names: Names = body(entry, fail)?;
+                let logged: serde_json::Value = body(entry, fail)?;
+                self.concluded(&entry.kind, names.round, names.attempt, &logged)
+                    .map_err(|r| fail(Some(names.round), r))
             }
             kind::ROUND_MODEL => {
                 let b: RoundModel = body(entry, fail)?;
@@ -961,8 +992,26 @@ impl Replayer {
             }
             keys.insert(ParticipantId(i as u32), key);
         }
+        if let Some(sha) = &b.encoder_sha256
+            && *sha != self.sums.encoder.sha256
+        {
+            return Err(format!(
+                "the round's tasks carry encoder {}, but the encoder in force is {}",
+                short(sha),
+                short(&self.sums.encoder.sha256)
+            ));
+        }
+        let query = match (b.kind.is_sum(), &b.query) {
+            (false, None) => None,
+            (true, Some(json)) => Some(Query::parse(b.kind, json)?),
+            (true, None) => return Err(format!("a {} round without its query", b.kind.name())),
+            (false, Some(_)) => return Err("a training round with a sum query".into()),
+        };
         let plan = match &b.secagg {
-            Some(s) => secure_plan(s, keys, b.num_params)?,
+            Some(s) => secure_plan(s, keys, b.num_params, query.as_ref())?,
+            None if query.is_some() => {
+                return Err("a sum round without secure aggregation".into());
+            }
             None => Plan::Plain(PlainState::Collecting(PlaintextSum::new(b.num_params))),
         };
         self.open = Some(Attempt {
@@ -972,6 +1021,9 @@ impl Replayer {
             num_params: b.num_params,
             plan,
             aggregated: None,
+            query,
+            words: None,
+            conclusion: None,
         });
         Ok(())
     }
@@ -1163,6 +1215,33 @@ impl Replayer {
                         aggregate.sum[k], logged[k]
                     ));
                 }
+                if a.query.is_some() {
+                    let mut replayed: Vec<String> = aggregate
+                        .survivors
+                        .iter()
+                        .filter_map(|p| a.members.get(p.0 as usize).cloned())
+                        .collect();
+                    let mut listed = b.survivors.clone();
+                    replayed.sort();
+                    listed.sort();
+                    if replayed != listed {
+                        return Err(format!(
+                            "the logged survivors are [{}], the replay gives [{}]",
+                            listed.join(", "),
+                            replayed.join(", ")
+                        ));
+                    }
+                    a.words = Some(aggregate.sum.clone());
+                    a.aggregated = Some(WeightedSum {
+                        weighted_delta: Vec::new(),
+                        total_samples: b.total_samples,
+                        weighted_loss: 0.0,
+                    });
+                    return Ok(());
+                }
+                let Some(encoding) = encoding else {
+                    return Err("a training round replayed without its encoding".into());
+                };
                 let total = encoding
                     .decode(&aggregate.sum, aggregate.survivors.len())
                     .map_err(|e| format!("the unmasked sum does not decode: {e}"))?;
@@ -1252,6 +1331,28 @@ impl Replayer {
             return Err("a model is logged before its round.aggregated".into());
         };
         let secure = matches!(a.plan, Plan::Secure { .. });
+        if let Some(query) = a.query.clone() {
+            let Some(conclusion) = a.conclusion.clone() else {
+                return Err(format!(
+                    "a {} round completes without its conclusion entry",
+                    query.kind().name()
+                ));
+            };
+            if b.strategy != "unchanged" || b.model_sha256 != global_sha || blob != trail::f32_bytes(&self.global) {
+                return Err(format!(
+                    "a {} round computes no update, but its round.model changes the global model (strategy {:?}, model {})",
+                    query.kind().name(),
+                    b.strategy,
+                    short(&b.model_sha256)
+                ));
+            }
+            conclusion.apply(&mut self.sums, &query);
+            self.secure_rounds += 1;
+            self.open = None;
+            self.completed = b.round;
+            self.models.insert(b.round, global_sha);
+            return Ok(());
+        }
         if !b.strategy.eq_ignore_ascii_case("fedavg") {
             return Err(format!(
                 "strategy {:?} cannot be replayed: this build knows fedavg",
@@ -1303,6 +1404,57 @@ impl Replayer {
         Ok(())
     }
 
+    /// A sum round's conclusion entry: it must be what the replayed sum
+    /// concludes, word for word of its JSON body.
+    fn concluded(
+        &mut self,
+        entry_kind: &str,
+        round: u64,
+        attempt: u32,
+        logged: &serde_json::Value,
+    ) -> Result<(), String> {
+        let global_sha = self.global_sha.clone();
+        let (sums, model) = (self.sums.clone(), self.model.clone());
+        let a = self.attempt(round, attempt)?;
+        let (Some(query), Some(words)) = (&a.query, &a.words) else {
+            return Err(format!(
+                "{entry_kind} is logged for a round that has no aggregated sum query"
+            ));
+        };
+        if a.conclusion.is_some() {
+            return Err(format!("a second conclusion ({entry_kind}) for this attempt"));
+        }
+        let at = SumRound {
+            round,
+            attempt,
+            model: &model,
+            model_sha256: &global_sha,
+        };
+        let replayed = round_kind::conclude(query, words, &sums, at)
+            .map_err(|e| format!("the replayed sum concludes nothing: {e}"))?;
+        let (kind, body) = replayed.entry();
+        if kind != entry_kind {
+            return Err(format!(
+                "a {} round concludes with {kind}, the log says {entry_kind}",
+                query.kind().name()
+            ));
+        }
+        if body != *logged {
+            let field = body
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, v)| logged.get(k.as_str()) != Some(*v)))
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default();
+            return Err(format!(
+                "{entry_kind} does not follow from the replayed sum: field {field:?} is {} replayed, {} logged",
+                body.get(&field).map(|v| v.to_string()).unwrap_or_default(),
+                logged.get(&field).map(|v| v.to_string()).unwrap_or_default()
+            ));
+        }
+        a.conclusion = Some(replayed);
+        Ok(())
+    }
+
     fn metrics(&mut self, b: &RoundMetrics) -> Result<(), String> {
         match self.models.get(&b.round) {
             Some(sha) if *sha == b.model_sha256 => Ok(()),
@@ -1332,11 +1484,23 @@ impl Replayer {
     }
 }
 
+/// The federation's model as `federation.created` describes it.
+fn model_config(fed: &FederationCreated) -> Result<fedsoc_models::ModelConfig, String> {
+    use fedsoc_models::{AutoencoderConfig, ClassifierConfig, ModelConfig};
+    let (input_dim, hidden) = (fed.model_input_dim, fed.model_hidden.clone());
+    match fed.model_kind.as_str() {
+        "autoencoder" => Ok(ModelConfig::Autoencoder(AutoencoderConfig { input_dim, hidden })),
+        "classifier" => Ok(ModelConfig::Classifier(ClassifierConfig { input_dim, hidden })),
+        other => Err(format!("model kind {other:?} is unknown (autoencoder, classifier)")),
+    }
+}
+
 /// The replayed server and encoding of a secure round.
 fn secure_plan(
     s: &SecAggRecord,
     verifying_keys: BTreeMap<ParticipantId, VerifyingKey>,
     num_params: usize,
+    query: Option<&Query>,
 ) -> Result<Plan, String> {
     let round_id: [u8; 32] = hex::decode(&s.round_id)
         .ok()
@@ -1369,6 +1533,18 @@ fn secure_plan(
         ));
     }
     let n = verifying_keys.len();
+    let (vector_len, context) = match query {
+        Some(q) => {
+            if ring != Ring::U64 {
+                return Err("a sum round must add in the 64-bit ring".into());
+            }
+            (
+                q.vector_len(),
+                round_kind::sum_context(q.kind().name(), &q.json()),
+            )
+        }
+        None => (WeightedEncoding::vector_len(num_params), encoding.context()),
+    };
     let config = RoundConfig {
         round_id,
         participants: (0..n as u32).map(ParticipantId).collect(),
@@ -1377,15 +1553,18 @@ fn secure_plan(
         threshold: s.threshold,
         colluders: s.colluders,
         ring,
-        vector_len: WeightedEncoding::vector_len(num_params),
-        context: encoding.context(),
+        vector_len,
+        context,
     };
-    let server = encoding
-        .check_capacity(n)
+    let capacity = match query {
+        Some(_) => Ok(()),
+        None => encoding.check_capacity(n),
+    };
+    let server = capacity
         .and_then(|()| Server::new(config))
         .map_err(|e| format!("the logged SecAgg+ parameters do not make a valid round: {e}"))?;
     Ok(Plan::Secure {
-        encoding,
+        encoding: query.is_none().then_some(encoding),
         machine: Box::new(Machine::Keys(server)),
     })
 }

@@ -92,6 +92,7 @@ pub struct Dropout {
 #[derive(Clone, Debug)]
 pub struct RoundReport {
     pub round: u64,
+    pub kind: crate::kind::RoundKind,
     pub included: Vec<String>,
     pub dropped: Vec<Dropout>,
     pub samples: u64,
@@ -104,6 +105,8 @@ pub struct RoundReport {
     pub receipt_entry: Option<u64>,
     /// Every stage entry of the round: each member's receipts.
     pub receipts: Vec<u64>,
+    /// A sum round's conclusion (its entry is in the log).
+    pub conclusion: Option<(crate::kind::Conclusion, crate::kind::Query)>,
 }
 
 /// A participant's update as it arrived.
@@ -327,9 +330,11 @@ pub(crate) fn conclude(
 ) -> Result<RoundReport, CoordinatorError> {
     let mean_loss = strategy::mean_loss(sum);
     log.aggregated(&included, sum_bytes, sum.total_samples, sum.weighted_loss)?;
-    log.model(global, &model, mean_loss)?;
+    log.model("fedavg", global, &model, mean_loss)?;
     Ok(RoundReport {
         round: log.round,
+        kind: crate::kind::RoundKind::Train,
+        conclusion: None,
         samples: sum.total_samples,
         mean_loss,
         model_sha256: model_sha256(&model),

@@ -25,7 +25,7 @@ use fedsoc_secagg::messages::{
 };
 use fedsoc_secagg::weighted::WeightedEncoding;
 use fedsoc_secagg::{
-    Message, ParticipantId, RoundConfig, SecAggError, Server, config::threshold_floor,
+    Message, ParticipantId, Ring, RoundConfig, SecAggError, Server, config::threshold_floor,
     recommended_neighbours,
 };
 use prost::Message as _;
@@ -41,6 +41,7 @@ use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
 use crate::stats::RoundStats;
 use crate::strategy;
+use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState, sum_context};
 use crate::trail::SECAGG_PROTOCOL;
 use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
 
@@ -92,7 +93,32 @@ struct Member_ {
     outbox: Outbox,
 }
 
+/// What a round computes: a model update (training) or a query's integer
+/// vector (see [`crate::kind`]), under the encoder in force.
+#[derive(Clone, Debug, Default)]
+pub struct RoundWork {
+    pub kind: RoundKind,
+    pub query: Option<Query>,
+    /// What earlier sum rounds established (the encoder in force among it).
+    pub state: SumState,
+}
+
+impl RoundWork {
+    pub fn train(state: SumState) -> Self {
+        RoundWork {
+            kind: RoundKind::Train,
+            query: None,
+            state,
+        }
+    }
+
+    fn query_json(&self) -> Option<String> {
+        self.query.as_ref().map(Query::json)
+    }
+}
+
 /// Runs a secure round with the participants connected now.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_secure_round(
     spec: &FederationSpec,
     registry: &Registry,
@@ -101,6 +127,7 @@ pub async fn run_secure_round(
     round: u64,
     global: Arc<Vec<f32>>,
     trail: &Trail,
+    work: &RoundWork,
 ) -> Result<RoundReport, CoordinatorError> {
     let crl_der = policy.crl_for_round()?;
     let links = policy.take_members(registry);
@@ -160,6 +187,21 @@ pub async fn run_secure_round(
         agg.threshold as usize
     };
     let round_id: [u8; 32] = rand::random();
+    // A sum round adds integer words in Z_2^64; its query is the context.
+    let (ring, ring_bits, vector_len, context) = match &work.query {
+        Some(query) => (
+            Ring::U64,
+            64,
+            query.vector_len(),
+            sum_context(work.kind.name(), &query.json()),
+        ),
+        None => (
+            settings.encoding.quantizer.ring,
+            agg.ring_bits,
+            WeightedEncoding::vector_len(global.len()),
+            settings.encoding.context(),
+        ),
+    };
     let config = RoundConfig {
         round_id,
         participants: (0..n as u32).map(ParticipantId).collect(),
@@ -171,14 +213,15 @@ pub async fn run_secure_round(
         neighbors,
         threshold,
         colluders,
-        ring: settings.encoding.quantizer.ring,
-        vector_len: WeightedEncoding::vector_len(global.len()),
-        context: settings.encoding.context(),
+        ring,
+        vector_len,
+        context,
     };
-    let setup = settings
-        .encoding
-        .check_capacity(n)
-        .and_then(|()| Server::new(config));
+    let capacity = match work.query {
+        Some(_) => Ok(()),
+        None => settings.encoding.check_capacity(n),
+    };
+    let setup = capacity.and_then(|()| Server::new(config));
     let server = match setup {
         Ok(server) => server,
         Err(e) => {
@@ -193,12 +236,15 @@ pub async fn run_secure_round(
         neighbors,
         threshold,
         colluders,
-        ring_bits: agg.ring_bits,
+        ring_bits,
         quant_bits: agg.quant_bits,
         clip: agg.clip,
         max_samples: agg.max_samples,
     };
-    let opening = Opening::new(round, &links, Some(secagg), &global, &spec.training);
+    let mut opening = Opening::new(round, &links, Some(secagg), &global, &spec.training);
+    opening.kind = work.kind;
+    opening.query = work.query_json();
+    opening.encoder_sha256 = Some(work.state.encoder.sha256.clone());
     let log = match trail.open_round(opening) {
         Ok(log) => log,
         Err(e) => {
@@ -228,7 +274,7 @@ pub async fn run_secure_round(
         neighbors: neighbors as u32,
         threshold: threshold as u32,
         colluders: colluders as u32,
-        ring_bits: agg.ring_bits,
+        ring_bits,
         quant_bits: agg.quant_bits,
         clip: agg.clip,
         max_samples: agg.max_samples,
@@ -269,7 +315,7 @@ pub async fn run_secure_round(
         crl_der,
     };
     let outcome = driver
-        .run(spec, policy, settings, round, &global, params, server)
+        .run(spec, policy, settings, round, &global, params, server, work)
         .await;
 
     // Close the round for everyone, then give the links back.
@@ -343,11 +389,16 @@ pub async fn run_secure_round(
         })
         .collect();
     dropped.sort_by(|a, b| a.participant.cmp(&b.participant));
+    let ring_bytes: Vec<u8> = ring_sum.iter().flat_map(|w| w.to_le_bytes()).collect();
+    if let Some(query) = &work.query {
+        return conclude_sum(
+            spec, &driver, query, work, &global, &ring_sum, &ring_bytes, included, dropped,
+        );
+    }
     let stepping = Instant::now();
     let model = strategy::fedavg(&global, &sum);
     let mut stats = driver.stats;
     stats.stage("model update", stepping.elapsed(), stepping.elapsed());
-    let ring_bytes: Vec<u8> = ring_sum.iter().flat_map(|w| w.to_le_bytes()).collect();
     let report = conclude(
         &driver.log,
         &global,
@@ -366,6 +417,66 @@ pub async fn run_secure_round(
         "secure round complete"
     );
     Ok(report)
+}
+
+/// Ends a sum round: its conclusion from the unmasked words, logged after
+/// the aggregate and before the unchanged model that completes the round.
+/// A sum that concludes nothing (e.g. a quantile beyond the bins) aborts.
+#[allow(clippy::too_many_arguments)]
+fn conclude_sum(
+    spec: &FederationSpec,
+    driver: &Driver<'_>,
+    query: &Query,
+    work: &RoundWork,
+    global: &[f32],
+    ring_sum: &[u64],
+    ring_bytes: &[u8],
+    included: Vec<String>,
+    dropped: Vec<Dropout>,
+) -> Result<RoundReport, CoordinatorError> {
+    let log = &driver.log;
+    let model_sha256 = crate::round::model_sha256(global);
+    let at = SumRound {
+        round: log.round,
+        attempt: log.attempt,
+        model: &spec.model,
+        model_sha256: &model_sha256,
+    };
+    let conclusion = match kind::conclude(query, ring_sum, &work.state, at) {
+        Ok(c) => c,
+        Err(reason) => {
+            log.aborted("conclusion", &reason, &driver.reasons)?;
+            return Err(CoordinatorError::Conclusion {
+                round: log.round,
+                kind: work.kind.name(),
+                reason,
+            });
+        }
+    };
+    let rows = match &conclusion {
+        Conclusion::Moments(m) => m.moments.rows,
+        Conclusion::Encoder(e) => e.rows,
+        Conclusion::Threshold(t) => t.benign_rows,
+    };
+    log.aggregated(&included, ring_bytes, rows, 0.0)?;
+    let (entry_kind, body) = conclusion.entry();
+    log.result(entry_kind, &body)?;
+    log.model("unchanged", global, global, 0.0)?;
+    tracing::info!(kind = work.kind.name(), included = included.len(), rows, "sum round complete");
+    Ok(RoundReport {
+        round: log.round,
+        kind: work.kind,
+        included,
+        dropped,
+        samples: rows,
+        mean_loss: 0.0,
+        model_sha256,
+        model: Arc::new(global.to_vec()),
+        stats: driver.stats.clone(),
+        receipt_entry: log.receipt_entry,
+        receipts: log.stage_entries.clone(),
+        conclusion: Some((conclusion, query.clone())),
+    })
 }
 
 /// Forwards one participant's messages to the round until it ends, then
@@ -431,6 +542,7 @@ impl Driver<'_> {
         global: &[f32],
         params: SecureAggregation,
         server: fedsoc_secagg::ServerCollectingKeys,
+        work: &RoundWork,
     ) -> Result<Outcome, CoordinatorError> {
         let (agg, encoding) = (&settings.aggregation, &settings.encoding);
         let everyone: BTreeSet<usize> = (0..self.members.len()).collect();
@@ -439,7 +551,7 @@ impl Driver<'_> {
         let mut undelivered = Vec::new();
         for index in 0..self.members.len() {
             let m = &self.members[index];
-            let task = spec.train_task(
+            let mut task = spec.train_task(
                 round,
                 &m.id,
                 m.task_id,
@@ -448,6 +560,9 @@ impl Driver<'_> {
                 Some(params.clone()),
                 &self.crl_der,
             );
+            task.kind = work.kind.name().into();
+            task.query_json = work.query_json().unwrap_or_default();
+            task.encoder_spec_json = work.state.encoder.json.to_string();
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages
                 .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));
@@ -591,7 +706,11 @@ impl Driver<'_> {
         .await?;
         let aggregate = self.timed(|| server.close())?;
         self.stats.masks_expanded = aggregate.masks_expanded;
-        let total = self.timed(|| encoding.decode(&aggregate.sum, aggregate.survivors.len()))?;
+        let total = match work.query {
+            // A sum round's words are its result; there is no update to decode.
+            Some(_) => fedsoc_secagg::weighted::WeightedTotal::default(),
+            None => self.timed(|| encoding.decode(&aggregate.sum, aggregate.survivors.len()))?,
+        };
         self.end_stage(stage::UNMASK, "unmask", &mut stage_started)?;
         let survivors = aggregate
             .survivors

@@ -1,6 +1,7 @@
 //! The running coordinator: the gRPC server over mutual TLS, the state it
 //! shares with its services, and the loop that runs queued rounds.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -12,14 +13,15 @@ use tokio::sync::{Notify, oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::AdminService;
-use crate::config::{AggregationMode, CoordinatorConfig};
+use crate::config::{AggregationMode, CalibrationSection, CoordinatorConfig, StatisticsSection};
+use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::crl::CrlGate;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::live::{self, LiveRound, RoundWatch};
 use crate::registry::Registry;
 use crate::round::{Dropout, RoundPolicy, RoundReport, run_round};
-use crate::secure_round::{SecureSettings, run_secure_round};
+use crate::secure_round::{RoundWork, SecureSettings, run_secure_round};
 use crate::session::FederationService;
 use crate::store::{Queue, RoundRecord, Store};
 use crate::trail::{self, Trail};
@@ -48,6 +50,10 @@ pub struct Shared {
     store: Store,
     progress: Mutex<Progress>,
     queue_changed: Notify,
+    /// Whether rounds run over secure aggregation (sum rounds need it).
+    pub secure: bool,
+    /// What the completed sum rounds established.
+    sums: Mutex<SumState>,
 }
 
 /// Where the federation stands.
@@ -59,6 +65,8 @@ pub struct Progress {
     pub target_round: u64,
     /// Why the queue stopped by itself, if it did.
     pub halted: Option<String>,
+    /// Queued rounds that are not training rounds.
+    pub kinds: BTreeMap<u64, RoundKind>,
     pub recent: Vec<RoundRecord>,
 }
 
@@ -74,6 +82,7 @@ impl Progress {
         Queue {
             target_round: self.target_round,
             halted: self.halted.clone(),
+            kinds: self.kinds.clone(),
         }
     }
 }
@@ -84,12 +93,26 @@ impl Shared {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `n` more rounds (durably); returns how many are queued now.
+    /// Queues `n` more training rounds (durably); returns how many rounds
+    /// are queued now.
     pub fn queue_rounds(&self, n: u32) -> Result<u32, CoordinatorError> {
+        self.queue_kinds(&vec![RoundKind::Train; n as usize])
+    }
+
+    /// Queues rounds of these kinds, in order (durably); returns how many
+    /// rounds are queued now.
+    pub fn queue_kinds(&self, kinds: &[RoundKind]) -> Result<u32, CoordinatorError> {
         let queued = {
             let mut p = self.progress();
             let mut next = p.clone();
-            next.target_round = p.target_round.max(p.completed_round) + n as u64;
+            let first = p.target_round.max(p.completed_round) + 1;
+            next.target_round = first - 1 + kinds.len() as u64;
+            next.kinds.retain(|round, _| *round > p.completed_round && *round < first);
+            for (i, kind) in kinds.iter().enumerate() {
+                if *kind != RoundKind::Train {
+                    next.kinds.insert(first + i as u64, *kind);
+                }
+            }
             next.halted = None;
             self.store.save_queue(&next.queue())?;
             *p = next;
@@ -115,6 +138,8 @@ impl Shared {
             let keep = u64::from(running.is_some() && !abort_running);
             let mut next = p.clone();
             next.target_round = p.completed_round + keep.min(before as u64);
+            let target = next.target_round;
+            next.kinds.retain(|round, _| *round <= target);
             self.store.save_queue(&next.queue())?;
             *p = next;
             let aborted = abort_running && running.is_some() && self.watch.request_abort();
@@ -154,10 +179,26 @@ impl Shared {
         let mut p = self.progress();
         let mut next = p.clone();
         next.target_round = p.completed_round;
+        next.kinds.clear();
         next.halted = Some(reason);
         self.store.save_queue(&next.queue())?;
         *p = next;
         Ok(())
+    }
+
+    /// The kind of round `round` (queued or running).
+    pub fn kind_of(&self, round: u64) -> RoundKind {
+        self.progress()
+            .kinds
+            .get(&round)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// What the completed sum rounds established: the encoder in force,
+    /// the last calibration.
+    pub fn sum_state(&self) -> SumState {
+        self.sums.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn status(&self) -> Progress {
@@ -281,6 +322,8 @@ fn roll_forward(
         stats: Default::default(),
         receipt_entry: None,
         receipts: Vec::new(),
+        kind: Default::default(),
+        conclusion: None,
     };
     store.save_round(&report)?;
     tracing::warn!(
@@ -300,6 +343,10 @@ pub struct Coordinator {
     retry_pause: Duration,
     store: Store,
     trail: Arc<Trail>,
+    statistics: StatisticsSection,
+    calibration: CalibrationSection,
+    /// The roster's size: what one member's statistics may be summed with.
+    max_members: usize,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -376,15 +423,38 @@ impl Coordinator {
             }
         };
         let trail = Arc::new(open_trail(config, &spec, &store, &mut head)?);
+        let sums = trail.sum_state(spec.in_force.get())?;
+        spec.in_force.set(sums.encoder.clone());
+        if sums.encoder.round > 0 {
+            tracing::info!(round = sums.encoder.round, sha256 = %sums.encoder.sha256, "encoder in force: fitted by a statistics round");
+        }
         let (completed_round, global) = head;
         let recent = store.history()?;
         let recent = recent[recent.len().saturating_sub(RECENT_ROUNDS)..].to_vec();
         let queue = match store.load_queue()? {
             Some(queue) => queue,
             None => {
+                let planned = match &config.plan {
+                    Some(plan) => {
+                        let mut kinds = Vec::new();
+                        if plan.statistics {
+                            kinds.extend([RoundKind::Moments, RoundKind::Spread]);
+                        }
+                        kinds.extend(vec![RoundKind::Train; plan.train_rounds as usize]);
+                        if plan.calibrate {
+                            kinds.push(RoundKind::Calibrate);
+                        }
+                        kinds
+                    }
+                    None => vec![RoundKind::Train; config.rounds.count as usize],
+                };
                 let fresh = Queue {
-                    target_round: completed_round + config.rounds.count as u64,
+                    target_round: completed_round + planned.len() as u64,
                     halted: None,
+                    kinds: (completed_round + 1..)
+                        .zip(planned)
+                        .filter(|(_, k)| *k != RoundKind::Train)
+                        .collect(),
                 };
                 store.save_queue(&fresh)?;
                 fresh
@@ -402,9 +472,12 @@ impl Coordinator {
                 global: Arc::new(global),
                 target_round: queue.target_round,
                 halted: queue.halted,
+                kinds: queue.kinds,
                 recent,
             }),
             queue_changed: Notify::new(),
+            secure: secure.is_some(),
+            sums: Mutex::new(sums),
         });
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -473,6 +546,9 @@ impl Coordinator {
             retry_pause: Duration::from_secs(config.rounds.retry_pause_s),
             store,
             trail,
+            statistics: config.statistics.clone(),
+            calibration: config.calibration.clone(),
+            max_members: config.roster.participants.len(),
             local_addr,
             shutdown: Some(shutdown),
             server,
@@ -520,8 +596,23 @@ impl Coordinator {
             let p = self.shared.progress();
             (p.completed_round + 1, p.global.clone())
         };
+        let kind = self.shared.kind_of(round);
+        let state = self.shared.sum_state();
         let outcome = match &self.policy.secure {
             Some(settings) => {
+                let query = Query::for_round(
+                    kind,
+                    &state,
+                    &self.shared.spec.model,
+                    (&self.statistics, &self.calibration),
+                    self.max_members,
+                )
+                .map_err(|reason| CoordinatorError::Conclusion {
+                    round,
+                    kind: kind.name(),
+                    reason,
+                })?;
+                let work = RoundWork { kind, query, state };
                 run_secure_round(
                     &self.shared.spec,
                     &self.shared.registry,
@@ -530,9 +621,15 @@ impl Coordinator {
                     round,
                     global,
                     &self.trail,
+                    &work,
                 )
                 .await
             }
+            None if kind.is_sum() => Err(CoordinatorError::Conclusion {
+                round,
+                kind: kind.name(),
+                reason: "sum rounds run only over secure aggregation".into(),
+            }),
             None => {
                 run_round(
                     &self.shared.spec,
@@ -565,9 +662,19 @@ impl Coordinator {
         let saved = self.store.save_round(&report);
         self.shared.watch.finish();
         saved?;
+        if let Some((conclusion, query)) = &report.conclusion {
+            let mut sums = self.shared.sums.lock().unwrap_or_else(|p| p.into_inner());
+            conclusion.apply(&mut sums, query);
+            if let Conclusion::Encoder(fitted) = conclusion {
+                self.shared.spec.in_force.set(sums.encoder.clone());
+                tracing::info!(round = fitted.round, sha256 = %fitted.encoder_sha256, rows = fitted.rows, other_share = ?fitted.other_share, "federation encoder fitted");
+            }
+        }
         {
             let mut p = self.shared.progress();
             p.completed_round = report.round;
+            let done = report.round;
+            p.kinds.retain(|round, _| *round > done);
             p.global = report.model.clone();
             p.recent.push(RoundRecord::from(&report));
             if p.recent.len() > RECENT_ROUNDS {
@@ -883,9 +990,12 @@ dir = "state"
                 global: Arc::new(Vec::new()),
                 target_round: queued,
                 halted: None,
+                kinds: BTreeMap::new(),
                 recent: Vec::new(),
             }),
             queue_changed: Notify::new(),
+            secure: true,
+            sums: Mutex::default(),
         }
     }
 

@@ -344,7 +344,7 @@ impl Federation for FederationService {
                 protocol_version: PROTOCOL_VERSION,
                 federation: self.spec.federation.clone(),
                 model: Some(self.spec.model_spec()),
-                encoder_spec_json: self.spec.encoder_json.clone(),
+                encoder_spec_json: self.spec.in_force.get().json.to_string(),
                 coordinator_certificate_der: self.certificate.to_vec(),
                 crl_der: self
                     .crl

@@ -18,6 +18,8 @@ use crate::round::{Dropout, RoundReport, model_sha256};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RoundRecord {
     pub round: u64,
+    #[serde(default)]
+    pub kind: crate::kind::RoundKind,
     pub included: Vec<String>,
     pub dropped: Vec<(String, String)>,
     pub samples: u64,
@@ -29,6 +31,7 @@ impl From<&RoundReport> for RoundRecord {
     fn from(r: &RoundReport) -> Self {
         RoundRecord {
             round: r.round,
+            kind: r.kind,
             included: r.included.clone(),
             dropped: r
                 .dropped
@@ -64,6 +67,9 @@ pub struct Queue {
     /// a data scientist starts rounds again.
     #[serde(default)]
     pub halted: Option<String>,
+    /// Queued rounds that are not training rounds, by round number.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kinds: std::collections::BTreeMap<u64, crate::kind::RoundKind>,
 }
 
 /// The coordinator's storage folder.
@@ -300,6 +306,8 @@ mod tests {
             stats: Default::default(),
             receipt_entry: None,
             receipts: Vec::new(),
+            kind: Default::default(),
+            conclusion: None,
         }
     }
 

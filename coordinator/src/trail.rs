@@ -27,7 +27,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::CoordinatorError;
+use crate::federation::InForce;
+use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::round::Dropout;
+use fedsoc_datasets::statistics::Moments;
 
 /// Entry kinds.
 pub mod kind {
@@ -39,6 +42,13 @@ pub mod kind {
     pub const ROUND_MODEL: &str = "round.model";
     pub const ROUND_METRICS: &str = "round.metrics";
     pub const ROUND_ABORTED: &str = "round.aborted";
+    /// Pass 1 of a statistics round: rows, means, vocabulary coverage and
+    /// family counts ([`super::MomentsSummed`]).
+    pub const STATISTICS_MOMENTS: &str = "statistics.moments";
+    /// Pass 2: the federation's new encoder ([`super::EncoderFitted`]).
+    pub const ENCODER_FITTED: &str = "encoder.fitted";
+    /// A calibrate round's threshold ([`super::ThresholdCalibrated`]).
+    pub const THRESHOLD_CALIBRATED: &str = "threshold.calibrated";
     /// A participant's cosignature over a checkpoint
     /// ([`fedsoc_audit::CosignatureRecord`]).
     pub const CHECKPOINT_COSIGNED: &str = fedsoc_audit::cosignature::KIND;
@@ -171,6 +181,58 @@ pub struct RoundOpened {
     pub epochs: u32,
     pub batch_size: u32,
     pub learning_rate: f64,
+    /// What the round computes (logs from before round kinds: training).
+    #[serde(default)]
+    pub kind: RoundKind,
+    /// A sum round's public query (JSON), which its SecAgg+ context binds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// SHA-256 of the encoder in force, sent with every task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_sha256: Option<String>,
+}
+
+/// `statistics.moments`: what pass 1 of a statistics round summed to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MomentsSummed {
+    pub round: u64,
+    pub attempt: u32,
+    pub moments: Moments,
+}
+
+/// `encoder.fitted`: pass 2 of a statistics round, the federation's
+/// encoder from then on. Its version is the round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncoderFitted {
+    pub round: u64,
+    pub attempt: u32,
+    pub encoder_sha256: String,
+    pub encoder_json: String,
+    pub rows: u64,
+    /// Per categorical column, the share of rows outside its vocabulary.
+    pub other_share: BTreeMap<String, f64>,
+    /// Rows per attack family, federation-wide.
+    pub label_counts: BTreeMap<String, u64>,
+}
+
+/// `threshold.calibrated`: a calibrate round's federation threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdCalibrated {
+    pub round: u64,
+    pub attempt: u32,
+    /// The model whose scores were calibrated, and the encoder in force.
+    pub model_sha256: String,
+    pub encoder_sha256: String,
+    /// "reconstruction error" (autoencoder) or "logit" (classifier).
+    pub score: String,
+    pub false_alarm_rate: f64,
+    /// Flag scores above this.
+    pub threshold: f64,
+    /// The bin holding the pooled (1 − rate)-quantile of benign scores.
+    pub score_interval: [f64; 2],
+    /// Bounds on the share of benign validation rows above `threshold`.
+    pub false_alarm_interval: [f64; 2],
+    pub benign_rows: u64,
 }
 
 /// One message the coordinator accepted in a stage.
@@ -604,6 +666,58 @@ impl Trail {
         }))
     }
 
+    /// What the log's completed sum rounds established, starting from the
+    /// configuration's encoder `initial`: a conclusion counts once its
+    /// round's `round.model` is written (a crash before that reruns it).
+    pub fn sum_state(&self, initial: InForce) -> Result<SumState, CoordinatorError> {
+        let log = self.log();
+        let mut state = SumState {
+            encoder: initial,
+            ..SumState::default()
+        };
+        let mut open: Option<(u64, u32, Option<Query>)> = None;
+        let mut concluded: Option<Conclusion> = None;
+        let bad = |e: fedsoc_audit::EntryError| CoordinatorError::Audit(e.into());
+        for entry in log.entries() {
+            let entry = entry?;
+            match entry.kind.as_str() {
+                kind::ROUND_OPENED => {
+                    let b: RoundOpened = entry.body_json().map_err(bad)?;
+                    let query = match (&b.query, b.kind.is_sum()) {
+                        (Some(json), true) => {
+                            Some(Query::parse(b.kind, json).map_err(CoordinatorError::Internal)?)
+                        }
+                        _ => None,
+                    };
+                    open = Some((b.round, b.attempt, query));
+                    concluded = None;
+                }
+                kind::STATISTICS_MOMENTS => {
+                    concluded = Some(Conclusion::Moments(entry.body_json().map_err(bad)?))
+                }
+                kind::ENCODER_FITTED => {
+                    concluded = Some(Conclusion::Encoder(entry.body_json().map_err(bad)?))
+                }
+                kind::THRESHOLD_CALIBRATED => {
+                    concluded = Some(Conclusion::Threshold(entry.body_json().map_err(bad)?))
+                }
+                kind::ROUND_MODEL => {
+                    let b: RoundModel = entry.body_json().map_err(bad)?;
+                    if let (Some((round, attempt, Some(query))), Some(c)) = (&open, &concluded)
+                        && *round == b.round
+                        && *attempt == b.attempt
+                    {
+                        c.apply(&mut state, query);
+                    }
+                    open = None;
+                    concluded = None;
+                }
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
     /// The next attempt number for `round`.
     pub fn next_attempt(&self, round: u64) -> u32 {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
@@ -656,6 +770,9 @@ pub struct Opening<'a> {
     pub epochs: u32,
     pub batch_size: u32,
     pub learning_rate: f64,
+    pub kind: RoundKind,
+    pub query: Option<String>,
+    pub encoder_sha256: Option<String>,
 }
 
 impl<'a> Opening<'a> {
@@ -678,6 +795,9 @@ impl<'a> Opening<'a> {
             epochs: training.epochs,
             batch_size: training.batch_size,
             learning_rate: training.learning_rate,
+            kind: RoundKind::Train,
+            query: None,
+            encoder_sha256: None,
         }
     }
 }
@@ -706,6 +826,9 @@ impl Trail {
             epochs: opening.epochs,
             batch_size: opening.batch_size,
             learning_rate: opening.learning_rate,
+            kind: opening.kind,
+            query: opening.query,
+            encoder_sha256: opening.encoder_sha256,
         };
         self.append(kind::ROUND_OPENED, &body)?;
         Ok(RoundLog {
@@ -793,9 +916,16 @@ impl RoundLog<'_> {
         self.trail.append(kind::ROUND_AGGREGATED, &body)
     }
 
-    /// Writes `round.model`: the FedAvg step from `global_in` to `model`.
+    /// Writes a sum round's result entry (see [`kind`]).
+    pub fn result<T: Serialize>(&self, kind: &str, body: &T) -> Result<u64, CoordinatorError> {
+        self.trail.append(kind, body)
+    }
+
+    /// Writes `round.model`: the `strategy` step ("fedavg", or "unchanged"
+    /// after a round that computed no update) from `global_in` to `model`.
     pub fn model(
         &self,
+        strategy: &str,
         global_in: &[f32],
         model: &[f32],
         mean_loss: f32,
@@ -804,7 +934,7 @@ impl RoundLog<'_> {
         let body = RoundModel {
             round: self.round,
             attempt: self.attempt,
-            strategy: "fedavg".into(),
+            strategy: strategy.into(),
             global_in_sha256: sha256_hex(&f32_bytes(global_in)),
             model: self.trail.blob(&bytes)?,
             model_sha256: sha256_hex(&bytes),
@@ -857,6 +987,9 @@ mod tests {
                 epochs: 1,
                 batch_size: 8,
                 learning_rate: 0.1,
+                kind: RoundKind::Train,
+                query: None,
+                encoder_sha256: None,
             };
             trail.open_round(opening).unwrap();
         }

@@ -237,6 +237,9 @@ fn open_secure(
                 epochs: 1,
                 batch_size: 32,
                 learning_rate: 0.01,
+                kind: Default::default(),
+                query: None,
+                encoder_sha256: None,
             },
         )
         .unwrap();
@@ -693,6 +696,9 @@ fn plaintext_round(
                 epochs: 1,
                 batch_size: 32,
                 learning_rate: 0.01,
+                kind: Default::default(),
+                query: None,
+                encoder_sha256: None,
             },
         )
         .unwrap();

@@ -17,6 +17,9 @@
 //! - [`moments`]: federated preprocessing: the per-participant sums behind
 //!   the global feature statistics and the score histogram, as integer
 //!   vectors for secure aggregation, and what the sums decode to.
+//! - [`statistics`]: the queries of `statistics` and `calibrate` rounds:
+//!   what a member sums over its rows, and the encoder or threshold the
+//!   secure sum decodes to.
 //! - [`synthetic`]: the default data source: country profiles of eight
 //!   European SOCs, attack campaigns with their campaign→countries table, and
 //!   the deterministic generator ([`site_telemetry`], [`test_set`]).
@@ -38,12 +41,13 @@ pub mod partition;
 pub mod read;
 pub mod record;
 mod seed;
+pub mod statistics;
 pub mod synthetic;
 pub mod table;
 
 pub use encoder::{CategoricalColumn, EncoderSpec, NumericColumn};
 pub use error::DatasetError;
 pub use read::{Loaded, ReadOptions, ReadReport};
-pub use record::FlowRecord;
+pub use record::{FlowRecord, NORMAL};
 pub use synthetic::{SyntheticConfig, site_telemetry, test_set};
 pub use table::Records;

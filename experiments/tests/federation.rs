@@ -37,6 +37,9 @@ fn local_model(
 ) -> (Vec<f32>, usize) {
     let config = federation.participant_config(index);
     let records = fedsoc_participant::telemetry::load(&config.data).unwrap();
+    // The participant trains on what it does not hold out for validation.
+    let (records, _) =
+        fedsoc_participant::telemetry::split_validation(&records, config.validation_fraction);
     // The autoencoder learns benign traffic: rows labelled as attacks are left out.
     let benign = records.filter(|i| records.family(i) == "normal");
     let data = EncoderSpec::synthetic_default().encode(&benign).unwrap();

@@ -188,7 +188,11 @@ async fn hostile_participant(
                         // A scripted member: the task's CRL is the agent's to check.
                         &fedsoc_pki::RevocationList::empty(),
                         &key,
-                        (&delta, 100, 0.5),
+                        fedsoc_participant::secure::Contribution::Update {
+                            delta: &delta,
+                            samples: 100,
+                            loss: 0.5,
+                        },
                         &config.secure_aggregation,
                         None,
                     )

@@ -448,7 +448,11 @@ fn revocation_gaps_members_refuse_a_revoked_member_in_the_roster() {
             &verifier,
             revoked,
             &key,
-            (&delta, 50, 0.5),
+            fedsoc_participant::secure::Contribution::Update {
+                delta: &delta,
+                samples: 50,
+                loss: 0.5,
+            },
             &SecureFloor::default(),
             None,
         )

@@ -40,6 +40,9 @@ fn local_delta(
 ) -> (Vec<f32>, u64) {
     let config = federation.participant_config(index);
     let records = fedsoc_participant::telemetry::load(&config.data).unwrap();
+    // The participant trains on what it does not hold out for validation.
+    let (records, _) =
+        fedsoc_participant::telemetry::split_validation(&records, config.validation_fraction);
     // The autoencoder learns benign traffic: rows labelled as attacks are left out.
     let benign = records.filter(|i| records.family(i) == "normal");
     let data = EncoderSpec::synthetic_default().encode(&benign).unwrap();
@@ -164,7 +167,11 @@ async fn scripted_participant(
                         // A scripted member: the task's CRL is the agent's to check.
                         &fedsoc_pki::RevocationList::empty(),
                         &key,
-                        (&delta, samples, 0.5),
+                        fedsoc_participant::secure::Contribution::Update {
+                            delta: &delta,
+                            samples,
+                            loss: 0.5,
+                        },
                         &config.secure_aggregation,
                         None,
                     )

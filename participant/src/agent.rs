@@ -19,7 +19,6 @@ use fedsoc_proto::v1::{
     coordinator_message, participant_message,
 };
 use fedsoc_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, chunk, fault, session_end};
-use ndarray::Array2;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -30,7 +29,8 @@ use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
 use crate::releases::{Release, ReleaseLedger, base_model_sha256};
 use crate::revocation::{CrlKeeper, CrlRefusal};
-use crate::secure::SecureTask;
+use crate::prepared::Prepared;
+use crate::secure::{Contribution, SecureTask};
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
 use crate::workload::{RandomUpdates, Workload};
@@ -69,6 +69,15 @@ struct SecureInFlight {
     incoming: Option<(u32, Assembler<u8>)>,
 }
 
+impl Federation {
+    fn prepared_now(&self) -> Option<Arc<Prepared>> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 impl SecureInFlight {
     /// The task and the SHA-256 of each message we sent in it, by stage.
     fn sent(&self) -> (u64, BTreeMap<u32, String>) {
@@ -81,43 +90,12 @@ struct Federation {
     model: ModelConfig,
     /// The coordinator's certificate (DER), checked against every task's CRL.
     coordinator_certificate: Vec<u8>,
-    /// Our telemetry, encoded, as the model trains on it; `None` for
+    /// Our telemetry, split and encoded with the encoder in force; `None`
+    /// until it is (a failure is each task's reason), and always for
     /// random-update benchmarks.
-    data: Option<Arc<TrainingRows>>,
-}
-
-/// The rows a model trains on: the autoencoder learns benign traffic
-/// (rows labelled as attacks are left out), the classifier every row with
-/// its label.
-struct TrainingRows {
-    features: Array2<f32>,
-    attacks: Vec<bool>,
-}
-
-impl TrainingRows {
-    fn for_model(
-        model: &ModelConfig,
-        encoded: telemetry::Encoded,
-    ) -> Result<Self, ParticipantError> {
-        if model.needs_labels() {
-            return Ok(TrainingRows {
-                features: encoded.features,
-                attacks: encoded.attacks,
-            });
-        }
-        let benign: Vec<usize> = (0..encoded.attacks.len())
-            .filter(|&i| !encoded.attacks[i])
-            .collect();
-        if benign.is_empty() {
-            return Err(ParticipantError::Data(
-                fedsoc_datasets::DatasetError::EmptyInput,
-            ));
-        }
-        Ok(TrainingRows {
-            features: encoded.features.select(ndarray::Axis(0), &benign),
-            attacks: vec![false; benign.len()],
-        })
-    }
+    prepared: std::sync::Mutex<Option<Arc<Prepared>>>,
+    /// The encoder the Welcome carried: tasks without one use it.
+    welcome_encoder: String,
 }
 
 /// The model a Welcome describes.
@@ -543,35 +521,88 @@ impl Agent {
             .model
             .ok_or_else(|| ParticipantError::Protocol("Welcome without a model spec".into()))?;
         let model = model_from_spec(&spec)?;
-        let records = match &self.workload {
-            Workload::Train(records) => records.clone(),
-            Workload::Random(_) => {
-                return Ok(Federation {
-                    model,
-                    coordinator_certificate,
-                    data: None,
-                });
-            }
-        };
-        let encoder_json = welcome.encoder_spec_json;
-        let for_model = model.clone();
-        let data = tokio::task::spawn_blocking(move || {
-            TrainingRows::for_model(&for_model, telemetry::encode(&records, &encoder_json)?)
-        })
-        .await
-        .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))??;
-        if data.features.ncols() != model.input_dim() {
-            return Err(ParticipantError::Protocol(format!(
-                "the feature encoding yields {} features but the model expects {}",
-                data.features.ncols(),
-                model.input_dim()
-            )));
-        }
-        Ok(Federation {
+        let federation = Federation {
             model,
             coordinator_certificate,
-            data: Some(Arc::new(data)),
+            prepared: std::sync::Mutex::new(None),
+            welcome_encoder: welcome.encoder_spec_json,
+        };
+        if matches!(self.workload, Workload::Train(_)) {
+            // Early, so a telemetry the encoder cannot read is said at once;
+            // each task says it again as its reason to fail.
+            if let Err(e) = self.prepared(&federation, "").await {
+                tracing::warn!(participant = %self.config.id, source = %telemetry::describe(&self.config.data), error = %e, "telemetry does not fit the federation's encoder; tasks will be refused");
+            }
+        }
+        Ok(federation)
+    }
+
+    /// Our rows encoded with `encoder_json` (empty: the Welcome's), from
+    /// the last preparation when the encoder is the same.
+    async fn prepared(
+        &self,
+        federation: &Federation,
+        encoder_json: &str,
+    ) -> Result<Arc<Prepared>, ParticipantError> {
+        let Workload::Train(records) = &self.workload else {
+            return Err(ParticipantError::Protocol(
+                "no telemetry to answer with: this agent sends random updates".into(),
+            ));
+        };
+        let json = if encoder_json.is_empty() {
+            federation.welcome_encoder.clone()
+        } else {
+            encoder_json.to_string()
+        };
+        let sha = crate::prepared::encoder_sha256(&json);
+        if let Some(p) = federation.prepared_now().filter(|p| p.encoder_sha256 == sha) {
+            return Ok(p);
+        }
+        let (records, model, fraction) = (
+            records.clone(),
+            federation.model.clone(),
+            self.config.validation_fraction,
+        );
+        let source = telemetry::describe(&self.config.data);
+        let prepared = tokio::task::spawn_blocking(move || {
+            Prepared::new(&records, fraction, &model, &json)
         })
+        .await
+        .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))?
+        .map_err(|e| match e {
+            ParticipantError::Data(e) => ParticipantError::Unanswerable {
+                source_name: source,
+                reason: e.to_string(),
+            },
+            other => other,
+        })?;
+        let prepared = Arc::new(prepared);
+        *federation
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Our vector for a round that sums over our rows (see [`crate::prepared`]).
+    async fn compute_sum(
+        &self,
+        federation: &Federation,
+        task: &fedsoc_proto::v1::TrainTask,
+        global: Vec<f32>,
+    ) -> Result<Vec<u64>, ParticipantError> {
+        let prepared = self.prepared(federation, &task.encoder_spec_json).await?;
+        let (kind, query, model) = (
+            task.kind.clone(),
+            task.query_json.clone(),
+            federation.model.clone(),
+        );
+        let source = telemetry::describe(&self.config.data);
+        tokio::task::spawn_blocking(move || {
+            crate::prepared::answer(&kind, &query, &prepared, &model, &global, &source)
+        })
+        .await
+        .map_err(|e| ParticipantError::Protocol(format!("answering task failed: {e}")))?
     }
 
     /// Computes the task's update in the background: local training, or a
@@ -582,21 +613,18 @@ impl Agent {
         task: &fedsoc_proto::v1::TrainTask,
         global: Vec<f32>,
     ) -> Result<LocalUpdate, ParticipantError> {
-        let data = match (&self.workload, &federation.data) {
-            (Workload::Random(random), _) => {
-                return Ok(LocalUpdate {
-                    delta: random.delta(global.len(), task.seed),
-                    samples: random.samples,
-                    mean_loss: 0.0,
-                });
-            }
-            (Workload::Train(_), Some(data)) => data.clone(),
-            (Workload::Train(_), None) => {
-                return Err(ParticipantError::Protocol(
-                    "no encoded telemetry to train on".into(),
-                ));
-            }
-        };
+        if let Workload::Random(random) = &self.workload {
+            return Ok(LocalUpdate {
+                delta: random.delta(global.len(), task.seed),
+                samples: random.samples,
+                mean_loss: 0.0,
+            });
+        }
+        let data = self
+            .prepared(federation, &task.encoder_spec_json)
+            .await?
+            .rows
+            .clone();
         let train = TrainConfig {
             epochs: task.epochs as usize,
             batch_size: task.batch_size as usize,
@@ -655,7 +683,12 @@ impl Agent {
                 return Err(e);
             }
         };
-        let base = base_model_sha256(&global);
+        let sum = crate::prepared::is_sum(&task.kind);
+        let base = if sum {
+            crate::prepared::sum_base(task.round, &task.kind, &task.query_json, &global)
+        } else {
+            base_model_sha256(&global)
+        };
         let checked = match &task.secure {
             Some(params) => {
                 let members: Vec<String> = params
@@ -678,10 +711,22 @@ impl Agent {
                 return send(outbox, failed).await.map(|()| None);
             }
         };
-        let update = match self.compute_update(federation, &task, global).await {
-            Ok(update) => update,
+        let work = if sum {
+            match &task.secure {
+                Some(_) => self.compute_sum(federation, &task, global).await.map(Err),
+                None => Err(ParticipantError::Protocol(format!(
+                    "a {} round without secure aggregation: our statistics leave only as \
+                     part of a secure sum",
+                    task.kind
+                ))),
+            }
+        } else {
+            self.compute_update(federation, &task, global).await.map(Ok)
+        };
+        let work = match work {
+            Ok(work) => work,
             Err(e) => {
-                tracing::warn!(participant = %self.config.id, round = task.round, error = %e, "training failed");
+                tracing::warn!(participant = %self.config.id, round = task.round, kind = %task.kind, error = %e, "task failed");
                 let failed = participant_message::Body::TaskFailed(TaskFailed {
                     task_id: task.task_id,
                     reason: e.to_string(),
@@ -689,12 +734,31 @@ impl Agent {
                 return send(outbox, failed).await.map(|()| None);
             }
         };
-        let LocalUpdate {
-            delta,
-            samples,
-            mean_loss,
-        } = update;
-        tracing::info!(participant = %self.config.id, round = task.round, loss = mean_loss, samples, "update ready");
+        let (contribution, len, update) = match &work {
+            Ok(update) => {
+                tracing::info!(participant = %self.config.id, round = task.round, loss = update.mean_loss, samples = update.samples, "update ready");
+                (
+                    Contribution::Update {
+                        delta: &update.delta,
+                        samples: update.samples,
+                        loss: update.mean_loss,
+                    },
+                    update.delta.len(),
+                    Some(update),
+                )
+            }
+            Err(words) => {
+                tracing::info!(participant = %self.config.id, round = task.round, kind = %task.kind, words = words.len(), "sum ready");
+                (
+                    Contribution::Words {
+                        words: words.clone(),
+                        context: fedsoc_secagg::query_context(&task.kind, &task.query_json),
+                    },
+                    words.len(),
+                    None,
+                )
+            }
+        };
         if let Some(params) = &task.secure {
             let started = SecureTask::start(
                 params,
@@ -702,7 +766,7 @@ impl Agent {
                 &self.members,
                 &revoked,
                 &self.signing_key,
-                (delta.as_slice(), samples, mean_loss),
+                contribution,
                 &self.config.secure_aggregation,
                 pinned,
             );
@@ -732,17 +796,25 @@ impl Agent {
                 round: task.round,
                 base,
                 task: secure_task,
-                max_message: max_secagg_message(delta.len(), params.members.len()),
+                max_message: max_secagg_message(len, params.members.len()),
                 incoming: None,
             }));
         }
         if self.vanishes() {
             return Err(vanished());
         }
-        let header = participant_message::Body::UpdateHeader(UpdateHeader {
-            task_id: task.task_id,
+        let Some(LocalUpdate {
+            delta,
             samples,
             mean_loss,
+        }) = update
+        else {
+            return Ok(None);
+        };
+        let header = participant_message::Body::UpdateHeader(UpdateHeader {
+            task_id: task.task_id,
+            samples: *samples,
+            mean_loss: *mean_loss,
             num_params: delta.len() as u64,
         });
         send(outbox, header).await?;

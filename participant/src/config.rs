@@ -37,6 +37,15 @@ pub struct ParticipantConfig {
     /// coordinator proposes.
     #[serde(default)]
     pub secure_aggregation: SecureFloor,
+    /// Share of the benign rows held out of training, on which a calibrate
+    /// round scores the global model (a threshold set on rows the model
+    /// trained on would be too low).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+}
+
+fn default_validation_fraction() -> f64 {
+    0.1
 }
 
 /// This participant's own floor under the coordinator's secure-aggregation
@@ -196,6 +205,16 @@ impl ParticipantConfig {
     }
 
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return Err(invalid(
+                path,
+                "validation_fraction",
+                format!(
+                    "{} is not a share between 0 and 0.9 of the benign rows, e.g. 0.1",
+                    self.validation_fraction
+                ),
+            ));
+        }
         fedsoc_pki::Identity::participant(self.id.clone())
             .map_err(|e| invalid(path, "id", e.to_string()))?;
         if self.secure_aggregation.min_members < 3 {
@@ -299,6 +318,7 @@ mod tests {
             contributions: None,
             state_dir: None,
             secure_aggregation: SecureFloor::default(),
+            validation_fraction: 0.1,
         };
         assert_eq!(c.server_name(), "coord.example.eu");
         c.coordinator = "https://[::1]:7443/".into();

@@ -9,6 +9,9 @@ pub enum ParticipantError {
     Data(#[from] fedsoc_datasets::DatasetError),
     #[error("model: {0}")]
     Model(#[from] fedsoc_models::ModelError),
+    /// The telemetry cannot answer a round's query: which data, and why.
+    #[error("telemetry {source_name}: {reason}")]
+    Unanswerable { source_name: String, reason: String },
     #[error("cannot reach the coordinator at {url}: {detail}")]
     Connect { url: String, detail: String },
     #[error("the coordinator refused this participant: {0}")]

@@ -7,6 +7,9 @@
 //! - [`config`]: `participant.toml`, loaded and checked; reconnect backoff.
 //! - [`telemetry`]: loading the local data source and encoding it with the
 //!   federation's feature encoding.
+//! - [`prepared`]: our rows split (training, benign validation) and
+//!   encoded with the encoder in force; answers to statistics and
+//!   calibrate queries.
 //! - [`task`]: receiving a training task and its global model (sans-IO).
 //! - [`secure`]: our side of secure aggregation (sans-IO): member
 //!   certificates checked, update encoded, client stages driven.
@@ -26,6 +29,7 @@ pub mod agent;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod prepared;
 pub mod releases;
 pub mod revocation;
 pub mod secure;

@@ -35,6 +35,19 @@ enum State {
     Done,
 }
 
+/// What we put into a secure sum.
+pub enum Contribution<'a> {
+    /// A training round's model update, weighted by its samples.
+    Update {
+        delta: &'a [f32],
+        samples: u64,
+        loss: f32,
+    },
+    /// A sum round's integer words, and the context its query defines
+    /// ([`fedsoc_secagg::query_context`]).
+    Words { words: Vec<u64>, context: [u8; 32] },
+}
+
 /// One secure-aggregation attempt, from our advertisement to our shares.
 pub struct SecureTask {
     state: Option<State>,
@@ -83,7 +96,7 @@ fn round_config(
     me: &str,
     members: &fedsoc_pki::MemberVerifier,
     revoked: &fedsoc_pki::RevocationList,
-    num_params: usize,
+    contribution: &Contribution<'_>,
     floor: &SecureFloor,
 ) -> Result<(RoundConfig, ParticipantId), ParticipantError> {
     if params.members.len() < floor.min_members {
@@ -148,9 +161,24 @@ fn round_config(
         }
     }
     let me = my_index.ok_or_else(|| protocol("we are not a member of this secure round"))?;
-    encoding
-        .check_capacity(params.members.len())
-        .map_err(protocol)?;
+    let (ring, vector_len, context) = match contribution {
+        Contribution::Update { delta, .. } => {
+            encoding
+                .check_capacity(params.members.len())
+                .map_err(protocol)?;
+            (
+                encoding.quantizer.ring,
+                WeightedEncoding::vector_len(delta.len()),
+                encoding.context(),
+            )
+        }
+        Contribution::Words { words, context } => {
+            if encoding.quantizer.ring != Ring::U64 {
+                return Err(protocol("a sum round must add in the 64-bit ring"));
+            }
+            (Ring::U64, words.len(), *context)
+        }
+    };
     let config = RoundConfig {
         round_id,
         participants: verifying_keys.keys().copied().collect(),
@@ -158,9 +186,9 @@ fn round_config(
         neighbors: params.neighbors as usize,
         threshold: params.threshold as usize,
         colluders: params.colluders as usize,
-        ring: encoding.quantizer.ring,
-        vector_len: WeightedEncoding::vector_len(num_params),
-        context: encoding.context(),
+        ring,
+        vector_len,
+        context,
     };
     Ok((config, me))
 }
@@ -176,16 +204,22 @@ impl SecureTask {
         members: &fedsoc_pki::MemberVerifier,
         revoked: &fedsoc_pki::RevocationList,
         signing_key: &SigningKey,
-        update: (&[f32], u64, f32),
+        contribution: Contribution<'_>,
         floor: &SecureFloor,
         pinned: Option<Vec<String>>,
     ) -> Result<(Self, Vec<u8>), ParticipantError> {
-        let (delta, samples, loss) = update;
-        let (config, my_id) = round_config(params, me, members, revoked, delta.len(), floor)?;
+        let (config, my_id) = round_config(params, me, members, revoked, &contribution, floor)?;
         let mut rng = rand::rng();
-        let input = encoding(params)?
-            .encode(delta, samples, loss, &mut rng)
-            .map_err(protocol)?;
+        let input = match contribution {
+            Contribution::Update {
+                delta,
+                samples,
+                loss,
+            } => encoding(params)?
+                .encode(delta, samples, loss, &mut rng)
+                .map_err(protocol)?,
+            Contribution::Words { words, .. } => words,
+        };
         let (client, advert) =
             Client::start(config, my_id, signing_key, &mut rng).map_err(protocol)?;
         let advert = advert.encode();

@@ -71,6 +71,33 @@ fn read(source: &DataSource) -> Result<Records, ParticipantError> {
     Ok(loaded.records)
 }
 
+/// Where the telemetry comes from, for messages: the file (or pattern).
+pub fn describe(source: &DataSource) -> String {
+    match source {
+        DataSource::Synthetic { site, .. } => format!("synthetic telemetry of site {site}"),
+        DataSource::NslKdd { path, .. }
+        | DataSource::Csv { path, .. }
+        | DataSource::Zeek { path, .. }
+        | DataSource::Suricata { path, .. } => path.display().to_string(),
+    }
+}
+
+/// Splits records into the rows a model trains on and the benign rows held
+/// out for validation (a calibrate round scores those). The choice of a
+/// row depends only on its index, so it is the same in every session and
+/// every round; about `fraction` of the benign rows are held out.
+pub fn split_validation(records: &Records, fraction: f64) -> (Records, Records) {
+    let held_out = |row: usize| {
+        // SplitMix64 of the row index: a fixed, well-mixed draw per row.
+        let mut z = (row as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        records.family(row) == fedsoc_datasets::NORMAL && ((z >> 11) as f64) < fraction * (1u64 << 53) as f64
+    };
+    (records.filter(|row| !held_out(row)), records.filter(held_out))
+}
+
 /// The encoded rows and which of them are labelled attacks.
 pub struct Encoded {
     pub features: Array2<f32>,

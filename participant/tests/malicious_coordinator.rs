@@ -18,7 +18,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 use fedsoc_durable::Disk;
 use fedsoc_participant::config::SecureFloor;
 use fedsoc_participant::releases::{Release, ReleaseError, ReleaseLedger, base_model_sha256};
-use fedsoc_participant::secure::{SecureTask, encoding};
+use fedsoc_participant::secure::{Contribution, SecureTask, encoding};
 use fedsoc_pki::{CertificateAuthority, Identity, MemberVerifier, first_certificate_der};
 use fedsoc_proto::secagg_stage as stage;
 use fedsoc_proto::v1::{Member, SecureAggregation};
@@ -162,7 +162,11 @@ fn attempt(
             &fed.verifier,
             &fedsoc_pki::RevocationList::empty(),
             &soc.key,
-            (&soc.update, 100, 0.5),
+            Contribution::Update {
+                delta: &soc.update,
+                samples: 100,
+                loss: 0.5,
+            },
             &SecureFloor::default(),
             pinned,
         )

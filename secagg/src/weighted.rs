@@ -29,7 +29,7 @@ pub struct WeightedEncoding {
 }
 
 /// What the secure sum decodes to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WeightedTotal {
     /// Σ wᵢ·Δᵢ (of the clipped Δᵢ, up to the quantisation error).
     pub weighted_delta: Vec<f64>,
