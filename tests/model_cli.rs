@@ -392,7 +392,13 @@ fn bundle_export_verify_and_score_only_when_verified() {
         .unwrap();
     ok(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for expected in ["federation", "round       2", "sha256", "checkpoint", "verified:"] {
+    for expected in [
+        "federation",
+        "round       2",
+        "sha256",
+        "checkpoint",
+        "verified:",
+    ] {
         assert!(stdout.contains(expected), "{expected:?} in {stdout}");
     }
 

@@ -225,6 +225,40 @@ mod tests {
     }
 
     #[test]
+    fn the_coordinator_key_needs_the_coordinator_role_and_a_time_it_was_valid() {
+        let ca = CertificateAuthority::generate("a").unwrap();
+        let coordinator = ca
+            .issue(&Identity::new(Role::Coordinator, "coord").unwrap(), &[])
+            .unwrap();
+        let participant = ca
+            .issue(&Identity::new(Role::Participant, "soc-ee").unwrap(), &[])
+            .unwrap();
+        let der = |pem: &str| tls::first_certificate_der(pem).unwrap();
+        let verifier = MemberVerifier::new(ca.cert_pem()).unwrap();
+        let key = verifier
+            .coordinator_key(&der(&coordinator.cert_pem))
+            .unwrap();
+        let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&coordinator.key_pem).unwrap();
+        assert_eq!(key, signing.verifying_key());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(
+            verifier
+                .coordinator_key_at(&der(&coordinator.cert_pem), now)
+                .unwrap(),
+            key
+        );
+        assert!(matches!(
+            verifier.coordinator_key(&der(&participant.cert_pem)),
+            Err(PkiError::WrongRole { .. })
+        ));
+        // Long before it was issued, the certificate proves nothing.
+        let err = verifier
+            .coordinator_key_at(&der(&coordinator.cert_pem), now - 10 * 365 * 86_400)
+            .unwrap_err();
+        assert!(err.to_string().contains("not yet valid"), "{err}");
+    }
+
+    #[test]
     fn the_verifier_remembers_only_certificates_that_checked_out() {
         let ca = CertificateAuthority::generate("a").unwrap();
         let other = CertificateAuthority::generate("b").unwrap();
