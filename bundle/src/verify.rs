@@ -196,7 +196,7 @@ impl Bundle {
 
         // What model.safetensors says about itself must agree with the log too.
         let encoder_text = String::from_utf8_lossy(&self.encoder_json);
-        for (field, found, logged) in [
+        if let Some((field, found, logged)) = first_mismatch([
             (
                 "federation",
                 meta.federation.clone(),
@@ -217,14 +217,12 @@ impl Bundle {
                 meta.encoder_json.clone(),
                 encoder_text.into_owned(),
             ),
-        ] {
-            if found != logged {
-                return Err(BundleError::ModelMetadataMismatch {
-                    field,
-                    found,
-                    logged,
-                });
-            }
+        ]) {
+            return Err(BundleError::ModelMetadataMismatch {
+                field,
+                found,
+                logged,
+            });
         }
 
         let threshold = check_threshold(
@@ -240,7 +238,7 @@ impl Bundle {
         let logged_threshold = threshold
             .as_ref()
             .map(|t| t.calibrated.threshold.to_string());
-        for (field, stated, logged) in [
+        if let Some((field, stated, logged)) = first_mismatch([
             (
                 "federation",
                 provenance.federation.clone(),
@@ -271,14 +269,12 @@ impl Bundle {
                 format!("{stated_threshold:?}"),
                 format!("{logged_threshold:?}"),
             ),
-        ] {
-            if stated != logged {
-                return Err(BundleError::SummaryMismatch {
-                    field,
-                    stated,
-                    logged,
-                });
-            }
+        ]) {
+            return Err(BundleError::SummaryMismatch {
+                field,
+                stated,
+                logged,
+            });
         }
 
         let contents = contents(self, model, weights, meta)?;
@@ -482,6 +478,15 @@ fn contents(
         encoder,
         threshold,
     })
+}
+
+/// The first `(field, stated, logged)` whose two values differ.
+fn first_mismatch<const N: usize>(
+    pairs: [(&'static str, String, String); N],
+) -> Option<(&'static str, String, String)> {
+    pairs
+        .into_iter()
+        .find(|(_, stated, logged)| stated != logged)
 }
 
 /// "autoencoder 41→[32, 16]" for messages.
