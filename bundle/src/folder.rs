@@ -129,7 +129,7 @@ fn check_is_bundle_folder(dir: &Path) -> Result<(), BundleError> {
 /// Moves the finished `tmp` folder to `dir`, replacing an old bundle there.
 fn replace(tmp: &Path, dir: &Path, parent: &Path) -> Result<(), BundleError> {
     if dir.exists() {
-        let old = tmp.with_extension("old");
+        let old = PathBuf::from(format!("{}.old", tmp.display()));
         fs::rename(dir, &old).map_err(BundleError::io("move aside", dir))?;
         fs::rename(tmp, dir).map_err(BundleError::io("rename into place", dir))?;
         fs::remove_dir_all(&old).map_err(BundleError::io("remove", &old))?;
