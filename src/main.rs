@@ -29,6 +29,7 @@ macro_rules! outln {
     };
 }
 
+mod bundle_cmd;
 mod model_cmd;
 mod out;
 mod round_cmd;
@@ -85,7 +86,8 @@ enum Command {
     /// centralized, with metrics, plots and a report.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
-    /// Global models outside the federation: export a round for notebooks or burn.
+    /// Global models outside the federation: export a round for notebooks, burn or deployment
+    /// (a verifiable bundle), and verify a bundle.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     /// Score telemetry with an exported model and flag rows above a threshold.

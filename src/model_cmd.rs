@@ -23,6 +23,9 @@ pub enum ModelCommand {
     /// Write a round's global model as safetensors (for notebooks and `fedsoc score`) or as a
     /// burn record, with its architecture, round, hash and feature encoder.
     Export(ExportArgs),
+    /// Verify a model bundle offline against the federation CA: the coordinator's signed
+    /// checkpoint, the inclusion of every provenance entry, and every file against them.
+    Verify(crate::bundle_cmd::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -39,7 +42,7 @@ pub struct ExportArgs {
     round: Option<u64>,
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     format: ExportFormat,
-    /// The file to write; a burn export also writes OUT.json beside it.
+    /// The file to write; a burn export also writes OUT.json beside it; a bundle is a folder.
     #[arg(long)]
     out: PathBuf,
 }
@@ -51,13 +54,27 @@ enum ExportFormat {
     Safetensors,
     /// burn's record format (burnpack) of the model module, plus a JSON sidecar OUT.json.
     Burn,
+    /// A deployable folder: the safetensors model, the encoder, the federation's threshold and
+    /// their audit-log proofs (verify it with `fedsoc model verify`).
+    Bundle,
 }
 
 #[derive(Args)]
 pub struct ScoreArgs {
     /// A model written by `fedsoc model export --format safetensors`.
+    #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
+    model: Option<PathBuf>,
+    /// A bundle written by `fedsoc model export --format bundle`: model, encoder and the
+    /// federation's threshold in one, used only once verified (--ca).
     #[arg(long)]
-    model: PathBuf,
+    bundle: Option<PathBuf>,
+    /// The federation CA (PEM) to verify --bundle against.
+    #[arg(long, requires = "bundle")]
+    ca: Option<PathBuf>,
+    /// Score with --bundle without verifying it (prints a warning; its contents may have been
+    /// changed by anyone).
+    #[arg(long, requires = "bundle", conflicts_with = "ca")]
+    insecure_skip_verify: bool,
     /// The telemetry to score.
     #[arg(long)]
     input: PathBuf,
@@ -71,7 +88,7 @@ pub struct ScoreArgs {
     /// default: standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Flag rows scoring above this.
+    /// Flag rows scoring above this (overrides a bundle's threshold).
     #[arg(long, conflicts_with = "calibrate")]
     threshold: Option<f32>,
     /// Calibrate the threshold on this reference traffic (same format as --input): its benign
@@ -108,10 +125,14 @@ impl From<TelemetryFormat> for InputFormat {
 pub fn run(command: ModelCommand) -> Result<()> {
     match command {
         ModelCommand::Export(args) => export(args),
+        ModelCommand::Verify(args) => crate::bundle_cmd::verify(args),
     }
 }
 
 fn export(args: ExportArgs) -> Result<()> {
+    if let ExportFormat::Bundle = args.format {
+        return crate::bundle_cmd::export(&args.config, args.store, args.round, &args.out);
+    }
     let config = CoordinatorConfig::load(&args.config)?;
     let spec = FederationSpec::from_config(&config)?;
     let store = args.store.unwrap_or_else(|| config.storage.dir.clone());
@@ -144,6 +165,7 @@ fn export(args: ExportArgs) -> Result<()> {
         ExportFormat::Safetensors => {
             write_atomic(&args.out, &export_safetensors(&spec.model, &flat, &meta)?)?;
         }
+        ExportFormat::Bundle => unreachable!("handled above"),
         ExportFormat::Burn => {
             let sidecar = sidecar_path(&args.out);
             write_atomic(&args.out, &export_burn(&spec.model, &flat)?)?;
@@ -298,24 +320,35 @@ fn read_telemetry(input: &InputSpec) -> Result<fedsoc_datasets::Loaded, Experime
 }
 
 pub fn score(args: ScoreArgs) -> Result<()> {
-    if args.threshold.is_none() && args.calibrate.is_none() {
+    let (model, bundled) = match (&args.model, &args.bundle) {
+        (Some(path), _) => (ExportedModel::load(path)?, None),
+        (None, Some(bundle)) => {
+            crate::bundle_cmd::for_scoring(bundle, args.ca.as_deref(), args.insecure_skip_verify)?
+        }
+        (None, None) => bail!("give --model MODEL.safetensors or --bundle BUNDLE"),
+    };
+    if args.threshold.is_none() && args.calibrate.is_none() && bundled.is_none() {
         bail!(
             "give exactly one of --threshold T (flag rows scoring above T) or --calibrate REF \
-             (calibrate on normal traffic REF at --fpr, default 0.01)"
+             (calibrate on normal traffic REF at --fpr, default 0.01){}",
+            if args.bundle.is_some() {
+                "; this bundle carries no federation threshold"
+            } else {
+                ""
+            }
         );
     }
     if args.fpr.is_some() && args.calibrate.is_none() {
         bail!("--fpr applies to --calibrate REF; with --threshold it has no effect, drop it");
     }
-    let model = ExportedModel::load(&args.model)?;
     let spec = |path: &Path| InputSpec {
         path: path.to_path_buf(),
         format: args.format.map(InputFormat::from),
         schema: args.schema.clone(),
         skip_bad_rows: args.skip_bad_rows,
     };
-    let threshold = match (args.threshold, &args.calibrate) {
-        (Some(value), _) => {
+    let threshold = match (args.threshold, &args.calibrate, bundled) {
+        (Some(value), _, _) => {
             if !value.is_finite() {
                 bail!("--threshold {value} must be a finite number");
             }
@@ -324,7 +357,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                 source: ThresholdSource::Given,
             }
         }
-        (None, Some(reference)) => {
+        (None, Some(reference), _) => {
             let loaded = read_telemetry(&spec(reference))?;
             eprintln!("{}", loaded.report);
             calibrate_on(
@@ -334,7 +367,8 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                 args.fpr.unwrap_or(0.01),
             )?
         }
-        (None, None) => unreachable!("checked above"),
+        (None, None, Some(bundled)) => bundled,
+        (None, None, None) => unreachable!("checked above"),
     };
     let loaded = read_telemetry(&spec(&args.input))?;
     eprintln!("{}", loaded.report);

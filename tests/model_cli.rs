@@ -361,3 +361,82 @@ fn export_refuses_a_model_that_does_not_match_its_record() {
     let stderr = failed(&export("1"));
     assert!(stderr.contains("truncated"), "{stderr}");
 }
+
+/// A real federation (coordinator and participants over mutual TLS, one round): its model
+/// exported as a bundle verifies with `model verify`, a changed weight fails naming the file,
+/// and `score --bundle` refuses a bundle it did not verify.
+#[test]
+fn bundle_export_verify_and_score_only_when_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = federation(dir.path());
+    let config = store.join("coordinator.toml");
+    let ca = store.join("pki").join("ca.pem");
+    let bundle = dir.path().join("bundle");
+    ok(&fedsoc()
+        .args(["model", "export", "--format", "bundle", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap());
+    for file in ["model.safetensors", "encoder.json", "provenance.json"] {
+        assert!(bundle.join(file).exists(), "{file}");
+    }
+
+    let output = fedsoc()
+        .args(["model", "verify"])
+        .arg(&bundle)
+        .arg("--ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "federation",
+        "round       2",
+        "sha256",
+        "checkpoint",
+        "verified:",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in {stdout}");
+    }
+
+    let telemetry = dir.path().join("conn.log");
+    zeek_log(&telemetry, 40, 5);
+    let score = |extra: &[&str]| {
+        fedsoc()
+            .args(["score", "--threshold", "0.5", "--bundle"])
+            .arg(&bundle)
+            .arg("--input")
+            .arg(&telemetry)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = failed(&score(&[]));
+    assert!(refused.contains("--insecure-skip-verify"), "{refused}");
+    let verified = ok(&score(&["--ca", ca.to_str().unwrap()]));
+    assert!(verified.contains("bundle verified"), "{verified}");
+    let insecure = ok(&score(&["--insecure-skip-verify"]));
+    assert!(insecure.contains("WARNING"), "{insecure}");
+
+    // One changed byte in the weights: verification and verified scoring fail, naming it.
+    let model = bundle.join("model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&model, bytes).unwrap();
+    let err = failed(
+        &fedsoc()
+            .args(["model", "verify"])
+            .arg(&bundle)
+            .arg("--ca")
+            .arg(&ca)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("model.safetensors was changed"), "{err}");
+    let err = failed(&score(&["--ca", ca.to_str().unwrap()]));
+    assert!(err.contains("model.safetensors was changed"), "{err}");
+}

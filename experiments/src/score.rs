@@ -216,6 +216,12 @@ pub enum ThresholdSource {
         fpr: f64,
         rows: usize,
     },
+    /// A model bundle's threshold, calibrated by the federation in a `calibrate` round.
+    Federation {
+        round: u64,
+        false_alarm_rate: f64,
+        benign_rows: u64,
+    },
 }
 
 /// A score threshold: rows scoring strictly above it are flagged.
@@ -239,6 +245,16 @@ impl fmt::Display for Threshold {
                  for a false-positive rate of at most {fpr})",
                 self.value,
                 1.0 - fpr
+            ),
+            ThresholdSource::Federation {
+                round,
+                false_alarm_rate,
+                benign_rows,
+            } => write!(
+                f,
+                "{} (the federation's, calibrated in round {round} over {benign_rows} benign \
+                 rows for a false-alarm rate of {false_alarm_rate})",
+                self.value
             ),
         }
     }

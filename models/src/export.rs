@@ -270,6 +270,24 @@ fn safetensors_metadata(
 /// an unknown kind, a missing or misshapen tensor, weights that do not match their hash) is a
 /// [`ModelError::ModelFile`] naming it.
 pub fn read_safetensors(bytes: &[u8]) -> Result<(ModelConfig, Vec<f32>, ExportMeta), ModelError> {
+    let (config, flat, meta) = read_safetensors_unverified(bytes)?;
+    let actual = flat_sha256(&flat);
+    if actual != meta.model_sha256 {
+        return Err(file_error(format!(
+            "the weights hash to {actual} but __metadata__ records model_sha256 {}; \
+             the file was altered after export, export it again",
+            meta.model_sha256
+        )));
+    }
+    Ok((config, flat, meta))
+}
+
+/// [`read_safetensors`] without comparing the weights with the `model_sha256` the file itself
+/// records, for a caller that checks them against a record it trusts more (a model bundle
+/// checks the hash signed in the audit log, and names that record when they differ).
+pub fn read_safetensors_unverified(
+    bytes: &[u8],
+) -> Result<(ModelConfig, Vec<f32>, ExportMeta), ModelError> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| {
         file_error(format!(
             "not a readable safetensors file ({e}); it is truncated or corrupt, export it again"
@@ -314,14 +332,6 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<(ModelConfig, Vec<f32>, ExportMe
         encoder_json: get(MetaKey::ENCODER)?.to_string(),
     };
     let flat = read_tensors(&config, &file)?;
-    let actual = flat_sha256(&flat);
-    if actual != meta.model_sha256 {
-        return Err(file_error(format!(
-            "the weights hash to {actual} but __metadata__ records model_sha256 {}; \
-             the file was altered after export, export it again",
-            meta.model_sha256
-        )));
-    }
     Ok((config, flat, meta))
 }
 
@@ -333,8 +343,9 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ModelError> 
     })
 }
 
-/// The architecture a file describes, checked before any tensor is read.
-fn model_config(
+/// The architecture named by a kind (`"autoencoder"` or `"classifier"`) and widths, as exports
+/// and the audit log's `federation.created` record it; validated.
+pub fn model_config(
     kind: &str,
     input_dim: usize,
     hidden: Vec<usize>,

@@ -448,20 +448,11 @@ impl Agent {
     fn coordinator_key(&self, der: &[u8]) -> Result<ed25519_dalek::VerifyingKey, ParticipantError> {
         let refused = |why: String| {
             ParticipantError::Refused(format!(
-                "the coordinator's certificate in Welcome {why}; its audit checkpoints cannot be checked"
+                "the coordinator's certificate in Welcome is refused ({why}); its audit checkpoints cannot be checked"
             ))
         };
-        let member = self
-            .members
-            .verify(der)
-            .map_err(|e| refused(e.to_string()))?;
-        if member.identity.role != fedsoc_pki::Role::Coordinator {
-            return Err(refused(format!(
-                "is a {} certificate",
-                member.identity.role
-            )));
-        }
-        ed25519_dalek::VerifyingKey::from_bytes(&member.ed25519_public)
+        self.members
+            .coordinator_key(der)
             .map_err(|e| refused(e.to_string()))
     }
 

@@ -32,6 +32,15 @@ pub enum PkiError {
     BadRole(String),
     #[error("invalid id {0:?}: ids are 1-64 characters of a-z, A-Z, 0-9, '-', '_' and '.'")]
     BadId(String),
+    #[error(
+        "the certificate of {id:?} is a {found} certificate where a {expected} certificate is \
+         required; use the {expected}'s certificate issued by the federation CA"
+    )]
+    WrongRole {
+        expected: crate::Role,
+        found: crate::Role,
+        id: String,
+    },
     #[error("invalid validity: {0}")]
     BadValidity(String),
     #[error(

@@ -11,9 +11,9 @@ use std::sync::Mutex;
 
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
 
-use crate::{Identity, PkiError, files, identity_from_der, tls};
+use crate::{Identity, PkiError, Role, files, identity_from_der, tls};
 
 /// OID of Ed25519 (RFC 8410).
 const ED25519_OID: &str = "1.3.101.112";
@@ -28,7 +28,7 @@ pub struct VerifiedMember {
 /// Checks `cert_der` against the CA certificate in `ca_pem`.
 pub fn verify_member(ca_pem: &str, cert_der: &[u8]) -> Result<VerifiedMember, PkiError> {
     MemberVerifier::new(ca_pem)?
-        .check(cert_der)
+        .check(cert_der, ASN1Time::now())
         .map(|(member, _)| member)
 }
 
@@ -79,7 +79,7 @@ impl MemberVerifier {
         if let Some(member) = recalled {
             return Ok(member);
         }
-        let (member, not_after) = self.check(cert_der)?;
+        let (member, not_after) = self.check(cert_der, ASN1Time::now())?;
         let mut verified = self.lock();
         if verified.len() >= CACHE_LIMIT {
             verified.clear();
@@ -88,13 +88,45 @@ impl MemberVerifier {
         Ok(member)
     }
 
+    /// [`verify`](Self::verify) as of `at_unix_s` (seconds since the Unix epoch) rather than
+    /// now, uncached: a record signed while a certificate was valid (an audit checkpoint in a
+    /// model bundle) stays checkable after the certificate expires.
+    pub fn verify_at(&self, cert_der: &[u8], at_unix_s: i64) -> Result<VerifiedMember, PkiError> {
+        let at = ASN1Time::from_timestamp(at_unix_s).map_err(|_| {
+            PkiError::BadValidity(format!(
+                "{at_unix_s} is not a time a certificate can be checked at"
+            ))
+        })?;
+        self.check(cert_der, at).map(|(member, _)| member)
+    }
+
+    /// The Ed25519 key that signs the coordinator's audit checkpoints: `cert_der` must chain to
+    /// the CA, be valid now and name the coordinator role. One check for every reader of
+    /// checkpoints (participants, model bundles).
+    pub fn coordinator_key(
+        &self,
+        cert_der: &[u8],
+    ) -> Result<ed25519_dalek::VerifyingKey, PkiError> {
+        coordinator_key_of(self.verify(cert_der)?)
+    }
+
+    /// [`coordinator_key`](Self::coordinator_key) as of `at_unix_s` (see
+    /// [`verify_at`](Self::verify_at)).
+    pub fn coordinator_key_at(
+        &self,
+        cert_der: &[u8],
+        at_unix_s: i64,
+    ) -> Result<ed25519_dalek::VerifyingKey, PkiError> {
+        coordinator_key_of(self.verify_at(cert_der, at_unix_s)?)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (VerifiedMember, i64)>> {
         // Every update is a single insert or clear: poison is moot.
         self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The full check; also returns the certificate's expiry.
-    fn check(&self, cert_der: &[u8]) -> Result<(VerifiedMember, i64), PkiError> {
+    fn check(&self, cert_der: &[u8], at: ASN1Time) -> Result<(VerifiedMember, i64), PkiError> {
         let (_, ca) = X509Certificate::from_der(&self.ca_der)
             .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
         let (_, cert) = X509Certificate::from_der(cert_der)
@@ -106,10 +138,12 @@ impl MemberVerifier {
                 "issuer is not the federation CA".into(),
             ));
         }
-        if !cert.validity().is_valid() {
-            return Err(PkiError::BadCertificate(
-                "expired or not yet valid; issue a new certificate".into(),
-            ));
+        if !cert.validity().is_valid_at(at) {
+            return Err(PkiError::BadCertificate(format!(
+                "expired or not yet valid at {at} (valid {} to {}); issue a new certificate",
+                cert.validity().not_before,
+                cert.validity().not_after
+            )));
         }
         let spki = cert.public_key();
         if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
@@ -129,6 +163,19 @@ impl MemberVerifier {
         };
         Ok((member, cert.validity().not_after.timestamp()))
     }
+}
+
+/// The checkpoint key of a verified member that must be the coordinator.
+fn coordinator_key_of(member: VerifiedMember) -> Result<ed25519_dalek::VerifyingKey, PkiError> {
+    if member.identity.role != Role::Coordinator {
+        return Err(PkiError::WrongRole {
+            expected: Role::Coordinator,
+            found: member.identity.role,
+            id: member.identity.id,
+        });
+    }
+    ed25519_dalek::VerifyingKey::from_bytes(&member.ed25519_public)
+        .map_err(|e| PkiError::BadCertificate(format!("invalid Ed25519 public key: {e}")))
 }
 
 /// The Ed25519 signing key in a PKCS#8 PEM file (our certificate's key).
@@ -175,6 +222,40 @@ mod tests {
         let err = verify_member(other.cert_pem(), &der).unwrap_err();
         assert!(err.to_string().contains("federation CA"), "{err}");
         assert!(verify_member(ca.cert_pem(), b"garbage").is_err());
+    }
+
+    #[test]
+    fn the_coordinator_key_needs_the_coordinator_role_and_a_time_it_was_valid() {
+        let ca = CertificateAuthority::generate("a").unwrap();
+        let coordinator = ca
+            .issue(&Identity::new(Role::Coordinator, "coord").unwrap(), &[])
+            .unwrap();
+        let participant = ca
+            .issue(&Identity::new(Role::Participant, "soc-ee").unwrap(), &[])
+            .unwrap();
+        let der = |pem: &str| tls::first_certificate_der(pem).unwrap();
+        let verifier = MemberVerifier::new(ca.cert_pem()).unwrap();
+        let key = verifier
+            .coordinator_key(&der(&coordinator.cert_pem))
+            .unwrap();
+        let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&coordinator.key_pem).unwrap();
+        assert_eq!(key, signing.verifying_key());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(
+            verifier
+                .coordinator_key_at(&der(&coordinator.cert_pem), now)
+                .unwrap(),
+            key
+        );
+        assert!(matches!(
+            verifier.coordinator_key(&der(&participant.cert_pem)),
+            Err(PkiError::WrongRole { .. })
+        ));
+        // Long before it was issued, the certificate proves nothing.
+        let err = verifier
+            .coordinator_key_at(&der(&coordinator.cert_pem), now - 10 * 365 * 86_400)
+            .unwrap_err();
+        assert!(err.to_string().contains("not yet valid"), "{err}");
     }
 
     #[test]
