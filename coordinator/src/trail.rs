@@ -46,9 +46,9 @@ pub mod kind {
     /// family counts ([`super::MomentsSummed`]).
     pub const STATISTICS_MOMENTS: &str = "statistics.moments";
     /// Pass 2: the federation's new encoder ([`super::EncoderFitted`]).
-    pub const ENCODER_FITTED: &str = "encoder.fitted";
+    pub const ENCODER_FITTED: &str = fedsoc_bundle::kind::ENCODER_FITTED;
     /// A calibrate round's threshold ([`super::ThresholdCalibrated`]).
-    pub const THRESHOLD_CALIBRATED: &str = "threshold.calibrated";
+    pub const THRESHOLD_CALIBRATED: &str = fedsoc_bundle::kind::THRESHOLD_CALIBRATED;
     /// A participant's cosignature over a checkpoint
     /// ([`fedsoc_audit::CosignatureRecord`]).
     pub const CHECKPOINT_COSIGNED: &str = fedsoc_audit::cosignature::KIND;
@@ -200,40 +200,9 @@ pub struct MomentsSummed {
     pub moments: Moments,
 }
 
-/// `encoder.fitted`: pass 2 of a statistics round, the federation's
-/// encoder from then on. Its version is the round.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EncoderFitted {
-    pub round: u64,
-    pub attempt: u32,
-    pub encoder_sha256: String,
-    pub encoder_json: String,
-    pub rows: u64,
-    /// Per categorical column, the share of rows outside its vocabulary.
-    pub other_share: BTreeMap<String, f64>,
-    /// Rows per attack family, federation-wide.
-    pub label_counts: BTreeMap<String, u64>,
-}
-
-/// `threshold.calibrated`: a calibrate round's federation threshold.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdCalibrated {
-    pub round: u64,
-    pub attempt: u32,
-    /// The model whose scores were calibrated, and the encoder in force.
-    pub model_sha256: String,
-    pub encoder_sha256: String,
-    /// "reconstruction error" (autoencoder) or "logit" (classifier).
-    pub score: String,
-    pub false_alarm_rate: f64,
-    /// Flag scores above this.
-    pub threshold: f64,
-    /// The bin holding the pooled (1 − rate)-quantile of benign scores.
-    pub score_interval: [f64; 2],
-    /// Bounds on the share of benign validation rows above `threshold`.
-    pub false_alarm_interval: [f64; 2],
-    pub benign_rows: u64,
-}
+/// `encoder.fitted` and `threshold.calibrated`: defined with the bundle,
+/// which carries them as provenance.
+pub use fedsoc_bundle::records::{EncoderFitted, ThresholdCalibrated};
 
 /// One message the coordinator accepted in a stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
