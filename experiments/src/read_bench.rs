@@ -129,7 +129,11 @@ pub fn run_read_bench(
 
 /// The child's side: reads `dir` as a participant's Zeek source with
 /// `max_rows`, and reports its own peak memory before and after.
-pub fn measure_read(dir: &Path, max_rows: usize, seed: u64) -> Result<ReadFigures, ExperimentError> {
+pub fn measure_read(
+    dir: &Path,
+    max_rows: usize,
+    seed: u64,
+) -> Result<ReadFigures, ExperimentError> {
     let source = DataSource::Zeek(FlowLogs {
         max_rows: Some(max_rows),
         sample_seed: seed,
@@ -194,8 +198,7 @@ pub fn peak_rss_kb() -> Result<u64, ExperimentError> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| {
             ExperimentError::Setup(
-                "/proc/self/status has no VmHWM line; peak memory is measured on Linux only"
-                    .into(),
+                "/proc/self/status has no VmHWM line; peak memory is measured on Linux only".into(),
             )
         })
 }
@@ -293,7 +296,9 @@ fn disk_bytes(dir: &Path) -> Result<u64, ExperimentError> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| ExperimentError::io(dir, e))? {
         let entry = entry.map_err(|e| ExperimentError::io(dir, e))?;
-        let meta = entry.metadata().map_err(|e| ExperimentError::io(&entry.path(), e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| ExperimentError::io(&entry.path(), e))?;
         total += if meta.is_dir() {
             disk_bytes(&entry.path())?
         } else {
@@ -318,9 +323,16 @@ mod tests {
             seed: 1,
         };
         generate(&options).unwrap();
-        assert!(dir.path().join("2026-12-01/conn.02:00:00-03:00:00.log.gz").is_file());
+        assert!(
+            dir.path()
+                .join("2026-12-01/conn.02:00:00-03:00:00.log.gz")
+                .is_file()
+        );
         let figures = measure_read(dir.path(), 500, 1).unwrap();
-        assert_eq!((figures.files, figures.rows_read, figures.kept), (3, 3_000, 500));
+        assert_eq!(
+            (figures.files, figures.rows_read, figures.kept),
+            (3, 3_000, 500)
+        );
         assert!(figures.peak_rss_kb >= figures.baseline_rss_kb);
     }
 }

@@ -361,7 +361,8 @@ impl ParticipantConfig {
             }
             DataSource::Zeek(_) | DataSource::Suricata(_) => {
                 if let Some(source) = self.data.flow_source() {
-                    let source = source.map_err(|(field, e)| invalid(path, &format!("data.{field}"), e))?;
+                    let source =
+                        source.map_err(|(field, e)| invalid(path, &format!("data.{field}"), e))?;
                     files::resolve(source.format, &source.path)
                         .map_err(|e| invalid(path, "data.path", e.to_string()))?;
                 }
@@ -487,5 +488,83 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A participant.toml in a fresh folder with this `[data]` section.
+    fn config_with_data(dir: &Path, data: &str) -> PathBuf {
+        let path = dir.join("participant.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "id = \"soc-de\"\ncoordinator = \"https://localhost:7443\"\n\
+                 [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n[data]\n{data}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn flow_logs_take_a_directory_a_window_and_a_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("zeek/2026-12-01");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("conn.00:00:00-01:00:00.log"), "#fields\tts\n").unwrap();
+        let path = config_with_data(
+            dir.path(),
+            "source = \"zeek\"\npath = \"zeek\"\nsince = \"2026-12-01T00:00:00Z\"\n\
+             until = \"2026-12-02T00:00:00Z\"\nmax_rows = 1000000\nsample_seed = 3\n",
+        );
+        let config = ParticipantConfig::load(&path).unwrap();
+        let DataSource::Zeek(logs) = &config.data else {
+            panic!("{:?}", config.data)
+        };
+        assert_eq!(logs.path, dir.path().join("zeek"));
+        assert_eq!((logs.max_rows, logs.sample_seed), (Some(1_000_000), 3));
+
+        let pattern = "source = \"zeek\"\npath = \"zeek/*/dns.*.log\"\n";
+        let e = ParticipantConfig::load(&config_with_data(dir.path(), pattern))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.path") && e.contains("dns.*.log") && e.contains("matches no file"),
+            "{e}"
+        );
+        for (data, field, says) in [
+            ("since = \"1 Dec 2026\"", "data.since", "RFC 3339"),
+            ("until = \"2026-12-01\"", "data.until", "RFC 3339"),
+            ("max_rows = 0", "data.max_rows", "at least 1"),
+        ] {
+            let data = format!("source = \"suricata\"\npath = \"zeek\"\n{data}\n");
+            let e = ParticipantConfig::load(&config_with_data(dir.path(), &data))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_time_window_on_a_csv_source_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("flows.csv"), "a\n1\n").unwrap();
+        std::fs::write(dir.path().join("schema.toml"), "").unwrap();
+        let path = config_with_data(
+            dir.path(),
+            "source = \"csv\"\npath = \"flows.csv\"\nschema = \"schema.toml\"\n\
+             since = \"2026-12-01T00:00:00Z\"\n",
+        );
+        let e = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("data.since")
+                && e.contains("no timestamp")
+                && e.contains("remove since/until"),
+            "{e}"
+        );
+        let path = config_with_data(
+            dir.path(),
+            "source = \"nsl-kdd\"\npath = \"flows.csv\"\nuntil = \"2026-12-01T00:00:00Z\"\n",
+        );
+        let e = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("data.until") && e.contains("`nsl-kdd`"), "{e}");
     }
 }

@@ -154,4 +154,58 @@ mod tests {
         });
         assert_eq!(load(&source).unwrap().len(), 1);
     }
+
+    #[test]
+    fn a_window_is_refused_on_csv_and_reported_on_zeek() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = DataSource::Csv {
+            path: dir.path().join("flows.csv"),
+            schema: dir.path().join("schema.toml"),
+            skip_bad_rows: false,
+            since: Some("2026-12-01T00:00:00Z".into()),
+            until: None,
+        };
+        let Err(err) = load(&csv) else {
+            panic!("a window on a CSV source was accepted")
+        };
+        let said = err.to_string();
+        assert!(
+            said.contains("[data] since") && said.contains("no timestamp"),
+            "{said}"
+        );
+
+        let hour = dir.path().join("2026-12-01");
+        std::fs::create_dir_all(&hour).unwrap();
+        let mut body =
+            String::from("#fields\tts\tproto\tconn_state\tid.resp_p\torig_pkts\tresp_pkts\n");
+        for i in 0..100 {
+            body.push_str(&format!("{}\ttcp\tSF\t80\t1\t1\n", 1_796_083_200 + i * 60));
+        }
+        std::fs::write(hour.join("conn.00:00:00-01:00:00.log"), body).unwrap();
+        let source = DataSource::Zeek(FlowLogs {
+            since: Some("2026-12-01T00:30:00Z".into()),
+            max_rows: Some(10),
+            ..FlowLogs::at(dir.path())
+        });
+        let (records, report) = load_reported(&source).unwrap();
+        let report = report.unwrap();
+        assert_eq!(records.len(), 10);
+        assert_eq!(
+            (
+                report.files,
+                report.rows_read,
+                report.outside_window,
+                report.kept
+            ),
+            (1, 100, 30, 10)
+        );
+        let late = DataSource::Zeek(FlowLogs {
+            since: Some("2027-01-01T00:00:00Z".into()),
+            ..FlowLogs::at(dir.path())
+        });
+        let Err(err) = load(&late) else {
+            panic!("an empty window was accepted")
+        };
+        assert!(err.to_string().contains("2027-01-01T00:00:00Z.."), "{err}");
+    }
 }

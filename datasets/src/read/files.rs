@@ -170,9 +170,7 @@ mod tests {
             "{e}"
         );
         let pattern = dir.path().join("*/conn.*.log.gz");
-        let e = resolve(FlowFormat::Zeek, &pattern)
-            .unwrap_err()
-            .to_string();
+        let e = resolve(FlowFormat::Zeek, &pattern).unwrap_err().to_string();
         assert!(
             e.contains(&pattern.display().to_string()) && e.contains("matches no file"),
             "{e}"

@@ -64,8 +64,7 @@ impl SourceReport {
         self.outside_window += file.outside;
         self.malformed += file.skipped;
         self.ignored += file.ignored;
-        if (file.skipped > 0 || file.disagreements > 0)
-            && self.notable_files.len() < REPORTED_SKIPS
+        if (file.skipped > 0 || file.disagreements > 0) && self.notable_files.len() < REPORTED_SKIPS
         {
             self.notable_files.push(file);
         }

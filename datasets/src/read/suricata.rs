@@ -75,9 +75,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::zeek::{Cell, count, json_field, json_object, port, service_name, text};
 use super::reservoir::Reservoir;
 use super::window::Window;
+use super::zeek::{Cell, count, json_field, json_object, port, service_name, text};
 use super::{INVALID_UTF8, Loaded, ReadOptions, ReadReport, RowPolicy, next_line, open_text};
 use crate::error::DatasetError;
 use crate::record::FlowRecord;

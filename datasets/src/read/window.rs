@@ -118,8 +118,11 @@ mod tests {
 
     #[test]
     fn bounds_are_half_open_and_printed_as_written() {
-        let w = Window::parse(Some("2026-12-01T00:00:00Z"), Some("2026-12-01T02:00:00+01:00"))
-            .unwrap();
+        let w = Window::parse(
+            Some("2026-12-01T00:00:00Z"),
+            Some("2026-12-01T02:00:00+01:00"),
+        )
+        .unwrap();
         let start = 1_796_083_200i128 * 1_000_000_000; // 2026-12-01T00:00:00Z
         assert!(w.contains(start));
         assert!(!w.contains(start - 1));
@@ -137,9 +140,12 @@ mod tests {
     #[test]
     fn bad_bounds_name_the_field_and_the_form() {
         let e = Window::parse(Some("yesterday"), None).unwrap_err();
-        assert!(e.contains("`since`") && e.contains("2026-12-01T00:00:00Z"), "{e}");
-        let e = Window::parse(Some("2026-12-02T00:00:00Z"), Some("2026-12-01T00:00:00Z"))
-            .unwrap_err();
+        assert!(
+            e.contains("`since`") && e.contains("2026-12-01T00:00:00Z"),
+            "{e}"
+        );
+        let e =
+            Window::parse(Some("2026-12-02T00:00:00Z"), Some("2026-12-01T00:00:00Z")).unwrap_err();
         assert!(e.contains("not before `until`"), "{e}");
     }
 
@@ -149,7 +155,10 @@ mod tests {
             epoch_seconds_text("1796083200.000001"),
             Some(1_796_083_200_000_001_000)
         );
-        assert_eq!(epoch_seconds_text("1796083200"), Some(1_796_083_200_000_000_000));
+        assert_eq!(
+            epoch_seconds_text("1796083200"),
+            Some(1_796_083_200_000_000_000)
+        );
         assert_eq!(epoch_seconds_text("17x"), None);
         assert_eq!(epoch_seconds_text("-"), None);
         assert_eq!(
