@@ -180,6 +180,45 @@ enum BenchCommand {
     /// Local training throughput of the autoencoder (d→64→32→8→32→64→d,
     /// batch 256, Adam), comparable with experiments/pytorch/autoencoder_throughput.py.
     Train(TrainArgs),
+    /// Reading a week of rotated gzip Zeek logs as a participant does, with
+    /// max_rows: rows/s and the peak memory of the reading process.
+    Read(ReadArgs),
+    /// The reading half of `bench read`, run as a child process so its
+    /// peak memory is the read's alone.
+    #[command(hide = true)]
+    ReadChild(ReadChildArgs),
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    /// Rows over all files.
+    #[arg(long, default_value_t = 20_000_000)]
+    rows: u64,
+    /// Hourly files the rows are spread over (48: two days).
+    #[arg(long, default_value_t = 48)]
+    files: usize,
+    /// Where the logs are written; reused by a later run of the same
+    /// --rows, --files and --seed. Default: a temporary folder, removed.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The participant's max_rows: the sample the read keeps.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rows: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object on stdout instead of a line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ReadChildArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long)]
+    max_rows: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -392,6 +431,13 @@ async fn run(command: Command) -> Result<()> {
         Command::Demo(args) => demo(args).await,
         Command::Bench(BenchCommand::Secagg(args)) => bench_secagg(args).await,
         Command::Bench(BenchCommand::Train(args)) => bench_train(args),
+        Command::Bench(BenchCommand::Read(args)) => bench_read(args),
+        Command::Bench(BenchCommand::ReadChild(args)) => {
+            let figures =
+                fedsoc_experiments::read_bench::measure_read(&args.dir, args.max_rows, args.seed)?;
+            outln!("{}", serde_json::to_string(&figures)?);
+            Ok(())
+        }
         Command::Audit(command) => audit(command),
         Command::Experiment(ExperimentCommand::Run(args)) => experiment(args).await,
         Command::Round(command) => round_cmd::run(command).await,
@@ -677,6 +723,58 @@ fn bench_train(args: TrainArgs) -> Result<()> {
             report.batch,
             report.samples_per_s,
             report.epoch_s_median
+        );
+    }
+    Ok(())
+}
+
+fn bench_read(args: ReadArgs) -> Result<()> {
+    use fedsoc_experiments::read_bench::{ReadBenchOptions, run_read_bench};
+    let temporary = match &args.dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("fedsoc-bench-read-")
+                .tempdir()
+                .context("creating a folder for the generated logs")?,
+        ),
+    };
+    let dir = match (&args.dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("a temporary folder exists when no --dir is given"),
+    };
+    let exe = std::env::current_exe().context("finding this executable to run the reader")?;
+    let child = [
+        exe.display().to_string(),
+        "bench".to_string(),
+        "read-child".to_string(),
+    ];
+    let report = run_read_bench(
+        &ReadBenchOptions {
+            rows: args.rows,
+            files: args.files,
+            dir,
+            max_rows: args.max_rows,
+            seed: args.seed,
+        },
+        &child,
+    )?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        outln!(
+            "{} rows in {} gzip Zeek files ({:.0} MB): read in {:.1} s, {:.0} rows/s; \
+             kept {} (max_rows {}); peak memory {:.0} MB (baseline before reading {:.0} MB)",
+            report.rows,
+            report.files,
+            report.bytes_on_disk as f64 / 1e6,
+            report.seconds,
+            report.rows_per_s,
+            report.kept,
+            report.max_rows,
+            report.peak_rss_mb,
+            report.baseline_rss_mb
         );
     }
     Ok(())

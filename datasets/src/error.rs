@@ -59,6 +59,24 @@ pub enum DatasetError {
         reason: String,
         skip_hint: Option<String>,
     },
+    /// A flow source's path, directory or glob pattern names no file to read.
+    #[error("{source_path} {reason}; {fix}")]
+    NoFiles {
+        source_path: String,
+        reason: String,
+        fix: String,
+    },
+    /// A time window left no row of a source.
+    #[error(
+        "no rows of {source_path} fall in {window} ({read} rows read in {files} files, all outside); \
+         widen since/until"
+    )]
+    NoRowsInWindow {
+        source_path: String,
+        window: String,
+        read: u64,
+        files: usize,
+    },
     /// A partitioning request cannot be met.
     #[error("partition: {0}")]
     Partition(String),

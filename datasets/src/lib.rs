@@ -13,7 +13,9 @@
 //!   benign/attack label convention; flows become [`Records`] with derived
 //!   flow columns.
 //! - [`read`]: the readers (CSV + schema, NSL-KDD, Zeek, Suricata), gzip,
-//!   BOM and CRLF handling, and the malformed-row policy.
+//!   BOM and CRLF handling, and the malformed-row policy; and Zeek or
+//!   Suricata sources of many rotated files streamed through a time window
+//!   into a bounded uniform sample.
 //! - [`moments`]: federated preprocessing: the per-participant sums behind
 //!   the global feature statistics and the score histogram, as integer
 //!   vectors for secure aggregation, and what the sums decode to.

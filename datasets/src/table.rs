@@ -40,7 +40,24 @@ impl Records {
     /// The flow columns of [`NumericFeature::ALL`] and
     /// [`CategoricalFeature::ALL`], derived from each flow.
     pub fn from_flows(flows: &[FlowRecord]) -> Self {
-        let mut out = Records::new(
+        let mut out = Records::flow_table();
+        out.reserve(flows.len());
+        flows.iter().for_each(|flow| out.push_flow(flow));
+        out
+    }
+
+    /// [`Records::from_flows`] of flows that are dropped as soon as their
+    /// row is written, so a large sample is not held twice.
+    pub fn from_flow_iter(flows: impl ExactSizeIterator<Item = FlowRecord>) -> Self {
+        let mut out = Records::flow_table();
+        out.reserve(flows.len());
+        flows.for_each(|flow| out.push_flow(&flow));
+        out
+    }
+
+    /// An empty table with the flow columns.
+    fn flow_table() -> Self {
+        Records::new(
             NumericFeature::ALL
                 .iter()
                 .map(|f| f.name().to_string())
@@ -49,20 +66,20 @@ impl Records {
                 .iter()
                 .map(|f| f.name().to_string())
                 .collect(),
+        )
+    }
+
+    /// Appends the flow columns of one flow.
+    fn push_flow(&mut self, flow: &FlowRecord) {
+        self.numeric
+            .extend(NumericFeature::ALL.iter().map(|f| f.value(flow)));
+        self.categorical.extend(
+            CategoricalFeature::ALL
+                .iter()
+                .map(|f| f.value(flow).to_string()),
         );
-        out.reserve(flows.len());
-        for flow in flows {
-            out.numeric
-                .extend(NumericFeature::ALL.iter().map(|f| f.value(flow)));
-            out.categorical.extend(
-                CategoricalFeature::ALL
-                    .iter()
-                    .map(|f| f.value(flow).to_string()),
-            );
-            out.labels.push(flow.family().to_string());
-            out.families.push(flow.family().to_string());
-        }
-        out
+        self.labels.push(flow.family().to_string());
+        self.families.push(flow.family().to_string());
     }
 
     fn reserve(&mut self, rows: usize) {

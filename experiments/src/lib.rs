@@ -14,6 +14,9 @@
 //!   centralized training, evaluation and the report.
 //! - [`train_bench`]: `fedsoc bench train`: local training throughput,
 //!   comparable with the PyTorch script in `experiments/pytorch/`.
+//! - [`read_bench`]: `fedsoc bench read`: a week of rotated gzip Zeek logs
+//!   read through the participant's loading path with `max_rows`: rows/s
+//!   and the reading process's peak memory.
 //! - [`score`]: `fedsoc score`: an exported model scores a SOC's own telemetry, with a
 //!   given threshold or one calibrated on reference traffic at a false-positive budget.
 //! - [`plot`]: the report's figures as SVG: ROC curves, lines, heat maps.
@@ -25,6 +28,7 @@ pub mod demo;
 pub mod error;
 pub mod local;
 pub mod plot;
+pub mod read_bench;
 pub mod scenario;
 pub mod score;
 pub mod train_bench;

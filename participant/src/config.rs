@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedsoc_conf::{ConfError, invalid};
+use fedsoc_datasets::ReadOptions;
+use fedsoc_datasets::read::files::{self, FlowFormat};
+use fedsoc_datasets::read::source::FlowSource;
+use fedsoc_datasets::read::window::Window;
 use fedsoc_pki::TlsFiles;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +111,12 @@ pub enum DataSource {
         path: PathBuf,
         #[serde(default)]
         skip_bad_rows: bool,
+        /// Refused: NSL-KDD rows carry no timestamp (see [`FlowLogs::since`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Refused, as `since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
     },
     /// Any CSV flow export, described by a schema file (TOML).
     Csv {
@@ -114,19 +124,104 @@ pub enum DataSource {
         schema: PathBuf,
         #[serde(default)]
         skip_bad_rows: bool,
+        /// Refused: a schema maps no timestamp column, so a time window
+        /// could not select rows (see [`FlowLogs::since`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Refused, as `since`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
     },
-    /// A Zeek conn.log (TSV or JSON lines, plain or .gz).
-    Zeek {
-        path: PathBuf,
-        #[serde(default)]
-        skip_bad_rows: bool,
-    },
-    /// A Suricata eve.json (flow events; plain or .gz).
-    Suricata {
-        path: PathBuf,
-        #[serde(default)]
-        skip_bad_rows: bool,
-    },
+    /// Zeek conn logs (TSV or JSON lines, plain or .gz).
+    Zeek(FlowLogs),
+    /// Suricata EVE JSON (flow events; plain or .gz).
+    Suricata(FlowLogs),
+}
+
+/// A sensor's flow logs: `[data]` with `source = "zeek"` or `"suricata"`.
+///
+/// A national SOC's sensors write a week of rotated logs larger than any
+/// training run needs, so a source names many files, keeps the rows of one
+/// time window, and samples at most `max_rows` of them. The files are read
+/// as one stream, row by row: with `max_rows`, memory is bounded by the
+/// sample, not by the logs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLogs {
+    /// One log file; or a directory of rotated logs, searched with its
+    /// subfolders for files named `conn.*` (Zeek) or `eve*` (Suricata)
+    /// ending in `.log`, `.log.gz`, `.json` or `.json.gz` (Zeek's
+    /// `2026-12-01/conn.00:00:00-01:00:00.log.gz` included); or a glob
+    /// pattern such as `/var/log/zeek/*/conn.*.log.gz`. Files are read in
+    /// sorted path order, plain or gzip, so the same logs give the same
+    /// rows.
+    pub path: PathBuf,
+    /// Count and log malformed rows instead of stopping at the first.
+    #[serde(default)]
+    pub skip_bad_rows: bool,
+    /// Keep rows stamped at or after this RFC 3339 time, e.g.
+    /// "2026-12-01T00:00:00Z", by the row's own timestamp (Zeek `ts`;
+    /// Suricata `timestamp`, else `flow.start`), not the file's name.
+    /// With a window set, a row without a timestamp is malformed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Keep rows stamped before this RFC 3339 time (exclusive, so
+    /// consecutive windows never share a row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Train on a uniform random sample of at most this many rows (of
+    /// those in the window), so memory stays bounded however large the
+    /// logs are. Unset: every row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<usize>,
+    /// The sample's seed: the same logs and seed keep the same rows.
+    #[serde(default)]
+    pub sample_seed: u64,
+}
+
+impl FlowLogs {
+    /// Flow logs at `path` with every other setting at its default.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        FlowLogs {
+            path: path.into(),
+            skip_bad_rows: false,
+            since: None,
+            until: None,
+            max_rows: None,
+            sample_seed: 0,
+        }
+    }
+
+    /// What the datasets reader needs; the error names the `[data]` field
+    /// at fault (`since`, `max_rows`) and the fix.
+    pub fn flow_source(&self, format: FlowFormat) -> Result<FlowSource, (&'static str, String)> {
+        let window = Window::parse(self.since.as_deref(), self.until.as_deref()).map_err(|e| {
+            let field = if e.starts_with("`until`") {
+                "until"
+            } else {
+                "since"
+            };
+            (field, e)
+        })?;
+        if self.max_rows == Some(0) {
+            return Err((
+                "max_rows",
+                "is 0, so nothing would be trained on; set at least 1, or remove it to keep \
+                 every row"
+                    .into(),
+            ));
+        }
+        Ok(FlowSource {
+            format,
+            path: self.path.clone(),
+            read: ReadOptions {
+                skip_bad_rows: self.skip_bad_rows,
+            },
+            window,
+            max_rows: self.max_rows,
+            sample_seed: self.sample_seed,
+        })
+    }
 }
 
 impl DataSource {
@@ -135,10 +230,42 @@ impl DataSource {
         match self {
             DataSource::Synthetic { .. } => Vec::new(),
             DataSource::Csv { path, schema, .. } => vec![path, schema],
-            DataSource::NslKdd { path, .. }
-            | DataSource::Zeek { path, .. }
-            | DataSource::Suricata { path, .. } => vec![path],
+            DataSource::NslKdd { path, .. } => vec![path],
+            DataSource::Zeek(logs) | DataSource::Suricata(logs) => vec![&mut logs.path],
         }
+    }
+
+    /// A flow-log source as the datasets reader takes it; `None` for the
+    /// other sources.
+    pub fn flow_source(&self) -> Option<Result<FlowSource, (&'static str, String)>> {
+        match self {
+            DataSource::Zeek(logs) => Some(logs.flow_source(FlowFormat::Zeek)),
+            DataSource::Suricata(logs) => Some(logs.flow_source(FlowFormat::Suricata)),
+            _ => None,
+        }
+    }
+
+    /// Refuses a time window on a source whose rows have no timestamp; the
+    /// error names the `[data]` field and the fix.
+    pub fn check_untimed(&self) -> Result<(), (&'static str, String)> {
+        let (kind, since, until) = match self {
+            DataSource::NslKdd { since, until, .. } => ("nsl-kdd", since, until),
+            DataSource::Csv { since, until, .. } => ("csv", since, until),
+            _ => return Ok(()),
+        };
+        let field = match (since, until) {
+            (Some(_), _) => "since",
+            (None, Some(_)) => "until",
+            (None, None) => return Ok(()),
+        };
+        Err((
+            field,
+            format!(
+                "a `{kind}` source's rows carry no timestamp, so a time window cannot select \
+                 them; remove since/until, or read the sensor's Zeek conn logs or Suricata \
+                 EVE JSON, whose rows are time-stamped"
+            ),
+        ))
     }
 }
 
@@ -251,7 +378,18 @@ impl ParticipantConfig {
                     ));
                 }
             }
+            DataSource::Zeek(_) | DataSource::Suricata(_) => {
+                if let Some(source) = self.data.flow_source() {
+                    let source =
+                        source.map_err(|(field, e)| invalid(path, &format!("data.{field}"), e))?;
+                    files::resolve(source.format, &source.path)
+                        .map_err(|e| invalid(path, "data.path", e.to_string()))?;
+                }
+            }
             other => {
+                other
+                    .check_untimed()
+                    .map_err(|(field, e)| invalid(path, &format!("data.{field}"), e))?;
                 let mut other = other.clone();
                 for file in other.paths_mut() {
                     if !file.is_file() {
@@ -370,5 +508,83 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A participant.toml in a fresh folder with this `[data]` section.
+    fn config_with_data(dir: &Path, data: &str) -> PathBuf {
+        let path = dir.join("participant.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "id = \"soc-de\"\ncoordinator = \"https://localhost:7443\"\n\
+                 [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n[data]\n{data}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn flow_logs_take_a_directory_a_window_and_a_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("zeek/2026-12-01");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("conn.00:00:00-01:00:00.log"), "#fields\tts\n").unwrap();
+        let path = config_with_data(
+            dir.path(),
+            "source = \"zeek\"\npath = \"zeek\"\nsince = \"2026-12-01T00:00:00Z\"\n\
+             until = \"2026-12-02T00:00:00Z\"\nmax_rows = 1000000\nsample_seed = 3\n",
+        );
+        let config = ParticipantConfig::load(&path).unwrap();
+        let DataSource::Zeek(logs) = &config.data else {
+            panic!("{:?}", config.data)
+        };
+        assert_eq!(logs.path, dir.path().join("zeek"));
+        assert_eq!((logs.max_rows, logs.sample_seed), (Some(1_000_000), 3));
+
+        let pattern = "source = \"zeek\"\npath = \"zeek/*/dns.*.log\"\n";
+        let e = ParticipantConfig::load(&config_with_data(dir.path(), pattern))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.path") && e.contains("dns.*.log") && e.contains("matches no file"),
+            "{e}"
+        );
+        for (data, field, says) in [
+            ("since = \"1 Dec 2026\"", "data.since", "RFC 3339"),
+            ("until = \"2026-12-01\"", "data.until", "RFC 3339"),
+            ("max_rows = 0", "data.max_rows", "at least 1"),
+        ] {
+            let data = format!("source = \"suricata\"\npath = \"zeek\"\n{data}\n");
+            let e = ParticipantConfig::load(&config_with_data(dir.path(), &data))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_time_window_on_a_csv_source_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("flows.csv"), "a\n1\n").unwrap();
+        std::fs::write(dir.path().join("schema.toml"), "").unwrap();
+        let path = config_with_data(
+            dir.path(),
+            "source = \"csv\"\npath = \"flows.csv\"\nschema = \"schema.toml\"\n\
+             since = \"2026-12-01T00:00:00Z\"\n",
+        );
+        let e = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("data.since")
+                && e.contains("no timestamp")
+                && e.contains("remove since/until"),
+            "{e}"
+        );
+        let path = config_with_data(
+            dir.path(),
+            "source = \"nsl-kdd\"\npath = \"flows.csv\"\nuntil = \"2026-12-01T00:00:00Z\"\n",
+        );
+        let e = ParticipantConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("data.until") && e.contains("`nsl-kdd`"), "{e}");
     }
 }

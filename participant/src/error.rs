@@ -7,6 +7,11 @@ pub enum ParticipantError {
     Pki(#[from] fedsoc_pki::PkiError),
     #[error("telemetry: {0}")]
     Data(#[from] fedsoc_datasets::DatasetError),
+    /// A `[data]` setting the source cannot honour (a time window on rows
+    /// without timestamps, a malformed bound), found when loading a source
+    /// that was not checked by [`ParticipantConfig::load`](crate::config::ParticipantConfig::load).
+    #[error("participant.toml, [data] {0}")]
+    DataConfig(String),
     #[error("model: {0}")]
     Model(#[from] fedsoc_models::ModelError),
     /// The telemetry cannot answer a round's query: which data, and why.
@@ -40,6 +45,7 @@ impl ParticipantError {
         matches!(
             self,
             ParticipantError::Config(_)
+                | ParticipantError::DataConfig(_)
                 | ParticipantError::Pki(_)
                 | ParticipantError::Data(_)
                 | ParticipantError::Refused(_)

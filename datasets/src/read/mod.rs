@@ -12,10 +12,21 @@
 //! - [`nsl_kdd`]: the four NSL-KDD files, through a built-in CSV schema.
 //! - [`zeek`]: Zeek `conn.log`, TSV or JSON lines, with Stratosphere labels.
 //! - [`suricata`]: Suricata EVE JSON `flow` events, labelled by their alerts.
+//! - [`source`]: a Zeek or Suricata source of many rotated files, read as
+//!   one stream through a time window into a bounded sample, with its
+//!   [`SourceReport`](source::SourceReport).
+//! - [`files`]: which files a path, directory or glob pattern names.
+//! - [`window`]: the `since..until` [`Window`](window::Window) rows are kept by.
+//! - [`reservoir`]: where streamed rows go: all, or a uniform sample of
+//!   `max_rows`.
 
 pub mod csv;
+pub mod files;
 pub mod nsl_kdd;
+pub mod reservoir;
+pub mod source;
 pub mod suricata;
+pub mod window;
 pub mod zeek;
 
 use std::fs::File;
@@ -39,8 +50,10 @@ pub struct ReadOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReadReport {
     pub file: String,
-    /// Rows read into the records.
+    /// Rows read into the records (in the time window, if one was set).
     pub rows: usize,
+    /// Rows left out because their timestamp fell outside the time window.
+    pub outside: usize,
     /// Malformed rows skipped (only with `skip_bad_rows`).
     pub skipped: usize,
     /// Records the format defines as not a flow (e.g. Suricata alerts),
@@ -58,6 +71,9 @@ pub struct ReadReport {
 impl std::fmt::Display for ReadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {} rows read", self.file, self.rows)?;
+        if self.outside > 0 {
+            write!(f, ", {} rows outside the time window", self.outside)?;
+        }
         if self.ignored > 0 {
             write!(f, ", {} non-flow records ignored", self.ignored)?;
         }
@@ -144,12 +160,17 @@ impl RowPolicy {
         }
     }
 
-    pub(crate) fn finish(mut self, records: Records) -> Loaded {
-        self.report.rows = records.len();
+    pub(crate) fn finish(self, records: Records) -> Loaded {
         Loaded {
+            report: self.finish_rows(records.len()),
             records,
-            report: self.report,
         }
+    }
+
+    /// The report of a file whose `rows` rows went to a stream.
+    pub(crate) fn finish_rows(mut self, rows: usize) -> ReadReport {
+        self.report.rows = rows;
+        self.report
     }
 }
 

@@ -75,8 +75,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::reservoir::Reservoir;
+use super::window::Window;
 use super::zeek::{Cell, count, json_field, json_object, port, service_name, text};
-use super::{INVALID_UTF8, Loaded, ReadOptions, RowPolicy, next_line, open_text};
+use super::{INVALID_UTF8, Loaded, ReadOptions, ReadReport, RowPolicy, next_line, open_text};
 use crate::error::DatasetError;
 use crate::record::FlowRecord;
 use crate::table::Records;
@@ -87,12 +89,31 @@ pub const ALERTED: &str = "alert";
 
 /// Reads a Suricata EVE JSON file (plain or gzip) into flow records.
 pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> {
+    let mut kept = Reservoir::new(None, 0);
+    let report = stream(path, options, &Window::default(), &mut kept)?;
+    let records: Vec<FlowRecord> = kept.into_items().into_iter().map(|f| f.record).collect();
+    Ok(Loaded {
+        records: Records::from_flows(&records),
+        report,
+    })
+}
+
+/// Reads a Suricata EVE JSON file event by event, its flows into `sink`:
+/// flows outside `window` (by `timestamp`, else `flow.start`) are counted
+/// in the report's `outside` and left out. Only the file's alerts are held
+/// until its end, when the flows it put in `sink` get their labels.
+pub(crate) fn stream(
+    path: &Path,
+    options: &ReadOptions,
+    window: &Window,
+    sink: &mut Reservoir<Flow>,
+) -> Result<ReadReport, DatasetError> {
     let mut reader = open_text(path)?;
     let mut policy = RowPolicy::new(path, options);
-    let mut flows: Vec<Flow> = Vec::new();
     let mut alerts: HashMap<String, Alert> = HashMap::new();
     let mut buf = String::new();
     let mut line = 0u64;
+    let mut rows = 0;
     loop {
         line += 1;
         if !next_line(&mut *reader, &mut buf, path, line)? {
@@ -106,8 +127,14 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> 
             policy.bad_row(line, "the line is not valid UTF-8".into())?;
             continue;
         }
-        match event(text) {
-            Ok(Event::Flow(flow)) => flows.push(flow),
+        match event(text, window.is_set()) {
+            Ok(Event::Flow(flow)) if flow.ts.is_some_and(|ts| !window.contains(ts)) => {
+                policy.report.outside += 1;
+            }
+            Ok(Event::Flow(flow)) => {
+                rows += 1;
+                sink.offer(flow);
+            }
             Ok(Event::Alert(flow_id, alert)) => {
                 policy.report.ignored += 1;
                 if let Some(id) = flow_id {
@@ -121,26 +148,24 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> 
             Err(reason) => policy.bad_row(line, reason)?,
         }
     }
-    let records: Vec<FlowRecord> = flows
-        .into_iter()
-        .map(|flow| {
-            let mut record = flow.record;
-            record.label = match flow.flow_id.and_then(|id| alerts.get(&id)) {
-                Some(alert) => Some(alert.category.clone()),
-                None if flow.alerted => Some(ALERTED.to_string()),
-                None => None,
-            };
-            record
-        })
-        .collect();
-    Ok(policy.finish(Records::from_flows(&records)))
+    sink.settle(|flow| {
+        flow.record.label = match flow.flow_id.as_ref().and_then(|id| alerts.get(id)) {
+            Some(alert) => Some(alert.category.clone()),
+            None if flow.alerted => Some(ALERTED.to_string()),
+            None => None,
+        };
+    });
+    Ok(policy.finish_rows(rows))
 }
 
-/// A flow event, its label still to be given.
-struct Flow {
-    record: FlowRecord,
+/// A flow event; its label is given once its file has been read.
+pub(crate) struct Flow {
+    pub(crate) record: FlowRecord,
     flow_id: Option<String>,
     alerted: bool,
+    /// `timestamp` (else `flow.start`) in nanoseconds since the epoch,
+    /// read only when a time window needs it.
+    ts: Option<i128>,
 }
 
 /// What an alert says about its flow.
@@ -155,10 +180,10 @@ enum Event {
     Other,
 }
 
-fn event(line: &str) -> Result<Event, String> {
+fn event(line: &str, with_ts: bool) -> Result<Event, String> {
     let obj = json_object(line)?;
     match obj.get("event_type") {
-        Some(Value::String(t)) if t == "flow" => flow_event(&obj).map(Event::Flow),
+        Some(Value::String(t)) if t == "flow" => flow_event(&obj, with_ts).map(Event::Flow),
         Some(Value::String(t)) if t == "alert" => {
             let category = json_field(&obj, "alert.category")
                 .and_then(Value::as_str)
@@ -192,8 +217,9 @@ fn flow_id(obj: &Map<String, Value>) -> Option<String> {
     }
 }
 
-fn flow_event(obj: &Map<String, Value>) -> Result<Flow, String> {
+fn flow_event(obj: &Map<String, Value>, with_ts: bool) -> Result<Flow, String> {
     let field = |key: &str| Cell::json(json_field(obj, key));
+    let ts = with_ts.then(|| event_time(&field)).transpose()?;
     let count_of = |key: &str| count(field(key), key);
     let packets_out = count_of("flow.pkts_toserver")?;
     let packets_in = count_of("flow.pkts_toclient")?;
@@ -245,7 +271,21 @@ fn flow_event(obj: &Map<String, Value>) -> Result<Flow, String> {
         },
         flow_id: flow_id(obj),
         alerted: matches!(json_field(obj, "flow.alerted"), Some(Value::Bool(true))),
+        ts,
     })
+}
+
+/// When the flow happened: the event's `timestamp`, else `flow.start`.
+fn event_time<'a>(field: &impl Fn(&str) -> Cell<'a>) -> Result<i128, String> {
+    match (field("timestamp"), field("flow.start")) {
+        (Cell::Unset, Cell::Unset) => Err(
+            "the flow has neither `timestamp` nor `flow.start`, so it cannot be placed in the \
+             time window (since/until)"
+                .into(),
+        ),
+        (Cell::Unset, start) => timestamp(start, "flow.start"),
+        (at, _) => timestamp(at, "timestamp"),
+    }
 }
 
 /// `flow.end − flow.start` in seconds, else `flow.age`.

@@ -67,7 +67,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{INVALID_UTF8, Loaded, ReadOptions, RowPolicy, next_line, open_text};
+use super::reservoir::Reservoir;
+use super::window::{Window, epoch_seconds_f64, epoch_seconds_text};
+use super::{INVALID_UTF8, Loaded, ReadOptions, ReadReport, RowPolicy, next_line, open_text};
 use crate::error::DatasetError;
 use crate::record::{FlowRecord, NORMAL};
 use crate::table::Records;
@@ -100,12 +102,29 @@ const NOT_ZEEK: &str = "neither a Zeek TSV log (the first line is not a `#` head
 /// Reads a Zeek conn.log (TSV or JSON lines, plain or gzip) into flow
 /// records.
 pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> {
+    let mut kept = Reservoir::new(None, 0);
+    let report = stream(path, options, &Window::default(), &mut kept)?;
+    Ok(Loaded {
+        records: Records::from_flows(&kept.into_items()),
+        report,
+    })
+}
+
+/// Reads a Zeek conn.log row by row into `sink`: rows outside `window` are
+/// counted in the report's `outside` and left out; with a window set, a
+/// record without a readable `ts` is a malformed row.
+pub(crate) fn stream(
+    path: &Path,
+    options: &ReadOptions,
+    window: &Window,
+    sink: &mut Reservoir<FlowRecord>,
+) -> Result<ReadReport, DatasetError> {
     let mut reader = open_text(path)?;
     let mut policy = RowPolicy::new(path, options);
-    let mut flows = Vec::new();
     let mut format: Option<Format> = None;
     let mut buf = String::new();
     let mut line = 0u64;
+    let mut rows = 0;
     loop {
         line += 1;
         if !next_line(&mut *reader, &mut buf, path, line)? {
@@ -125,8 +144,12 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> 
             policy.bad_row(line, NOT_UTF8.into())?;
             continue;
         }
-        match format.line(&buf) {
-            Ok(Some(flow)) => flows.push(flow),
+        match format.line(&buf, window.is_set()) {
+            Ok(Some((_, Some(ts)))) if !window.contains(ts) => policy.report.outside += 1,
+            Ok(Some((flow, _))) => {
+                rows += 1;
+                sink.offer(flow);
+            }
             Ok(None) => {}
             Err(LineError::File(r)) => return Err(policy.file_error(Some(line), r)),
             Err(LineError::Row(r)) => policy.bad_row(line, r)?,
@@ -141,7 +164,7 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Loaded, DatasetError> 
         Some(Format::Tsv(tsv)) if tsv.columns.is_none() => {
             Err(policy.file_error(None, NO_HEADER.into()))
         }
-        Some(_) => Ok(policy.finish(Records::from_flows(&flows))),
+        Some(_) => Ok(policy.finish_rows(rows)),
     }
 }
 
@@ -170,11 +193,16 @@ enum LineError {
     Row(String),
 }
 
+/// A record's flow and, when asked for, its `ts` in nanoseconds since the
+/// epoch.
+type Row = (FlowRecord, Option<i128>);
+
 impl Format {
-    /// A record's flow, or `None` for a header line.
-    fn line(&mut self, line: &str) -> Result<Option<FlowRecord>, LineError> {
+    /// A record's flow (with its `ts` if `with_ts`), or `None` for a header
+    /// line.
+    fn line(&mut self, line: &str, with_ts: bool) -> Result<Option<Row>, LineError> {
         match self {
-            Format::Json => json_row(line).map(Some).map_err(LineError::Row),
+            Format::Json => json_row(line, with_ts).map(Some).map_err(LineError::Row),
             Format::Tsv(tsv) => {
                 if line.starts_with('#') {
                     return tsv.header(line).map(|()| None).map_err(LineError::File);
@@ -182,7 +210,7 @@ impl Format {
                 if tsv.columns.is_none() {
                     return Err(LineError::File(NO_HEADER.into()));
                 }
-                tsv.row(line).map(Some).map_err(LineError::Row)
+                tsv.row(line, with_ts).map(Some).map_err(LineError::Row)
             }
         }
     }
@@ -255,7 +283,7 @@ impl Tsv {
         Ok(())
     }
 
-    fn row(&self, line: &str) -> Result<FlowRecord, String> {
+    fn row(&self, line: &str, with_ts: bool) -> Result<Row, String> {
         let Some(columns) = &self.columns else {
             return Err(NO_HEADER.into());
         };
@@ -267,14 +295,14 @@ impl Tsv {
                 columns.width
             ));
         }
-        conn_flow(
-            |name| match columns.index.get(name).and_then(|&i| fields.get(i)) {
-                None => Cell::Unset,
-                Some(&t) if t == self.unset => Cell::Unset,
-                Some(&t) if t == self.empty => Cell::Text(""),
-                Some(&t) => Cell::Text(t),
-            },
-        )
+        let get = |name: &str| match columns.index.get(name).and_then(|&i| fields.get(i)) {
+            None => Cell::Unset,
+            Some(&t) if t == self.unset => Cell::Unset,
+            Some(&t) if t == self.empty => Cell::Text(""),
+            Some(&t) => Cell::Text(t),
+        };
+        let ts = with_ts.then(|| zeek_ts(get("ts"))).transpose()?;
+        Ok((conn_flow(get)?, ts))
     }
 }
 
@@ -339,9 +367,36 @@ fn unescape(text: &str) -> String {
     out
 }
 
-fn json_row(line: &str) -> Result<FlowRecord, String> {
+fn json_row(line: &str, with_ts: bool) -> Result<Row, String> {
     let obj = json_object(line)?;
-    conn_flow(|name| Cell::json(json_field(&obj, name)))
+    let get = |name: &str| Cell::json(json_field(&obj, name));
+    let ts = with_ts.then(|| zeek_ts(get("ts"))).transpose()?;
+    Ok((conn_flow(get)?, ts))
+}
+
+/// A record's `ts` in nanoseconds since the epoch: epoch seconds (TSV, or
+/// a JSON number), or an ISO 8601 string (JSON logs written with
+/// `LogAscii::json_timestamps = JSON::TS_ISO8601`). Only read when a time
+/// window needs it.
+fn zeek_ts(cell: Cell<'_>) -> Result<i128, String> {
+    let nanos = match cell {
+        Cell::Unset => {
+            return Err(
+                "field `ts` is missing or unset, so the row cannot be placed in the time \
+                 window (since/until)"
+                    .into(),
+            );
+        }
+        Cell::Text(t) => epoch_seconds_text(t),
+        Cell::Json(Value::String(s)) => super::suricata::parse_timestamp(s),
+        Cell::Json(v) => v.as_f64().and_then(epoch_seconds_f64),
+    };
+    nanos.ok_or_else(|| {
+        format!(
+            "field `ts`: {} is not epoch seconds (e.g. 1796083200.123456) or an ISO 8601 time",
+            cell.shown()
+        )
+    })
 }
 
 /// A line parsed as one JSON object.
