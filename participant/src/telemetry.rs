@@ -100,10 +100,10 @@ fn read(source: &DataSource) -> Result<(Records, Option<SourceReport>), Particip
 pub fn describe(source: &DataSource) -> String {
     match source {
         DataSource::Synthetic { site, .. } => format!("synthetic telemetry of site {site}"),
-        DataSource::NslKdd { path, .. }
-        | DataSource::Csv { path, .. }
-        | DataSource::Zeek { path, .. }
-        | DataSource::Suricata { path, .. } => path.display().to_string(),
+        DataSource::NslKdd { path, .. } | DataSource::Csv { path, .. } => {
+            path.display().to_string()
+        }
+        DataSource::Zeek(logs) | DataSource::Suricata(logs) => logs.path.display().to_string(),
     }
 }
 
