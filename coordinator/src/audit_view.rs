@@ -77,6 +77,10 @@ pub struct AttemptView {
     pub model_entry: Option<u64>,
     pub abort: Option<AbortView>,
     pub metrics: Option<serde_json::Value>,
+    /// "train", "moments", "spread" or "calibrate".
+    pub kind: String,
+    /// A sum round's conclusion, in one line, and its entry.
+    pub conclusion: Option<(u64, String)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -115,6 +119,8 @@ impl AttemptView {
             model_entry: None,
             abort: None,
             metrics: None,
+            kind: "train".into(),
+            conclusion: None,
         }
     }
 }
@@ -174,6 +180,7 @@ pub fn timeline(dir: &Path) -> Result<Timeline, ReplayError> {
                 a.members = b.members.into_iter().map(|m| m.id).collect();
                 a.secagg = b.secagg;
                 a.global_in_sha256 = Some(b.global_model_sha256);
+                a.kind = b.kind.name().into();
             }
             kind::ROUND_STAGE => {
                 let b: StageClosed = entry.body_json().map_err(fail)?;
@@ -233,6 +240,40 @@ pub fn timeline(dir: &Path) -> Result<Timeline, ReplayError> {
                     timestamp: b.cosignature.timestamp,
                     line: b.cosignature.to_line().trim_end().to_owned(),
                 });
+            }
+            kind::STATISTICS_MOMENTS => {
+                let b: crate::trail::MomentsSummed = entry.body_json().map_err(fail)?;
+                let line = format!(
+                    "{} rows; outside the vocabulary: {}; rows per family: {}",
+                    b.moments.rows,
+                    shares(&b.moments.other_share),
+                    counts(&b.moments.label_counts)
+                );
+                t.attempt(b.round, b.attempt).conclusion = Some((index, line));
+            }
+            kind::ENCODER_FITTED => {
+                let b: crate::trail::EncoderFitted = entry.body_json().map_err(fail)?;
+                let line = format!(
+                    "encoder sha256 {} fitted on {} rows (in force from here)",
+                    b.encoder_sha256, b.rows
+                );
+                t.attempt(b.round, b.attempt).conclusion = Some((index, line));
+            }
+            kind::THRESHOLD_CALIBRATED => {
+                let b: crate::trail::ThresholdCalibrated = entry.body_json().map_err(fail)?;
+                let line = format!(
+                    "threshold {:.6} on {} at {} false alarms over {} benign rows; the pooled \
+                     quantile lies in [{:.6}, {:.6}], false alarms in [{:.4}, {:.4}]",
+                    b.threshold,
+                    b.score,
+                    b.false_alarm_rate,
+                    b.benign_rows,
+                    b.score_interval[0],
+                    b.score_interval[1],
+                    b.false_alarm_interval[0],
+                    b.false_alarm_interval[1]
+                );
+                t.attempt(b.round, b.attempt).conclusion = Some((index, line));
             }
             // Shown by count only; `verify` refuses kinds it cannot read.
             _ => {}
@@ -647,9 +688,12 @@ fn render_attempt(out: &mut String, a: &AttemptView) {
     };
     let _ = writeln!(
         out,
-        "\nround {}, attempt {}: {} — {}",
-        a.round, a.attempt, a.outcome, mode
+        "\nround {} ({}), attempt {}: {} — {}",
+        a.round, a.kind, a.attempt, a.outcome, mode
     );
+    if let Some((entry, line)) = &a.conclusion {
+        let _ = writeln!(out, "  concluded (entry {entry}): {line}");
+    }
     if let Some(entry) = a.opened_entry {
         let _ = writeln!(
             out,
@@ -788,4 +832,20 @@ pub fn render_export(e: &ExportReport) -> String {
         e.verified.root,
         e.bundle.display()
     )
+}
+
+/// `column share, …` of the share of values outside each vocabulary.
+fn shares(of: &std::collections::BTreeMap<String, f64>) -> String {
+    of.iter()
+        .map(|(k, v)| format!("{k} {:.1}%", 100.0 * v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `name count, …`.
+fn counts(of: &std::collections::BTreeMap<String, u64>) -> String {
+    of.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

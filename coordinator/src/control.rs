@@ -321,7 +321,11 @@ pub fn render_status(status: &StatusReply) -> String {
                 out,
                 "running: round {} ({}, attempt {}), stage {} for {:.1} s, round for {:.1} s",
                 live.round,
-                if live.kind.is_empty() { "train" } else { &live.kind },
+                if live.kind.is_empty() {
+                    "train"
+                } else {
+                    &live.kind
+                },
                 live.attempt,
                 live.stage,
                 now.saturating_sub(live.stage_started_unix_ms) as f64 / 1000.0,

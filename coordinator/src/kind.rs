@@ -13,9 +13,7 @@
 //! draw conclusions from a sum with the same function, [`conclude`].
 
 use fedsoc_datasets::moments::ScoreBins;
-use fedsoc_datasets::statistics::{
-    CalibrationQuery, Moments, MomentsQuery, SpreadQuery,
-};
+use fedsoc_datasets::statistics::{CalibrationQuery, Moments, MomentsQuery, SpreadQuery};
 use fedsoc_models::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -110,11 +108,9 @@ impl Query {
             }),
             RoundKind::Spread => {
                 let Some(pass1) = &state.moments else {
-                    return Err(
-                        "a spread round needs the moments round before it; queue \
+                    return Err("a spread round needs the moments round before it; queue \
                          `--kind statistics`, which runs both"
-                            .into(),
-                    );
+                        .into());
                 };
                 Query::Spread(SpreadQuery::after(&pass1.query, &pass1.moments))
             }
@@ -132,7 +128,9 @@ impl Query {
             RoundKind::Train => Err("a training round has no query".into()),
             RoundKind::Moments => serde_json::from_str(json).map(Query::Moments).map_err(bad),
             RoundKind::Spread => serde_json::from_str(json).map(Query::Spread).map_err(bad),
-            RoundKind::Calibrate => serde_json::from_str(json).map(Query::Calibrate).map_err(bad),
+            RoundKind::Calibrate => serde_json::from_str(json)
+                .map(Query::Calibrate)
+                .map_err(bad),
         }
     }
 
@@ -285,9 +283,7 @@ pub fn conclude(
                     "the spread round does not follow the moments round whose means it uses"
                         .to_string()
                 })?;
-            let fitted = q
-                .decode(&pass1.moments, sum)
-                .map_err(|e| e.to_string())?;
+            let fitted = q.decode(&pass1.moments, sum).map_err(|e| e.to_string())?;
             let encoder_json = serde_json::to_string(&fitted.encoder)
                 .map_err(|e| format!("the fitted encoder to JSON: {e}"))?;
             let in_force = InForce::new(encoder_json, round);
@@ -330,7 +326,11 @@ mod tests {
             vec![RoundKind::Moments, RoundKind::Spread]
         );
         assert_eq!(RoundKind::requested("train", 3).unwrap().len(), 3);
-        assert!(RoundKind::requested("stats", 1).unwrap_err().contains("statistics"));
+        assert!(
+            RoundKind::requested("stats", 1)
+                .unwrap_err()
+                .contains("statistics")
+        );
         for k in [
             RoundKind::Train,
             RoundKind::Moments,

@@ -478,6 +478,18 @@ pub fn blob_refs(entry: &Entry) -> Result<Vec<BlobId>, String> {
             vec![]
         }
         kind::CHECKPOINT_COSIGNED => vec![body::<CosignatureRecord>(entry)?.certificate],
+        kind::STATISTICS_MOMENTS => {
+            body::<trail::MomentsSummed>(entry)?;
+            vec![]
+        }
+        kind::ENCODER_FITTED => {
+            body::<trail::EncoderFitted>(entry)?;
+            vec![]
+        }
+        kind::THRESHOLD_CALIBRATED => {
+            body::<trail::ThresholdCalibrated>(entry)?;
+            vec![]
+        }
         other => return Err(format!("unknown entry kind {other:?}: {}", KNOWN_KINDS)),
     })
 }
@@ -1338,7 +1350,10 @@ impl Replayer {
                     query.kind().name()
                 ));
             };
-            if b.strategy != "unchanged" || b.model_sha256 != global_sha || blob != trail::f32_bytes(&self.global) {
+            if b.strategy != "unchanged"
+                || b.model_sha256 != global_sha
+                || blob != trail::f32_bytes(&self.global)
+            {
                 return Err(format!(
                     "a {} round computes no update, but its round.model changes the global model (strategy {:?}, model {})",
                     query.kind().name(),
@@ -1422,7 +1437,9 @@ impl Replayer {
             ));
         };
         if a.conclusion.is_some() {
-            return Err(format!("a second conclusion ({entry_kind}) for this attempt"));
+            return Err(format!(
+                "a second conclusion ({entry_kind}) for this attempt"
+            ));
         }
         let at = SumRound {
             round,
@@ -1448,7 +1465,10 @@ impl Replayer {
             return Err(format!(
                 "{entry_kind} does not follow from the replayed sum: field {field:?} is {} replayed, {} logged",
                 body.get(&field).map(|v| v.to_string()).unwrap_or_default(),
-                logged.get(&field).map(|v| v.to_string()).unwrap_or_default()
+                logged
+                    .get(&field)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
             ));
         }
         a.conclusion = Some(replayed);
@@ -1489,9 +1509,17 @@ fn model_config(fed: &FederationCreated) -> Result<fedsoc_models::ModelConfig, S
     use fedsoc_models::{AutoencoderConfig, ClassifierConfig, ModelConfig};
     let (input_dim, hidden) = (fed.model_input_dim, fed.model_hidden.clone());
     match fed.model_kind.as_str() {
-        "autoencoder" => Ok(ModelConfig::Autoencoder(AutoencoderConfig { input_dim, hidden })),
-        "classifier" => Ok(ModelConfig::Classifier(ClassifierConfig { input_dim, hidden })),
-        other => Err(format!("model kind {other:?} is unknown (autoencoder, classifier)")),
+        "autoencoder" => Ok(ModelConfig::Autoencoder(AutoencoderConfig {
+            input_dim,
+            hidden,
+        })),
+        "classifier" => Ok(ModelConfig::Classifier(ClassifierConfig {
+            input_dim,
+            hidden,
+        })),
+        other => Err(format!(
+            "model kind {other:?} is unknown (autoencoder, classifier)"
+        )),
     }
 }
 

@@ -36,12 +36,12 @@ use crate::aggregate::WeightedSum;
 use crate::config::AggregationSection;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
+use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState, sum_context};
 use crate::live::{self, RoundWatch};
 use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
 use crate::stats::RoundStats;
 use crate::strategy;
-use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState, sum_context};
 use crate::trail::SECAGG_PROTOCOL;
 use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
 
@@ -392,7 +392,15 @@ pub async fn run_secure_round(
     let ring_bytes: Vec<u8> = ring_sum.iter().flat_map(|w| w.to_le_bytes()).collect();
     if let Some(query) = &work.query {
         return conclude_sum(
-            spec, &driver, query, work, &global, &ring_sum, &ring_bytes, included, dropped,
+            spec,
+            &driver,
+            query,
+            work,
+            &global,
+            &ring_sum,
+            &ring_bytes,
+            included,
+            dropped,
         );
     }
     let stepping = Instant::now();
@@ -462,7 +470,12 @@ fn conclude_sum(
     let (entry_kind, body) = conclusion.entry();
     log.result(entry_kind, &body)?;
     log.model("unchanged", global, global, 0.0)?;
-    tracing::info!(kind = work.kind.name(), included = included.len(), rows, "sum round complete");
+    tracing::info!(
+        kind = work.kind.name(),
+        included = included.len(),
+        rows,
+        "sum round complete"
+    );
     Ok(RoundReport {
         round: log.round,
         kind: work.kind,

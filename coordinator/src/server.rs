@@ -14,10 +14,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::AdminService;
 use crate::config::{AggregationMode, CalibrationSection, CoordinatorConfig, StatisticsSection};
-use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::crl::CrlGate;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
+use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::live::{self, LiveRound, RoundWatch};
 use crate::registry::Registry;
 use crate::round::{Dropout, RoundPolicy, RoundReport, run_round};
@@ -107,7 +107,8 @@ impl Shared {
             let mut next = p.clone();
             let first = p.target_round.max(p.completed_round) + 1;
             next.target_round = first - 1 + kinds.len() as u64;
-            next.kinds.retain(|round, _| *round > p.completed_round && *round < first);
+            next.kinds
+                .retain(|round, _| *round > p.completed_round && *round < first);
             for (i, kind) in kinds.iter().enumerate() {
                 if *kind != RoundKind::Train {
                     next.kinds.insert(first + i as u64, *kind);

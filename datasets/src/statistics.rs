@@ -43,10 +43,15 @@ pub struct MomentsQuery {
     pub max_participants: usize,
 }
 
-/// Pass 2 of a statistics round.
+/// Pass 2 of a statistics round: `[n, Σ(t_j − μ_j)²]`. Its row count must
+/// equal pass 1's, or the passes were over different rows (a member
+/// dropped between them) and the fit is refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpreadQuery {
     pub layout: EncoderSpec,
+    /// Attack families of pass 1 (a member checks its rows as it did).
+    #[serde(default)]
+    pub families: Vec<String>,
     /// The federation means from pass 1, one per numeric column.
     pub means: Vec<f64>,
     pub max_participants: usize,
@@ -113,48 +118,13 @@ impl MomentsQuery {
     }
 
     /// One member's vector. Refused when a categorical column has none of
-    /// the vocabulary's values (its rows would all be "other": the data is
-    /// not what the federation's encoder describes).
+    /// the vocabulary's values (see [`category_counts`]).
     pub fn vector(&self, records: &Records) -> Result<Vec<u64>, DatasetError> {
         if records.is_empty() {
             return Err(DatasetError::EmptyInput);
         }
         let mut out = moments::first_pass(&self.layout, records, self.max_participants)?;
-        let names = records.categorical_names();
-        for column in &self.layout.categorical {
-            let at = names.iter().position(|n| *n == column.name).ok_or_else(|| {
-                refuse(format!(
-                    "the federation's encoder names categorical column `{}` but the data has no \
-                     such column; it has: {} (read the data with the federation's schema)",
-                    column.name,
-                    names.join(", ")
-                ))
-            })?;
-            let mut counts = vec![0u64; column.width()];
-            for row in 0..records.len() {
-                counts[column.slot(&records.categorical_row(row)[at])] += 1;
-            }
-            if !column.vocabulary.is_empty() && counts[column.vocabulary.len()] == records.len() as u64
-            {
-                let mut seen: Vec<&str> = (0..records.len().min(1000))
-                    .map(|row| records.categorical_row(row)[at].as_str())
-                    .collect();
-                seen.sort_unstable();
-                seen.dedup();
-                seen.truncate(8);
-                return Err(refuse(format!(
-                    "none of the {} rows has a value of categorical column `{}` in the \
-                     federation's vocabulary [{}] (the data has e.g. [{}]); the telemetry is \
-                     not what the federation's encoder describes: check the data source and \
-                     its format, or ask the data scientist to extend the vocabulary",
-                    records.len(),
-                    column.name,
-                    column.vocabulary.join(", "),
-                    seen.join(", ")
-                )));
-            }
-            out.extend(counts);
-        }
+        out.extend(category_counts(&self.layout, records)?);
         let mut families = vec![0u64; self.families.len() + 1];
         for family in records.families() {
             let slot = self
@@ -214,25 +184,85 @@ impl MomentsQuery {
     }
 }
 
+/// Each categorical column's counts per slot (vocabulary, then "other").
+/// Refused when a column has none of the vocabulary's values: its rows
+/// would all be "other", so the data is not what the federation's encoder
+/// describes (another sensor, or a file read with the wrong schema).
+pub fn category_counts(layout: &EncoderSpec, records: &Records) -> Result<Vec<u64>, DatasetError> {
+    let mut out = Vec::new();
+    let names = records.categorical_names();
+    for column in &layout.categorical {
+        let at = names
+            .iter()
+            .position(|n| *n == column.name)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "the federation's encoder names categorical column `{}` but the data has no \
+                     such column; it has: {} (read the data with the federation's schema)",
+                    column.name,
+                    names.join(", ")
+                ))
+            })?;
+        let mut counts = vec![0u64; column.width()];
+        for row in 0..records.len() {
+            counts[column.slot(&records.categorical_row(row)[at])] += 1;
+        }
+        if !column.vocabulary.is_empty() && counts[column.vocabulary.len()] == records.len() as u64
+        {
+            let mut seen: Vec<&str> = (0..records.len().min(1000))
+                .map(|row| records.categorical_row(row)[at].as_str())
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.truncate(8);
+            return Err(refuse(format!(
+                "none of the {} rows has a value of categorical column `{}` in the \
+                     federation's vocabulary [{}] (the data has e.g. [{}]); the telemetry is \
+                     not what the federation's encoder describes: check the data source and \
+                     its format, or ask the data scientist to extend the vocabulary",
+                records.len(),
+                column.name,
+                column.vocabulary.join(", "),
+                seen.join(", ")
+            )));
+        }
+        out.extend(counts);
+    }
+    Ok(out)
+}
+
 impl SpreadQuery {
     /// The pass-2 query that follows pass 1's result.
     pub fn after(moments: &MomentsQuery, result: &Moments) -> Self {
         SpreadQuery {
             layout: moments.layout.clone(),
+            families: moments.families.clone(),
             means: result.means.clone(),
             max_participants: moments.max_participants,
         }
     }
 
     pub fn vector_len(&self) -> usize {
-        self.layout.numeric.len()
+        1 + self.layout.numeric.len()
     }
 
+    /// One member's vector; refused for the same rows pass 1 refuses, so
+    /// both passes sum over the same members.
     pub fn vector(&self, records: &Records) -> Result<Vec<u64>, DatasetError> {
-        if records.is_empty() {
-            return Err(DatasetError::EmptyInput);
+        MomentsQuery {
+            layout: self.layout.clone(),
+            families: self.families.clone(),
+            max_participants: self.max_participants,
         }
-        moments::second_pass(&self.layout, records, &self.means, self.max_participants)
+        .vector(records)?;
+        let mut out = vec![records.len() as u64];
+        out.extend(moments::second_pass(
+            &self.layout,
+            records,
+            &self.means,
+            self.max_participants,
+        )?);
+        Ok(out)
     }
 
     /// The fitted encoder from pass 1's result and this pass's sum.
@@ -242,8 +272,19 @@ impl SpreadQuery {
                 "the spread pass was asked with other means than pass 1 gave".into(),
             ));
         }
+        let Some((&rows, deviations)) = sum.split_first() else {
+            return Err(refuse("an empty spread sum".into()));
+        };
+        if rows != moments.rows {
+            return Err(refuse(format!(
+                "the spread pass summed {rows} rows, the moments pass {}: the passes were over \
+                 different members (one dropped or joined between them); run the statistics \
+                 round again",
+                moments.rows
+            )));
+        }
         Ok(FittedEncoder {
-            encoder: moments::spec_from(&self.layout, moments.rows, &self.means, sum)?,
+            encoder: moments::spec_from(&self.layout, moments.rows, &self.means, deviations)?,
             moments: moments.clone(),
         })
     }
@@ -391,13 +432,24 @@ mod tests {
     #[test]
     fn telemetry_outside_the_vocabulary_is_refused_by_column() {
         let e = query()
-            .vector(&records(&[(1.0, "icmp", "normal"), (2.0, "sctp", "normal")]))
+            .vector(&records(&[
+                (1.0, "icmp", "normal"),
+                (2.0, "sctp", "normal"),
+            ]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`proto`") && e.contains("icmp") && e.contains("vocabulary"), "{e}");
+        assert!(
+            e.contains("`proto`") && e.contains("icmp") && e.contains("vocabulary"),
+            "{e}"
+        );
         let mut other = Records::new(vec!["a".into()], vec!["service".into()]);
         other
-            .push(&[1.0], vec!["http".into()], "normal".into(), "normal".into())
+            .push(
+                &[1.0],
+                vec!["http".into()],
+                "normal".into(),
+                "normal".into(),
+            )
             .unwrap();
         let e = query().vector(&other).unwrap_err().to_string();
         assert!(e.contains("no such column") && e.contains("`proto`"), "{e}");
@@ -422,14 +474,20 @@ mod tests {
             "{exact} outside {:?}",
             c.score_interval
         );
-        let above = pooled.iter().filter(|&&s| f64::from(s) > c.threshold).count() as f64
+        let above = pooled
+            .iter()
+            .filter(|&&s| f64::from(s) > c.threshold)
+            .count() as f64
             / pooled.len() as f64;
         assert!(
             c.false_alarm_interval[0] <= above && above <= c.false_alarm_interval[1],
             "{above} outside {:?}",
             c.false_alarm_interval
         );
-        let beyond = q.decode(&q.vector(&[1e9]).unwrap()).unwrap_err().to_string();
+        let beyond = q
+            .decode(&q.vector(&[1e9]).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(beyond.contains("widen"), "{beyond}");
     }
 }

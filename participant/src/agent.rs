@@ -27,9 +27,9 @@ use tonic::{Code, Status};
 use crate::audit::{CheckpointKeeper, Expected, PLAINTEXT_UPDATES_STAGE};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
+use crate::prepared::Prepared;
 use crate::releases::{Release, ReleaseLedger, base_model_sha256};
 use crate::revocation::{CrlKeeper, CrlRefusal};
-use crate::prepared::Prepared;
 use crate::secure::{Contribution, SecureTask};
 use crate::task::{ReadyTask, TaskIntake};
 use crate::telemetry;
@@ -546,7 +546,10 @@ impl Agent {
             encoder_json.to_string()
         };
         let sha = crate::prepared::encoder_sha256(&json);
-        if let Some(p) = federation.prepared_now().filter(|p| p.encoder_sha256 == sha) {
+        if let Some(p) = federation
+            .prepared_now()
+            .filter(|p| p.encoder_sha256 == sha)
+        {
             return Ok(p);
         }
         let (records, model, fraction) = (
@@ -555,18 +558,17 @@ impl Agent {
             self.config.validation_fraction,
         );
         let source = telemetry::describe(&self.config.data);
-        let prepared = tokio::task::spawn_blocking(move || {
-            Prepared::new(&records, fraction, &model, &json)
-        })
-        .await
-        .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))?
-        .map_err(|e| match e {
-            ParticipantError::Data(e) => ParticipantError::Unanswerable {
-                source_name: source,
-                reason: e.to_string(),
-            },
-            other => other,
-        })?;
+        let prepared =
+            tokio::task::spawn_blocking(move || Prepared::new(&records, fraction, &model, &json))
+                .await
+                .map_err(|e| ParticipantError::Protocol(format!("encoding task failed: {e}")))?
+                .map_err(|e| match e {
+                    ParticipantError::Data(e) => ParticipantError::Unanswerable {
+                        source_name: source,
+                        reason: e.to_string(),
+                    },
+                    other => other,
+                })?;
         let prepared = Arc::new(prepared);
         *federation
             .prepared

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use fedsoc_datasets::statistics::{CalibrationQuery, MomentsQuery, SpreadQuery};
+use fedsoc_datasets::statistics::{CalibrationQuery, MomentsQuery, SpreadQuery, category_counts};
 use fedsoc_datasets::{DatasetError, Records};
 use fedsoc_models::ModelConfig;
 use ndarray::Array2;
@@ -60,8 +60,11 @@ pub struct Prepared {
     pub training: Arc<Records>,
     /// The training rows, encoded for the model.
     pub rows: Arc<TrainingRows>,
-    /// The benign validation rows, encoded: what calibration scores.
+    /// The benign validation rows, raw and encoded: what calibration scores.
+    pub validation_records: Arc<Records>,
     pub validation: Arc<Array2<f32>>,
+    /// The encoder's columns and vocabularies.
+    pub layout: fedsoc_datasets::EncoderSpec,
 }
 
 /// SHA-256 (hex) of an encoder's JSON text.
@@ -86,12 +89,17 @@ impl Prepared {
                 model.input_dim()
             )));
         }
-        let validation = telemetry::encode(&validation, encoder_json)?.features;
+        let encoded = telemetry::encode(&validation, encoder_json)?.features;
+        let layout = serde_json::from_str(encoder_json).map_err(|e| {
+            ParticipantError::Protocol(format!("the federation's encoder does not read: {e}"))
+        })?;
         Ok(Prepared {
             encoder_sha256: encoder_sha256(encoder_json),
             training: Arc::new(training),
             rows: Arc::new(rows),
-            validation: Arc::new(validation),
+            validation_records: Arc::new(validation),
+            validation: Arc::new(encoded),
+            layout,
         })
     }
 }
@@ -140,8 +148,10 @@ pub fn answer(
         }
         "calibrate" => {
             let q: CalibrationQuery = serde_json::from_str(query_json).map_err(unreadable)?;
-            let scores =
-                fedsoc_models::anomaly_scores(model, global, prepared.validation.view())?;
+            // Rows the encoder cannot describe would score high and drag
+            // the federation's threshold up: refused as in statistics.
+            category_counts(&prepared.layout, &prepared.validation_records).map_err(refused)?;
+            let scores = fedsoc_models::anomaly_scores(model, global, prepared.validation.view())?;
             q.vector(&scores).map_err(refused)
         }
         other => Err(ParticipantError::Protocol(format!(

@@ -118,9 +118,13 @@ pub fn split_validation(records: &Records, fraction: f64) -> (Records, Records) 
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        records.family(row) == fedsoc_datasets::NORMAL && ((z >> 11) as f64) < fraction * (1u64 << 53) as f64
+        records.family(row) == fedsoc_datasets::NORMAL
+            && ((z >> 11) as f64) < fraction * (1u64 << 53) as f64
     };
-    (records.filter(|row| !held_out(row)), records.filter(held_out))
+    (
+        records.filter(|row| !held_out(row)),
+        records.filter(held_out),
+    )
 }
 
 /// The encoded rows and which of them are labelled attacks.

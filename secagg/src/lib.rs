@@ -57,9 +57,7 @@ pub use client::{
     Client, ClientAdvertised, ClientConsistent, ClientDone, ClientMasked, ClientRevealed,
     ClientShared, Revealed,
 };
-pub use config::{
-    ParticipantId, Ring, RoundConfig, Stage, query_context, recommended_neighbours,
-};
+pub use config::{ParticipantId, Ring, RoundConfig, Stage, query_context, recommended_neighbours};
 pub use error::{Result, SecAggError};
 pub use messages::Message;
 pub use quantize::Quantizer;
