@@ -577,10 +577,10 @@ async fn demo(args: DemoArgs) -> Result<()> {
         seed: args.seed,
     };
     outln!(
-        "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS with secure aggregation, {} rounds, {} synthetic flows each",
+        "fedsoc demo: {} SOCs on 127.0.0.1 over mutual TLS with secure aggregation, {} synthetic flows each: statistics, {} training rounds, calibration, bundle",
         options.participants,
-        options.rounds,
-        options.rows
+        options.rows,
+        options.rounds
     );
     outln!(
         "{:>5}  {:>12}  {:>10}  {:>8}  {:>8}",
@@ -591,7 +591,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         "PR-AUC"
     );
     let print = |r: &DemoRound| {
-        let who = if r.round == 0 {
+        let who = if r.train_loss.is_none() {
             "initial".to_string()
         } else {
             format!(
@@ -613,14 +613,44 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let report = run_demo(&options, print).await?;
     if let (Some(first), Some(last)) = (report.rounds.get(1), report.rounds.last()) {
         outln!(
-            "ROC-AUC on {} held-out flows ({} attacks): {:.4} after round 1, {:.4} after round {}",
+            "ROC-AUC on {} held-out flows ({} attacks): {:.4} after round {}, {:.4} after round {}",
             report.test_rows,
             report.test_attack_rows,
             first.test_roc_auc,
+            first.round,
             last.test_roc_auc,
             last.round
         );
     }
+    let e = &report.encoder;
+    outln!(
+        "encoder: fitted by statistics rounds {}-{} from secure sums over {} rows (sha256 {}); outside the vocabulary: {}",
+        e.round - 1,
+        e.round,
+        e.rows,
+        &e.sha256[..16],
+        e.other_share
+            .iter()
+            .map(|(c, s)| format!("{c} {:.1}%", 100.0 * s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let t = &report.threshold;
+    outln!(
+        "threshold: {:.6} ({}) at {:.1}% false alarms on {} held-out benign rows, round {}; the pooled quantile lies in [{:.6}, {:.6}]",
+        t.threshold,
+        t.score,
+        100.0 * t.false_alarm_rate,
+        t.benign_rows,
+        t.round,
+        t.score_interval[0],
+        t.score_interval[1]
+    );
+    outln!(
+        "bundle: {b}; check it: fedsoc model verify {b} --ca {dir}/pki/ca.pem",
+        b = report.bundle.display(),
+        dir = options.out.display()
+    );
     outln!(
         "models, certificates, configs, metrics.json and the audit log are in {}",
         options.out.display()

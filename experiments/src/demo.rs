@@ -1,12 +1,17 @@
 //! `fedsoc demo`: a federation of N synthetic SOCs on this machine, over
-//! real mutual TLS, trained for R rounds. After every round the global
-//! model is scored on a held-out synthetic test set with every attack
-//! family, as a data scientist would evaluate it.
+//! real mutual TLS, through its whole life: a statistics round fits the
+//! feature encoder from secure sums, R training rounds, a calibrate round
+//! sets the threshold, and the signed model bundle is written and
+//! verified. After every training round the global model is scored on a
+//! held-out synthetic test set with every attack family, as a data
+//! scientist would evaluate it.
 
 use std::path::{Path, PathBuf};
 
-use fedsoc_datasets::EncoderSpec;
+use fedsoc_coordinator::kind::RoundKind;
+use fedsoc_coordinator::trail::{EncoderFitted, ThresholdCalibrated};
 use fedsoc_datasets::synthetic::{SyntheticConfig, test_set};
+use fedsoc_datasets::{EncoderSpec, Records};
 use fedsoc_models::{ModelConfig, anomaly_scores, pr_auc, roc_auc};
 use ndarray::Array2;
 use serde::Serialize;
@@ -56,11 +61,38 @@ pub struct DemoReport {
     pub participants: Vec<String>,
     pub test_rows: usize,
     pub test_attack_rows: usize,
+    /// The encoder the statistics round fitted (its round and hash).
+    pub encoder: DemoEncoder,
     pub rounds: Vec<DemoRound>,
+    /// The calibrate round's federation threshold.
+    pub threshold: ThresholdCalibrated,
+    /// The verified model bundle.
+    pub bundle: PathBuf,
+}
+
+/// Where the federation's encoder came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoEncoder {
+    pub round: u64,
+    pub sha256: String,
+    pub rows: u64,
+    pub other_share: std::collections::BTreeMap<String, f64>,
+}
+
+impl From<&EncoderFitted> for DemoEncoder {
+    fn from(e: &EncoderFitted) -> Self {
+        DemoEncoder {
+            round: e.round,
+            sha256: e.encoder_sha256.clone(),
+            rows: e.rows,
+            other_share: e.other_share.clone(),
+        }
+    }
 }
 
 /// The labelled held-out test set, encoded like every participant's data.
 struct TestSet {
+    records: Records,
     features: Array2<f32>,
     labels: Vec<bool>,
 }
@@ -73,9 +105,22 @@ impl TestSet {
             rows: 5000,
             attack_fraction: 0.2,
         })?;
-        let features = EncoderSpec::synthetic_default().encode(&records)?;
         let labels = records.iter().map(|r| r.is_attack()).collect();
-        Ok(TestSet { features, labels })
+        let records = Records::from_flows(&records);
+        let features = EncoderSpec::synthetic_default().encode(&records)?;
+        Ok(TestSet {
+            records,
+            features,
+            labels,
+        })
+    }
+
+    /// Encodes the test set as the federation's encoder in force does.
+    fn encode_with(&mut self, encoder_json: &str) -> Result<(), ExperimentError> {
+        let encoder: EncoderSpec = serde_json::from_str(encoder_json)
+            .map_err(|e| ExperimentError::Setup(format!("the fitted encoder: {e}")))?;
+        self.features = encoder.encode(&self.records)?;
+        Ok(())
     }
 
     fn evaluate(
@@ -126,27 +171,53 @@ pub async fn run_demo(
     spec.rows = options.rows;
     spec.epochs = options.epochs;
     spec.seed = options.seed;
-    let test = TestSet::build(options.seed)?;
+    // The federation starts from the feature layout alone: its statistics
+    // are fitted from the members' rows by the first (statistics) round.
+    spec.encoder = Some(EncoderSpec::synthetic_layout());
+    let mut test = TestSet::build(options.seed)?;
     let federation = LocalFederation::start(&spec).await?;
     let model = federation.coordinator.spec().model.clone();
+    let config_encoder = federation.coordinator.spec().encoder_json.clone();
+    let shared = federation.coordinator.shared().clone();
+    let mut plan = vec![RoundKind::Moments, RoundKind::Spread];
+    plan.extend(vec![RoundKind::Train; options.rounds as usize]);
+    plan.push(RoundKind::Calibrate);
 
-    let initial = federation.coordinator.global_model();
-    let (roc, pr) = test.evaluate(&model, &initial)?;
-    let mut rounds = vec![DemoRound {
-        round: 0,
-        included: Vec::new(),
-        dropped: Vec::new(),
-        train_loss: None,
-        test_roc_auc: roc,
-        test_pr_auc: pr,
-        model_sha256: fedsoc_coordinator::model_sha256(&initial),
-        model_file: "models/round-000000.f32".into(),
-    }];
-    on_round(&rounds[0]);
-
+    let mut rounds = Vec::new();
     let outcome = async {
-        for _ in 0..options.rounds {
+        shared.queue_kinds(&plan)?;
+        let mut fitted = None;
+        for kind in &plan {
             let report = federation.coordinator.run_next_round().await?;
+            match kind {
+                RoundKind::Moments | RoundKind::Calibrate => continue,
+                RoundKind::Spread => {
+                    let state = shared.sum_state();
+                    test.encode_with(&state.encoder.json)?;
+                    if let Some((fedsoc_coordinator::kind::Conclusion::Encoder(e), _)) =
+                        &report.conclusion
+                    {
+                        fitted = Some(DemoEncoder::from(e));
+                    }
+                    // The initial model under the fitted encoder.
+                    let initial = federation.coordinator.global_model();
+                    let (roc, pr) = test.evaluate(&model, &initial)?;
+                    let line = DemoRound {
+                        round: report.round,
+                        included: report.included.clone(),
+                        dropped: Vec::new(),
+                        train_loss: None,
+                        test_roc_auc: roc,
+                        test_pr_auc: pr,
+                        model_sha256: fedsoc_coordinator::model_sha256(&initial),
+                        model_file: format!("models/round-{:06}.f32", report.round),
+                    };
+                    on_round(&line);
+                    rounds.push(line);
+                    continue;
+                }
+                RoundKind::Train => {}
+            }
             let (roc, pr) = test.evaluate(&model, &report.model)?;
             federation.coordinator.record_metrics(
                 report.round,
@@ -175,7 +246,8 @@ pub async fn run_demo(
             on_round(&line);
             rounds.push(line);
         }
-        Ok::<_, ExperimentError>(())
+        let threshold = shared.sum_state().calibration;
+        Ok::<_, ExperimentError>((fitted, threshold))
     }
     .await;
     let participants = federation.participant_ids();
@@ -186,17 +258,47 @@ pub async fn run_demo(
             .await;
     }
     federation.shutdown().await;
-    outcome?;
+    let (encoder, threshold) = match outcome? {
+        (Some(encoder), Some(threshold)) => (encoder, threshold),
+        _ => {
+            return Err(ExperimentError::Setup(
+                "the statistics or calibrate round concluded nothing".into(),
+            ));
+        }
+    };
+    let bundle = write_bundle(&options.out, &config_encoder)?;
 
     let report = DemoReport {
         participants,
         test_rows: test.labels.len(),
         test_attack_rows: test.labels.iter().filter(|&&l| l).count(),
+        encoder,
         rounds,
+        threshold,
+        bundle,
     };
     let path = options.out.join("metrics.json");
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| ExperimentError::Setup(format!("metrics to JSON: {e}")))?;
     std::fs::write(&path, json).map_err(|e| ExperimentError::io(&path, e))?;
     Ok(report)
+}
+
+/// Writes the latest round's bundle to `out/bundle` from the audit log and
+/// verifies it against the federation CA, as a SOC would before use.
+fn write_bundle(out: &Path, config_encoder: &str) -> Result<PathBuf, ExperimentError> {
+    let failed = |e: fedsoc_bundle::BundleError| ExperimentError::Setup(format!("bundle: {e}"));
+    let read = |name: &str| {
+        let path = out.join("pki").join(name);
+        std::fs::read_to_string(&path).map_err(|e| ExperimentError::io(&path, e))
+    };
+    let log = fedsoc_audit::AuditLog::open_read_only(out.join("audit"))
+        .map_err(|e| ExperimentError::Setup(format!("the audit log: {e}")))?;
+    let bundle =
+        fedsoc_bundle::Bundle::from_log(&log, None, &read("coordinator.pem")?, config_encoder)
+            .map_err(failed)?;
+    bundle.verify(&read("ca.pem")?).map_err(failed)?;
+    let dir = out.join("bundle");
+    bundle.write(&dir).map_err(failed)?;
+    Ok(dir)
 }

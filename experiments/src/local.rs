@@ -50,6 +50,9 @@ pub struct LocalFederationSpec {
     pub keep_contributions: bool,
     /// The coordinator's storage layer (crash tests pass a fault plan).
     pub disk: fedsoc_durable::Disk,
+    /// The federation's first encoder when `data` is `None` (e.g. a layout
+    /// a statistics round fits); `None` is the synthetic preset.
+    pub encoder: Option<EncoderSpec>,
 }
 
 /// Real data for a local federation: what each participant holds and
@@ -96,6 +99,7 @@ impl LocalFederationSpec {
             data: None,
             keep_contributions: false,
             disk: fedsoc_durable::Disk::real(),
+            encoder: None,
         }
     }
 }
@@ -165,6 +169,17 @@ impl LocalFederation {
         ca.issue(&Identity::new(Role::DataScientist, "analyst")?, &[])?
             .save(&pki, "analyst")?;
 
+        let first_encoder = spec
+            .data
+            .as_ref()
+            .map(|d| &d.encoder)
+            .or(spec.encoder.as_ref());
+        if let Some(encoder) = first_encoder {
+            let path = spec.dir.join("encoder.json");
+            let json = serde_json::to_string_pretty(encoder)
+                .map_err(|e| ExperimentError::Setup(format!("encoder to JSON: {e}")))?;
+            write(&path, &json)?;
+        }
         if let Some(data) = &spec.data {
             if data.records.len() != spec.participants {
                 return Err(ExperimentError::Setup(format!(
@@ -173,10 +188,6 @@ impl LocalFederation {
                     spec.participants
                 )));
             }
-            let path = spec.dir.join("encoder.json");
-            let json = serde_json::to_string_pretty(&data.encoder)
-                .map_err(|e| ExperimentError::Setup(format!("encoder to JSON: {e}")))?;
-            write(&path, &json)?;
         }
         let coordinator_toml = spec.dir.join("coordinator.toml");
         write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;
@@ -474,7 +485,7 @@ dir = "."
             .data
             .as_ref()
             .map_or("autoencoder", |d| d.model_kind.as_str()),
-        features = if spec.data.is_some() {
+        features = if spec.data.is_some() || spec.encoder.is_some() {
             "\n[features]\nencoder = \"encoder.json\"\n"
         } else {
             ""
