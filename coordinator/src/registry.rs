@@ -32,6 +32,8 @@ pub struct Link {
     pub inbox: mpsc::Receiver<ParticipantMessage>,
     /// Tree size of the last audit checkpoint the participant holds.
     pub audit_size: u64,
+    /// It asked for each completed round's model bundle.
+    pub wants_bundles: bool,
 }
 
 impl Link {
@@ -188,6 +190,7 @@ mod tests {
             outbox,
             inbox,
             audit_size: 0,
+            wants_bundles: false,
         }
     }
 

@@ -26,6 +26,9 @@ use crate::session::FederationService;
 use crate::store::{Queue, RoundRecord, Store};
 use crate::trail::{self, Trail};
 
+/// Bytes per bundle message, well below the gRPC message limit.
+const BUNDLE_CHUNK: usize = 1 << 20;
+
 /// Rounds kept in memory for `Status`.
 const RECENT_ROUNDS: usize = 20;
 
@@ -348,6 +351,8 @@ pub struct Coordinator {
     calibration: CalibrationSection,
     /// The roster's size: what one member's statistics may be summed with.
     max_members: usize,
+    /// Our certificate (PEM): bundles carry it with the checkpoint it signs.
+    certificate_pem: String,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -399,6 +404,7 @@ impl Coordinator {
         })?;
         let revocations = Arc::new(fedsoc_pki::Revocations::watch(&ca_pem, &config.crl_path())?);
         let certificate = Arc::new(fedsoc_pki::load_certificate_der(&config.tls.cert)?);
+        let certificate_pem = fedsoc_pki::certificate_pem(&certificate);
         let crl = Arc::new(CrlGate::open(
             revocations.clone(),
             &store,
@@ -550,6 +556,7 @@ impl Coordinator {
             statistics: config.statistics.clone(),
             calibration: config.calibration.clone(),
             max_members: config.roster.participants.len(),
+            certificate_pem,
             local_addr,
             shutdown: Some(shutdown),
             server,
@@ -694,6 +701,7 @@ impl Coordinator {
             &report.included,
             &members,
         )?;
+        self.publish_bundle(report.round);
         Ok(report)
     }
 
@@ -795,6 +803,53 @@ impl Coordinator {
             }
         });
         Ok(())
+    }
+
+    /// Sends the bundle of `round` (just completed, its checkpoint signed)
+    /// to the connected participants that asked for bundles. A bundle that
+    /// cannot be built is logged, never fatal to the round: the model is
+    /// in the store and the log either way.
+    fn publish_bundle(&self, round: u64) {
+        let mut wanted = false;
+        self.shared
+            .registry
+            .for_each_idle(|link| wanted |= link.wants_bundles);
+        if !wanted {
+            return;
+        }
+        let built = fedsoc_bundle::Bundle::from_log(
+            &self.trail.log(),
+            Some(round),
+            &self.certificate_pem,
+            &self.shared.spec.encoder_json,
+        );
+        let bytes = match built {
+            Ok(bundle) => bundle.to_bytes(),
+            Err(e) => {
+                tracing::warn!(round, error = %e, "no bundle for this round");
+                return;
+            }
+        };
+        let total_len = bytes.len() as u64;
+        self.shared.registry.for_each_idle(|link| {
+            if !link.wants_bundles {
+                return;
+            }
+            for (i, piece) in bytes.chunks(BUNDLE_CHUNK).enumerate() {
+                let chunk = fedsoc_proto::v1::BundleChunk {
+                    round,
+                    offset: (i * BUNDLE_CHUNK) as u64,
+                    total_len,
+                    data: piece.to_vec(),
+                };
+                let body = fedsoc_proto::v1::coordinator_message::Body::BundleChunk(chunk);
+                let message = fedsoc_proto::v1::CoordinatorMessage { body: Some(body) };
+                if link.outbox.try_send(Ok(message)).is_err() {
+                    tracing::warn!(participant = %link.id, round, "bundle not sent: the session's queue is full");
+                    return;
+                }
+            }
+        });
     }
 
     /// Writes the participants' cosignatures received so far to the audit

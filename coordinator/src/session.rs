@@ -151,7 +151,12 @@ fn peer_certificate<T>(request: &Request<T>) -> Result<Vec<u8>, Status> {
 
 /// Checks the Hello against the certificate and protocol version.
 /// Checks the Hello; returns the participant's last checkpoint size.
-fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result<u64, Status> {
+/// What a Hello tells the coordinator: the participant's last checkpoint
+/// size, and whether it wants each completed round's bundle.
+fn check_hello(
+    first: Option<ParticipantMessage>,
+    identity: &Identity,
+) -> Result<(u64, bool), Status> {
     let hello = match first.and_then(|m| m.body) {
         Some(participant_message::Body::Hello(hello)) => hello,
         _ => {
@@ -174,7 +179,7 @@ fn check_hello(first: Option<ParticipantMessage>, identity: &Identity) -> Result
             hello.participant_id, identity.id
         )));
     }
-    Ok(hello.last_checkpoint_size)
+    Ok((hello.last_checkpoint_size, hello.wants_bundles))
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
@@ -336,7 +341,7 @@ impl Federation for FederationService {
                 ));
             }
         };
-        let audit_size = check_hello(first, &identity)?;
+        let (audit_size, wants_bundles) = check_hello(first, &identity)?;
 
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_DEPTH);
         let welcome = CoordinatorMessage {
@@ -370,6 +375,7 @@ impl Federation for FederationService {
                 outbox,
                 inbox,
                 audit_size,
+                wants_bundles,
             },
             peer,
         );

@@ -174,6 +174,8 @@ pub async fn run_demo(
     // The federation starts from the feature layout alone: its statistics
     // are fitted from the members' rows by the first (statistics) round.
     spec.encoder = Some(EncoderSpec::synthetic_layout());
+    // Every SOC keeps each round's verified bundle, as a deployment would.
+    spec.keep_bundles = true;
     let mut test = TestSet::build(options.seed)?;
     let federation = LocalFederation::start(&spec).await?;
     let model = federation.coordinator.spec().model.clone();

@@ -50,6 +50,9 @@ pub struct LocalFederationSpec {
     pub keep_contributions: bool,
     /// The coordinator's storage layer (crash tests pass a fault plan).
     pub disk: fedsoc_durable::Disk,
+    /// Each participant keeps every completed round's verified bundle in
+    /// `bundles/<id>/`.
+    pub keep_bundles: bool,
     /// The federation's first encoder when `data` is `None` (e.g. a layout
     /// a statistics round fits); `None` is the synthetic preset.
     pub encoder: Option<EncoderSpec>,
@@ -100,6 +103,7 @@ impl LocalFederationSpec {
             keep_contributions: false,
             disk: fedsoc_durable::Disk::real(),
             encoder: None,
+            keep_bundles: false,
         }
     }
 }
@@ -533,10 +537,13 @@ max_backoff_ms = 5000
 "#,
         seed = spec.seed,
         rows = spec.rows,
-        contributions = if spec.keep_contributions {
-            format!("contributions = \"contributions/{id}\"\n")
-        } else {
-            String::new()
-        },
+        contributions = [
+            (spec.keep_contributions, "contributions"),
+            (spec.keep_bundles, "bundles")
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, key)| format!("{key} = \"{key}/{id}\"\n"))
+        .collect::<String>(),
     )
 }

@@ -175,6 +175,7 @@ async fn raw_session(
             participant_id: config.id.clone(),
             agent_version: "test".into(),
             last_checkpoint_size: 0,
+            wants_bundles: false,
         })),
     })
     .await

@@ -108,6 +108,7 @@ async fn hostile_participant(
             participant_id: config.id.clone(),
             agent_version: "hostile".into(),
             last_checkpoint_size: 0,
+            wants_bundles: false,
         })),
     })
     .await
@@ -452,6 +453,7 @@ async fn another_participants_identity_is_refused_at_hello() {
             participant_id: ids[0].clone(),
             agent_version: "hostile".into(),
             last_checkpoint_size: 0,
+            wants_bundles: false,
         })),
     })
     .await

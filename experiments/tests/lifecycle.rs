@@ -67,6 +67,7 @@ async fn statistics_train_calibrate_through_the_coordinator_and_replayed() {
     records.push(Arc::new(foreign(&site(3), &protocol)));
     let mut spec = LocalFederationSpec::new(dir.path(), 4);
     spec.min_participants = 3;
+    spec.keep_bundles = true;
     spec.data = Some(FederationData {
         // The configuration's encoder: the layout with placeholder moments.
         encoder: layout.clone(),
@@ -181,6 +182,26 @@ async fn statistics_train_calibrate_through_the_coordinator_and_replayed() {
         f_lo <= above && above <= f_hi,
         "{above} not in [{f_lo}, {f_hi}]"
     );
+
+    // Each member was sent every completed round's bundle and kept it once
+    // verified: the calibrated one carries the threshold.
+    let kept = dir
+        .path()
+        .join("bundles")
+        .join(&federation.participant_ids()[0])
+        .join("round-000004");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !kept.join("provenance.json").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let bundle = fedsoc_bundle::Bundle::read(&kept).unwrap();
+    let verified = bundle
+        .verify(&std::fs::read_to_string(federation.dir().join("pki/ca.pem")).unwrap())
+        .unwrap();
+    assert_eq!(verified.model_sha256, trained.model_sha256);
+    assert_eq!(verified.encoder_sha256, state.encoder.sha256);
+    let logged = verified.threshold.expect("the calibrated threshold");
+    assert_eq!(logged.calibrated, threshold);
 
     // An auditor replays all four rounds and every conclusion.
     let ca = std::fs::read_to_string(federation.dir().join("pki/ca.pem")).unwrap();

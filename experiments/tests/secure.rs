@@ -122,6 +122,7 @@ async fn scripted_participant(
             participant_id: config.id.clone(),
             agent_version: "script".into(),
             last_checkpoint_size: 0,
+            wants_bundles: false,
         })),
     })
     .await

@@ -328,6 +328,7 @@ impl Agent {
             participant_id: self.config.id.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             last_checkpoint_size: self.keeper().size(),
+            wants_bundles: self.config.bundles.is_some(),
         });
         send(&outbox, hello).await?;
         let mut inbound = client
@@ -350,6 +351,7 @@ impl Agent {
         tracing::info!(participant = %self.config.id, "joined the federation");
 
         let mut intake = TaskIntake::default();
+        let mut bundle_intake = crate::bundles::BundleIntake::default();
         let mut secure: Option<SecureInFlight> = None;
         // The secure task of this session and the hashes of what we sent
         // in it, kept after a failure takes us out of the round.
@@ -421,6 +423,9 @@ impl Agent {
                         send(&outbox, participant_message::Body::Cosignature(cosigned)).await?;
                     }
                 }
+                Some(coordinator_message::Body::BundleChunk(piece)) => {
+                    self.bundle_piece(&mut bundle_intake, piece);
+                }
                 Some(coordinator_message::Body::Welcome(_)) | None => {
                     return Err(ParticipantError::Protocol(
                         "unexpected message from the coordinator".into(),
@@ -431,6 +436,35 @@ impl Agent {
         Err(ParticipantError::Session(
             "the coordinator closed the stream".into(),
         ))
+    }
+
+    /// A piece of a round's bundle: once whole, verified and kept in the
+    /// `bundles` folder. A bundle that fails is logged, never fatal: the
+    /// SOC keeps the last good one.
+    fn bundle_piece(
+        &self,
+        intake: &mut crate::bundles::BundleIntake,
+        piece: fedsoc_proto::v1::BundleChunk,
+    ) {
+        let Some(dir) = &self.config.bundles else {
+            return;
+        };
+        match intake.push(piece) {
+            Ok(None) => {}
+            Ok(Some((round, bytes))) => {
+                match crate::bundles::keep(dir, round, &bytes, &self.ca_pem) {
+                    Ok(path) => {
+                        tracing::info!(participant = %self.config.id, round, bundle = %path.display(), "model bundle verified and kept")
+                    }
+                    Err(e) => {
+                        tracing::warn!(participant = %self.config.id, round, error = %e, "model bundle refused; the last good one stays")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(participant = %self.config.id, error = %e, "model bundle piece refused")
+            }
+        }
     }
 
     fn keeper(&self) -> std::sync::MutexGuard<'_, CheckpointKeeper> {

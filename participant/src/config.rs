@@ -32,6 +32,12 @@ pub struct ParticipantConfig {
     /// never leaves this machine.
     #[serde(default)]
     pub contributions: Option<PathBuf>,
+    /// A folder where the agent keeps the model bundle of every completed
+    /// round (`round-NNNNNN/`, the last few), each verified against the
+    /// federation CA before it is written: the SOC's detectors load the
+    /// newest. Off by default.
+    #[serde(default)]
+    pub bundles: Option<PathBuf>,
     /// This participant's durable state: the last audit checkpoint it
     /// accepted, so a restart keeps holding the coordinator to its log.
     /// Defaults to `state/<id>` beside this file.
@@ -322,6 +328,9 @@ impl ParticipantConfig {
         if let Some(dir) = &mut config.contributions {
             *dir = fedsoc_conf::resolve(path, dir);
         }
+        if let Some(dir) = &mut config.bundles {
+            *dir = fedsoc_conf::resolve(path, dir);
+        }
         let state = config
             .state_dir
             .take()
@@ -454,6 +463,7 @@ mod tests {
             },
             reconnect: ReconnectSection::default(),
             contributions: None,
+            bundles: None,
             state_dir: None,
             secure_aggregation: SecureFloor::default(),
             validation_fraction: 0.1,

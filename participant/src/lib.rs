@@ -21,12 +21,15 @@
 //!   checkpoint signatures, consistency proofs, receipts for our updates.
 //! - [`revocation`]: the CRL the coordinator sends, checked against the CA,
 //!   its nextUpdate and the highest CRL number we accepted (kept on disk).
+//! - [`bundles`]: the model bundle of each completed round, verified
+//!   against the CA and kept in `bundles = "DIR"`.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`](mod@error): [`ParticipantError`].
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod audit;
+pub mod bundles;
 pub mod config;
 pub mod error;
 pub mod prepared;
