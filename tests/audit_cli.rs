@@ -56,7 +56,8 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
     assert!(verify.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.starts_with(
-            "verified: 2 rounds (2 replayed: unmasking and FedAvg reproduce every model hash)"
+            // statistics (2 rounds), 2 training rounds, calibration
+            "verified: 5 rounds (5 replayed: unmasking and FedAvg reproduce every model hash)"
         ),
         "{stdout}"
     );
@@ -68,8 +69,8 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
     );
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["rounds"], 2);
-    assert_eq!(report["rounds_replayed"], 2);
+    assert_eq!(report["rounds"], 5);
+    assert_eq!(report["rounds_replayed"], 5);
     assert!(report["checkpoints"].as_u64().unwrap() >= 3, "{report}");
     assert_eq!(report["root"].as_str().unwrap().len(), 64);
 
@@ -148,7 +149,7 @@ fn a_demo_log_verifies_replays_and_shows_its_rounds() {
         .lines()
         .filter(|l| l.contains(" secure ") && l.contains("completed"))
         .collect();
-    assert_eq!(rounds.len(), 2, "{stdout}");
+    assert_eq!(rounds.len(), 5, "{stdout}");
     assert!(rounds.iter().all(|l| l.contains("3/3/3/3/3")), "{stdout}");
 
     // Another federation's CA is refused, by name.

@@ -63,7 +63,9 @@ fn demo_runs_rounds_and_writes_models_and_metrics() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    assert!(!out.join("models/round-000002.f32").exists());
+    // (statistics 1-2, training 3, calibration 4: the first run's round 5 is gone)
+    assert!(out.join("models/round-000004.f32").exists());
+    assert!(!out.join("models/round-000005.f32").exists());
 }
 
 #[test]

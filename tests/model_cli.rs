@@ -26,7 +26,8 @@ fn failed(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-/// A two-round federation of three SOCs, as `fedsoc demo` leaves it: `coordinator.toml` and the
+/// A federation of three SOCs as `fedsoc demo --rounds 2` leaves it (statistics in rounds 1-2,
+/// training in 3-4, calibration in 5): `coordinator.toml` and the
 /// storage folder (the same folder) with models, state.json, history.jsonl and audit/.
 fn federation(dir: &Path) -> PathBuf {
     let out = dir.join("demo");
@@ -124,10 +125,10 @@ fn export_round_then_score_telemetry() {
     let store = federation(dir.path());
     let config = store.join("coordinator.toml");
 
-    // safetensors, round 2, storage folder named explicitly.
+    // safetensors, the last training round (4), storage folder named explicitly.
     let model = dir.path().join("global.safetensors");
     ok(&fedsoc()
-        .args(["model", "export", "--round", "2", "--format", "safetensors"])
+        .args(["model", "export", "--round", "4", "--format", "safetensors"])
         .arg("--config")
         .arg(&config)
         .arg("--store")
@@ -138,8 +139,8 @@ fn export_round_then_score_telemetry() {
         .unwrap());
     let bytes = std::fs::read(&model).unwrap();
     let (arch, flat, meta) = read_safetensors(&bytes).unwrap();
-    assert_eq!(bits(&flat), bits(&stored_model(&store, 2)));
-    assert_eq!(meta.round, 2);
+    assert_eq!(bits(&flat), bits(&stored_model(&store, 4)));
+    assert_eq!(meta.round, 4);
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(store.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(
@@ -170,12 +171,13 @@ fn export_round_then_score_telemetry() {
     assert_eq!(m["input_dim"], d.to_string());
     assert_eq!(m["hidden"], "[64,32,8]");
     assert_eq!(m["activation"], "relu");
-    assert_eq!(m["round"], "2");
+    assert_eq!(m["round"], "4");
     assert_eq!(m["model_sha256"], meta.model_sha256);
     let encoder: serde_json::Value = serde_json::from_str(&m["encoder"]).unwrap();
     assert!(encoder.is_object(), "{encoder}");
 
-    // burn, the latest round by default, storage folder from the config.
+    // burn, the latest round by default (the calibration, which keeps round 4's model),
+    // storage folder from the config.
     let record = dir.path().join("global.bpk");
     ok(&fedsoc()
         .args(["model", "export", "--format", "burn"])
@@ -187,7 +189,7 @@ fn export_round_then_score_telemetry() {
         .unwrap());
     let sidecar = std::fs::read_to_string(dir.path().join("global.bpk.json")).unwrap();
     let (burn_arch, burn_meta) = read_burn_sidecar(&sidecar).unwrap();
-    assert_eq!((burn_arch, burn_meta.round), (arch.clone(), 2));
+    assert_eq!((burn_arch, burn_meta.round), (arch.clone(), 5));
     let back = fedsoc_models::export::read_burn(&arch, &std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(bits(&back), bits(&flat));
 
@@ -354,7 +356,7 @@ fn export_refuses_a_model_that_does_not_match_its_record() {
         "{stderr}"
     );
 
-    let stderr = failed(&export("3"));
+    let stderr = failed(&export("6"));
     assert!(stderr.contains("not complete"), "{stderr}");
 
     std::fs::write(&path, &raw[..raw.len() - 2]).unwrap();
@@ -394,7 +396,9 @@ fn bundle_export_verify_and_score_only_when_verified() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     for expected in [
         "federation",
-        "round       2",
+        "round       5",
+        "threshold",
+        "fitted by the federation in round 2",
         "sha256",
         "checkpoint",
         "verified:",

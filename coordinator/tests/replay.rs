@@ -1097,7 +1097,10 @@ fn show_lists_every_stage_and_message() {
     let table = render_timeline(&timeline, false);
     assert!(table.contains("3/3/3/3/3/3"), "{table}");
     let detail = render_timeline(&timeline.clone().only_round(2), true);
-    assert!(detail.contains("round 2, attempt 1: completed"), "{detail}");
+    assert!(
+        detail.contains("round 2 (train), attempt 1: completed"),
+        "{detail}"
+    );
     assert!(!detail.contains("round 1, attempt 1"), "{detail}");
     let second_round = &timeline.attempts[1];
     for m in &second_round.stages[3].received {
