@@ -184,14 +184,14 @@ impl LocalFederation {
                 .map_err(|e| ExperimentError::Setup(format!("encoder to JSON: {e}")))?;
             write(&path, &json)?;
         }
-        if let Some(data) = &spec.data {
-            if data.records.len() != spec.participants {
-                return Err(ExperimentError::Setup(format!(
-                    "{} record sets for {} participants",
-                    data.records.len(),
-                    spec.participants
-                )));
-            }
+        if let Some(data) = &spec.data
+            && data.records.len() != spec.participants
+        {
+            return Err(ExperimentError::Setup(format!(
+                "{} record sets for {} participants",
+                data.records.len(),
+                spec.participants
+            )));
         }
         let coordinator_toml = spec.dir.join("coordinator.toml");
         write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;

@@ -845,7 +845,7 @@ impl Agent {
             num_params: delta.len() as u64,
         });
         send(outbox, header).await?;
-        for piece in chunk::split(task.task_id, &delta) {
+        for piece in chunk::split(task.task_id, delta) {
             send(outbox, participant_message::Body::UpdateChunk(piece)).await?;
         }
         Ok(None)

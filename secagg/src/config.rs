@@ -265,6 +265,19 @@ impl RoundConfig {
     }
 }
 
+/// The [`RoundConfig::context`] of a round that sums a public query's
+/// integer vectors (fedsoc's statistics and calibrate rounds): binds the
+/// query's kind and text, so a member's signatures cover what it summed.
+pub fn query_context(kind: &str, query: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"fedsoc/sum-round/v1\n");
+    h.update(kind.as_bytes());
+    h.update(b"\n");
+    h.update(query.as_bytes());
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,17 +372,4 @@ mod tests {
         c.threshold = 4;
         c.validate().unwrap();
     }
-}
-
-/// The [`RoundConfig::context`] of a round that sums a public query's
-/// integer vectors (fedsoc's statistics and calibrate rounds): binds the
-/// query's kind and text, so a member's signatures cover what it summed.
-pub fn query_context(kind: &str, query: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"fedsoc/sum-round/v1\n");
-    h.update(kind.as_bytes());
-    h.update(b"\n");
-    h.update(query.as_bytes());
-    h.finalize().into()
 }
