@@ -187,6 +187,7 @@ impl FederationSpec {
             kind: String::new(),
             query_json: String::new(),
             encoder_spec_json: self.in_force.get().json.to_string(),
+            class_weight: 0.0,
         }
     }
 }

@@ -195,6 +195,9 @@ pub struct Pass1 {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SumState {
     pub encoder: InForce,
+    /// Benign rows per attack row, federation-wide, from the last fit: the
+    /// balanced loss's attack weight (`None` without labelled attacks).
+    pub class_weight: Option<f64>,
     pub moments: Option<Pass1>,
     pub calibration: Option<ThresholdCalibrated>,
 }
@@ -239,12 +242,25 @@ impl Conclusion {
             }
             (Conclusion::Encoder(e), _) => {
                 state.encoder = InForce::new(e.encoder_json.clone(), e.round);
+                state.class_weight = class_weight(&e.label_counts);
                 state.moments = None;
             }
             (Conclusion::Threshold(t), _) => state.calibration = Some(t.clone()),
             _ => {}
         }
     }
+}
+
+/// Benign rows per attack row from a fit's family counts; `None` when a
+/// class is missing.
+pub fn class_weight(label_counts: &std::collections::BTreeMap<String, u64>) -> Option<f64> {
+    let benign = label_counts
+        .iter()
+        .filter(|(f, _)| f.eq_ignore_ascii_case(fedsoc_datasets::NORMAL))
+        .map(|(_, c)| *c)
+        .sum::<u64>();
+    let attacks = label_counts.values().sum::<u64>() - benign;
+    (benign > 0 && attacks > 0).then(|| benign as f64 / attacks as f64)
 }
 
 /// Where a sum round stands: its identity and the model it ran under.
@@ -341,5 +357,14 @@ mod tests {
         }
         assert_eq!(RoundKind::from_wire("").unwrap(), RoundKind::Train);
         assert_ne!(sum_context("moments", "{}"), sum_context("spread", "{}"));
+        let counts = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let w = class_weight(&counts(&[("normal", 90), ("dos", 6), ("<other>", 4)]));
+        assert_eq!(w, Some(9.0));
+        assert_eq!(class_weight(&counts(&[("normal", 90), ("dos", 0)])), None);
     }
 }

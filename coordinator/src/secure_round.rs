@@ -576,6 +576,7 @@ impl Driver<'_> {
             task.kind = work.kind.name().into();
             task.query_json = work.query_json().unwrap_or_default();
             task.encoder_spec_json = work.state.encoder.json.to_string();
+            task.class_weight = work.state.class_weight.unwrap_or(0.0);
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages
                 .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));

@@ -127,7 +127,16 @@ async fn statistics_train_calibrate_through_the_coordinator_and_replayed() {
             None => pooled = Some(training),
         }
     }
-    let want = EncoderSpec::fit(&pooled.unwrap(), &layout).unwrap();
+    let pooled = pooled.unwrap();
+    // The balanced loss's attack weight is the federation's ratio.
+    let families = pooled.family_counts();
+    let benign = families["normal"] as f64;
+    assert_eq!(
+        state.class_weight,
+        Some(benign / (pooled.len() as f64 - benign)),
+        "{families:?}"
+    );
+    let want = EncoderSpec::fit(&pooled, &layout).unwrap();
     for (got, want) in fitted.numeric.iter().zip(&want.numeric) {
         assert!(
             (got.mean - want.mean).abs() < 1e-4 && (got.std - want.std).abs() < 1e-4,

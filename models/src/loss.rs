@@ -23,6 +23,9 @@ use crate::model::ModelConfig;
 /// - `Balanced`: `Bce` with the attack term multiplied by `w = negatives / positives`, counted
 ///   over the participant's whole local data, so both classes carry equal total weight; `w = 1`
 ///   when either class is absent locally.
+/// - `Weighted { pos_weight }`: `Bce` with the attack term multiplied by a given `w`: the
+///   federation-wide negatives / positives of a statistics round, so every SOC weighs classes
+///   alike (a SOC with few attacks no longer gives them a huge local weight).
 /// - `Focal { gamma }`: `−[y·(1−p)^γ·log p + (1−y)·p^γ·log(1−p)]` (Lin et al., 2017), which
 ///   shrinks the loss of rows the model already gets right so training concentrates on the hard
 ///   ones. This is the α-balanced form with `α = ½`, times 2: the constant does not change
@@ -37,6 +40,11 @@ pub enum ClassifierLoss {
     Bce,
     /// Cross-entropy with attacks weighted by the local negatives/positives ratio.
     Balanced,
+    /// Cross-entropy with attacks weighted by a given (federation-wide) ratio.
+    Weighted {
+        /// Weight of the attack term, finite and > 0.
+        pos_weight: f64,
+    },
     /// Binary focal loss.
     Focal {
         /// Focusing exponent, `>= 0`; 2 is the usual choice.
@@ -66,6 +74,12 @@ impl ClassifierLoss {
             Self::Focal { gamma } if !(gamma.is_finite() && gamma >= 0.0) => Some(format!(
                 "focal loss gamma is {gamma}, it must be finite and >= 0 (2 is the usual choice)"
             )),
+            Self::Weighted { pos_weight } if !(pos_weight.is_finite() && pos_weight > 0.0) => {
+                Some(format!(
+                    "the attack weight is {pos_weight}, it must be finite and > 0 (benign rows \
+                     per attack row)"
+                ))
+            }
             _ => None,
         }
     }
@@ -102,6 +116,7 @@ impl<'a> Objective<'a> {
         let (pos_weight, gamma) = match loss {
             ClassifierLoss::Bce => (1.0, None),
             ClassifierLoss::Balanced => (balance_weight(labels), None),
+            ClassifierLoss::Weighted { pos_weight } => (pos_weight as f32, None),
             ClassifierLoss::Focal { gamma } => (1.0, Some(gamma)),
         };
         Ok(Self::Classification(Labelled {
@@ -234,6 +249,20 @@ mod tests {
             loss_of(&[0.0; 4], &labels, ClassifierLoss::Balanced),
             1.5 * ln2
         ));
+        // A given weight instead of the local ratio: w = 5 → (5 + 3)·ln 2 / 4.
+        assert!(close(
+            loss_of(
+                &[0.0; 4],
+                &labels,
+                ClassifierLoss::Weighted { pos_weight: 5.0 }
+            ),
+            2.0 * ln2
+        ));
+        assert!(
+            ClassifierLoss::Weighted { pos_weight: 0.0 }
+                .problem()
+                .is_some()
+        );
         // Focal γ = 2: every row is scaled by (½)² → ln 2 / 4.
         assert!(close(
             loss_of(&[0.0; 4], &labels, ClassifierLoss::Focal { gamma: 2.0 }),

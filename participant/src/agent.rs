@@ -117,6 +117,12 @@ fn model_from_spec(spec: &fedsoc_proto::v1::ModelSpec) -> Result<ModelConfig, Pa
 
 /// The classifier loss a task names; unknown names are refused.
 fn task_loss(task: &fedsoc_proto::v1::TrainTask) -> Result<ClassifierLoss, ParticipantError> {
+    if task.loss == "balanced" && task.class_weight > 0.0 {
+        // The federation's ratio, not ours (see the statistics round).
+        return Ok(ClassifierLoss::Weighted {
+            pos_weight: task.class_weight,
+        });
+    }
     ClassifierLoss::from_name(&task.loss, task.focal_gamma).ok_or_else(|| {
         ParticipantError::Protocol(format!(
             "the task names loss {:?}, which this participant does not know",
@@ -1084,5 +1090,29 @@ fn refusal(status: Status) -> ParticipantError {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balanced_task_uses_the_federation_weight_when_it_has_one() {
+        let task = |loss: &str, class_weight: f64| fedsoc_proto::v1::TrainTask {
+            loss: loss.into(),
+            class_weight,
+            ..Default::default()
+        };
+        assert_eq!(
+            task_loss(&task("balanced", 9.0)).unwrap(),
+            ClassifierLoss::Weighted { pos_weight: 9.0 }
+        );
+        assert_eq!(
+            task_loss(&task("balanced", 0.0)).unwrap(),
+            ClassifierLoss::Balanced
+        );
+        assert_eq!(task_loss(&task("bce", 9.0)).unwrap(), ClassifierLoss::Bce);
+        assert!(task_loss(&task("hinge", 0.0)).is_err());
     }
 }
