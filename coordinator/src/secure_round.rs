@@ -589,7 +589,12 @@ impl Driver<'_> {
             self.drop_member(index, "disconnected before its task was delivered");
         }
         let stage_timeout = Duration::from_secs(agg.stage_timeout_s);
-        let max_message = 8 * (global.len() as u64 + 2) + 4096 * self.members.len() as u64 + 65536;
+        // The longest vector of the round: an update, or a sum query's words.
+        let words = match &work.query {
+            Some(query) => query.vector_len() as u64,
+            None => global.len() as u64 + 2,
+        };
+        let max_message = 8 * words + 4096 * self.members.len() as u64 + 65536;
 
         // Stage 0: advertisements (the deadline covers local training).
         self.watch.enter(live::stage::TRAINING).await;
