@@ -42,9 +42,8 @@ pub struct InForce {
 
 impl InForce {
     pub fn new(json: String, round: u64) -> Self {
-        use sha2::Digest;
         InForce {
-            sha256: hex::encode(sha2::Sha256::digest(json.as_bytes())),
+            sha256: crate::trail::sha256_hex(json.as_bytes()),
             json: std::sync::Arc::new(json),
             round,
         }

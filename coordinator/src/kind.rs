@@ -158,11 +158,12 @@ impl Query {
             Query::Calibrate(q) => q.vector_len(),
         }
     }
-}
 
-/// The SecAgg+ context of a sum round: binds its kind and query.
-pub fn sum_context(kind: &str, query_json: &str) -> [u8; 32] {
-    fedsoc_secagg::query_context(kind, query_json)
+    /// The SecAgg+ context of the round: binds its kind and query, as each
+    /// member derives it from its task ([`fedsoc_secagg::query_context`]).
+    pub fn context(&self) -> [u8; 32] {
+        fedsoc_secagg::query_context(self.kind().name(), &self.json())
+    }
 }
 
 /// Public score bins of a calibrate round: log bins of reconstruction
@@ -356,7 +357,19 @@ mod tests {
             assert_eq!(RoundKind::from_wire(k.name()).unwrap(), k);
         }
         assert_eq!(RoundKind::from_wire("").unwrap(), RoundKind::Train);
-        assert_ne!(sum_context("moments", "{}"), sum_context("spread", "{}"));
+        let layout = fedsoc_datasets::EncoderSpec::synthetic_layout();
+        let moments = Query::Moments(MomentsQuery {
+            layout: layout.clone(),
+            families: vec![],
+            max_participants: 3,
+        });
+        let spread = Query::Spread(SpreadQuery {
+            layout,
+            families: vec![],
+            means: vec![],
+            max_participants: 3,
+        });
+        assert_ne!(moments.context(), spread.context());
         let counts = |pairs: &[(&str, u64)]| {
             pairs
                 .iter()

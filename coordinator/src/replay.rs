@@ -1560,10 +1560,7 @@ fn secure_plan(
             if ring != Ring::U64 {
                 return Err("a sum round must add in the 64-bit ring".into());
             }
-            (
-                q.vector_len(),
-                round_kind::sum_context(q.kind().name(), &q.json()),
-            )
+            (q.vector_len(), q.context())
         }
         None => (WeightedEncoding::vector_len(num_params), encoding.context()),
     };

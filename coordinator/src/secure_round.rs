@@ -36,7 +36,7 @@ use crate::aggregate::WeightedSum;
 use crate::config::AggregationSection;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
-use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState, sum_context};
+use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState};
 use crate::live::{self, RoundWatch};
 use crate::registry::{Link, Outbox, Registry};
 use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
@@ -104,14 +104,6 @@ pub struct RoundWork {
 }
 
 impl RoundWork {
-    pub fn train(state: SumState) -> Self {
-        RoundWork {
-            kind: RoundKind::Train,
-            query: None,
-            state,
-        }
-    }
-
     fn query_json(&self) -> Option<String> {
         self.query.as_ref().map(Query::json)
     }
@@ -189,12 +181,7 @@ pub async fn run_secure_round(
     let round_id: [u8; 32] = rand::random();
     // A sum round adds integer words in Z_2^64; its query is the context.
     let (ring, ring_bits, vector_len, context) = match &work.query {
-        Some(query) => (
-            Ring::U64,
-            64,
-            query.vector_len(),
-            sum_context(work.kind.name(), &query.json()),
-        ),
+        Some(query) => (Ring::U64, 64, query.vector_len(), query.context()),
         None => (
             settings.encoding.quantizer.ring,
             agg.ring_bits,
@@ -562,6 +549,8 @@ impl Driver<'_> {
         // Tasks and the global model go out first.
         let mut stage_started = Instant::now();
         let mut undelivered = Vec::new();
+        let query_json = work.query_json().unwrap_or_default();
+        let encoder_json = work.state.encoder.json.to_string();
         for index in 0..self.members.len() {
             let m = &self.members[index];
             let mut task = spec.train_task(
@@ -574,8 +563,8 @@ impl Driver<'_> {
                 &self.crl_der,
             );
             task.kind = work.kind.name().into();
-            task.query_json = work.query_json().unwrap_or_default();
-            task.encoder_spec_json = work.state.encoder.json.to_string();
+            task.query_json = query_json.clone();
+            task.encoder_spec_json = encoder_json.clone();
             task.class_weight = work.state.class_weight.unwrap_or(0.0);
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages

@@ -69,7 +69,7 @@ pub struct Prepared {
 
 /// SHA-256 (hex) of an encoder's JSON text.
 pub fn encoder_sha256(json: &str) -> String {
-    hex::encode(Sha256::digest(json.as_bytes()))
+    fedsoc_bundle::sha256_hex(json.as_bytes())
 }
 
 impl Prepared {
@@ -80,8 +80,9 @@ impl Prepared {
         model: &ModelConfig,
         encoder_json: &str,
     ) -> Result<Self, ParticipantError> {
+        let layout = telemetry::read_encoder(encoder_json)?;
         let (training, validation) = telemetry::split_validation(records, validation_fraction);
-        let rows = TrainingRows::for_model(model, telemetry::encode(&training, encoder_json)?)?;
+        let rows = TrainingRows::for_model(model, telemetry::encode_with(&training, &layout)?)?;
         if rows.features.ncols() != model.input_dim() {
             return Err(ParticipantError::Protocol(format!(
                 "the feature encoding yields {} features but the model expects {}",
@@ -89,10 +90,7 @@ impl Prepared {
                 model.input_dim()
             )));
         }
-        let encoded = telemetry::encode(&validation, encoder_json)?.features;
-        let layout = serde_json::from_str(encoder_json).map_err(|e| {
-            ParticipantError::Protocol(format!("the federation's encoder does not read: {e}"))
-        })?;
+        let encoded = telemetry::encode_with(&validation, &layout)?.features;
         Ok(Prepared {
             encoder_sha256: encoder_sha256(encoder_json),
             training: Arc::new(training),

@@ -135,6 +135,11 @@ pub struct Encoded {
 
 /// Encodes records with the encoder the coordinator announced.
 pub fn encode(records: &Records, encoder_json: &str) -> Result<Encoded, ParticipantError> {
+    encode_with(records, &read_encoder(encoder_json)?)
+}
+
+/// The coordinator's feature encoding, read and checked.
+pub fn read_encoder(encoder_json: &str) -> Result<EncoderSpec, ParticipantError> {
     let encoder: EncoderSpec = serde_json::from_str(encoder_json).map_err(|e| {
         ParticipantError::Protocol(format!(
             "the coordinator's feature encoding is unreadable: {e}"
@@ -143,6 +148,11 @@ pub fn encode(records: &Records, encoder_json: &str) -> Result<Encoded, Particip
     encoder.validate().map_err(|e| {
         ParticipantError::Protocol(format!("the coordinator's feature encoding: {e}"))
     })?;
+    Ok(encoder)
+}
+
+/// Encodes records with an encoder already read.
+pub fn encode_with(records: &Records, encoder: &EncoderSpec) -> Result<Encoded, ParticipantError> {
     Ok(Encoded {
         features: encoder.encode(records)?,
         attacks: records.attack_flags(),
