@@ -15,6 +15,8 @@
 //! - [`source`]: a Zeek or Suricata source of many rotated files, read as
 //!   one stream through a time window into a bounded sample, with its
 //!   [`SourceReport`](source::SourceReport).
+//! - [`live`]: line-at-a-time parsing of Zeek and Suricata logs as they
+//!   are written, each flow with its [`FlowKey`](live::FlowKey).
 //! - [`files`]: which files a path, directory or glob pattern names.
 //! - [`window`]: the `since..until` [`Window`](window::Window) rows are kept by.
 //! - [`reservoir`]: where streamed rows go: all, or a uniform sample of
@@ -22,6 +24,7 @@
 
 pub mod csv;
 pub mod files;
+pub mod live;
 pub mod nsl_kdd;
 pub mod reservoir;
 pub mod source;

@@ -1,0 +1,1 @@
+//! ECS alerts as NDJSON lines.

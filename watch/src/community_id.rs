@@ -1,0 +1,1 @@
+//! Community ID v1 (https://github.com/corelight/community-id-spec).

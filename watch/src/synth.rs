@@ -1,0 +1,1 @@
+//! Sensor log lines written from flows.
