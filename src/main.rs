@@ -33,6 +33,7 @@ mod bundle_cmd;
 mod model_cmd;
 mod out;
 mod round_cmd;
+mod watch_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +93,9 @@ enum Command {
     Model(model_cmd::ModelCommand),
     /// Score telemetry with an exported model and flag rows above a threshold.
     Score(model_cmd::ScoreArgs),
+    /// Score Zeek or Suricata logs as the sensor writes them with the
+    /// federation's verified bundle, and write ECS alerts (NDJSON) for the SIEM.
+    Watch(watch_cmd::WatchArgs),
 }
 
 #[derive(Subcommand)]
@@ -443,6 +447,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Round(command) => round_cmd::run(command).await,
         Command::Model(command) => model_cmd::run(command),
         Command::Score(args) => model_cmd::score(args),
+        Command::Watch(args) => watch_cmd::watch(args, shutdown_signal()).await,
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;

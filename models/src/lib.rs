@@ -24,7 +24,8 @@
 //! - [`loss`]: [`ClassifierLoss`] (cross-entropy, class-balanced, focal) and the objectives as
 //!   burn tensors.
 //! - `proximal` (private): FedProx's `(μ/2)·‖w − w_global‖²` term.
-//! - [`score`]: [`anomaly_scores`] and [`reconstruction_loss`], batched inference.
+//! - [`score`]: [`anomaly_scores`] and [`reconstruction_loss`], batched inference; [`Scorer`],
+//!   a model loaded once for scoring batch after batch.
 //! - [`metrics`]: [`roc_auc`] and [`pr_auc`] with tie handling; [`Confusion`] at a threshold,
 //!   [`threshold_at_fpr`], [`recall_by_family`] and [`roc_curve`].
 //! - [`error`]: [`ModelError`], one variant per thing a caller can get wrong.
@@ -65,5 +66,5 @@ pub use metrics::{
     Confusion, confusion_at, pr_auc, recall_by_family, roc_auc, roc_curve, threshold_at_fpr,
 };
 pub use model::ModelConfig;
-pub use score::{anomaly_scores, probability, reconstruction_loss};
+pub use score::{Scorer, anomaly_scores, probability, reconstruction_loss};
 pub use train::{TrainConfig, TrainOutcome, train_local};

@@ -20,7 +20,7 @@ use crate::model::ModelConfig;
 const SCORE_BATCH: usize = 2048;
 
 /// One score per row: reconstruction MSE (mean over the `input_dim` features) for the
-/// autoencoder, P(attack) in `[0, 1]` for the classifier.
+/// autoencoder, the logit of P(attack) for the classifier.
 ///
 /// Empty `data` (0 rows, right column count) yields an empty vector.
 pub fn anomaly_scores(
@@ -28,21 +28,50 @@ pub fn anomaly_scores(
     weights: &[f32],
     data: ArrayView2<f32>,
 ) -> Result<Vec<f32>, ModelError> {
-    check_weights(config, weights)?;
-    let rows = rows(config, &data)?;
-    // Inference needs no autodiff graph.
-    let device = Device::flex();
-    let model = flat::load(config, weights, &device)?;
-    let d = config.input_dim();
-    let mut scores = Vec::with_capacity(data.nrows());
-    for chunk in rows.chunks(SCORE_BATCH * d) {
-        let x = Tensor::<2>::from_data(
-            TensorData::new(chunk.to_vec(), [chunk.len() / d, d]),
-            &device,
-        );
-        scores.extend(read_f32s(score_batch(config, &model, x))?);
+    Scorer::new(config, weights)?.scores(data)
+}
+
+/// A model loaded once for scoring many batches, as a live detector does: loading the
+/// weights into burn's module costs far more than scoring a small batch.
+#[derive(Debug)]
+pub struct Scorer {
+    config: ModelConfig,
+    model: Mlp,
+    device: Device,
+}
+
+impl Scorer {
+    /// Loads `weights` (the flat vector of `config`).
+    pub fn new(config: &ModelConfig, weights: &[f32]) -> Result<Self, ModelError> {
+        check_weights(config, weights)?;
+        // Inference needs no autodiff graph.
+        let device = Device::flex();
+        let model = flat::load(config, weights, &device)?;
+        Ok(Scorer {
+            config: config.clone(),
+            model,
+            device,
+        })
     }
-    Ok(scores)
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// One score per row of `data`, as [`anomaly_scores`].
+    pub fn scores(&self, data: ArrayView2<f32>) -> Result<Vec<f32>, ModelError> {
+        let rows = rows(&self.config, &data)?;
+        let d = self.config.input_dim();
+        let mut scores = Vec::with_capacity(data.nrows());
+        for chunk in rows.chunks(SCORE_BATCH * d) {
+            let x = Tensor::<2>::from_data(
+                TensorData::new(chunk.to_vec(), [chunk.len() / d, d]),
+                &self.device,
+            );
+            scores.extend(read_f32s(score_batch(&self.config, &self.model, x))?);
+        }
+        Ok(scores)
+    }
 }
 
 /// Mean reconstruction loss over all rows (the MSE the training loop minimises), for

@@ -1,0 +1,488 @@
+//! Following a log as the sensor writes it, across rotation.
+//!
+//! [`Follower`] reads what has been appended since its last look, hands
+//! each complete line to the caller, and holds a partial last line until
+//! its newline arrives. It notices the two ways logs rotate:
+//!
+//! - rename and new file (Zeek, Suricata with `logrotate` and a HUP): the
+//!   path names a new inode. The old file is read to its end (two more
+//!   looks, for the writer's last flush), then the new one from its start.
+//! - copy-truncate: the path's file shrank, or its first bytes changed.
+//!   What was appended between the last look and the copy is in the copy,
+//!   found by its first bytes ([`FileId`]) and read before the new start.
+//!
+//! Started from a saved [`Position`], it catches up: if the file the
+//! position names is no longer at the path, it is found among the rotated
+//! files (renamed, or compressed as Zeek's `conn.…log.gz`), read from the
+//! position, followed by every file rotated after it, then the live file.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::WatchError;
+use crate::files::{FileId, open_log_at, rotated_candidates};
+use crate::lines::Splitter;
+
+/// Bytes read per system call.
+const CHUNK: usize = 256 * 1024;
+
+/// Looks at the live file's end after its path was given to a new file,
+/// before the old file counts as finished.
+const ROTATION_LOOKS: u32 = 2;
+
+/// Where a log has been read to: every line before `offset` was handed on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub file: FileId,
+    /// Bytes (decompressed, for gzip) of complete lines handed on.
+    pub offset: u64,
+    /// Lines handed on (for `file:line` in reports).
+    pub line: u64,
+}
+
+/// Where to start without a saved position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The start of the file now at the path.
+    Beginning,
+    /// Its current end: only what is written from now on.
+    End,
+}
+
+/// What the follower hands on.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A new file begins (its lines follow); where it starts, and whether
+    /// it continues the saved position the follower started from.
+    NewFile {
+        path: &'a str,
+        at: Position,
+        resumed: bool,
+    },
+    /// One complete line, without its newline.
+    Line(Line<'a>),
+}
+
+/// One line and where it is.
+#[derive(Debug)]
+pub struct Line<'a> {
+    pub bytes: &'a [u8],
+    pub path: &'a str,
+    /// Byte offset of the line's start in its (decompressed) file.
+    pub offset: u64,
+    /// 1-based line number.
+    pub line: u64,
+    /// The line was longer than [`MAX_LINE`](crate::lines::MAX_LINE) and
+    /// was cut.
+    pub cut: bool,
+}
+
+/// What one [`Follower::read`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes: usize,
+    /// Everything written so far has been read.
+    pub caught_up: bool,
+    /// The input has ended for good (only a pipe ends).
+    pub ended: bool,
+}
+
+/// A file to read before the live one.
+struct Queued {
+    path: PathBuf,
+    offset: u64,
+    line: u64,
+    /// It continues the saved position the follower was started from.
+    resumed: bool,
+}
+
+impl Queued {
+    fn at(path: PathBuf, offset: u64, line: u64) -> Queued {
+        Queued {
+            path,
+            offset,
+            line,
+            resumed: false,
+        }
+    }
+}
+
+/// An open file being read.
+struct OpenLog {
+    path: PathBuf,
+    shown: String,
+    reader: Box<dyn Read + Send>,
+    /// Whether this is the file at the live path (else a rotated one, read
+    /// to its end and closed).
+    live: bool,
+    id: FileId,
+    /// The lines read so far; its offset is just past the last one handed
+    /// on.
+    lines: Splitter,
+    /// Offset just past the last byte read.
+    read_to: u64,
+}
+
+/// A log followed across rotation.
+pub struct Follower {
+    live: PathBuf,
+    extra: Vec<PathBuf>,
+    open: Option<OpenLog>,
+    /// Rotated files to read before the live one: path and where to start.
+    queue: VecDeque<Queued>,
+    /// Looks at the old file's end since the path changed files.
+    rotation_looks: u32,
+    /// The position of the last file finished, for when none is open.
+    finished: Option<Position>,
+    /// Size of the live file at the last look.
+    live_size: u64,
+    /// Things the operator should know (data possibly lost, files skipped).
+    notes: Vec<String>,
+}
+
+impl Follower {
+    /// Follows `live` from `position` (caught up through its rotated files
+    /// and `extra` archive locations), or from `start` without one.
+    pub fn new(
+        live: &Path,
+        extra: &[PathBuf],
+        position: Option<Position>,
+        start: Start,
+    ) -> Result<Follower, WatchError> {
+        let mut follower = Follower {
+            live: live.to_path_buf(),
+            extra: extra.to_vec(),
+            open: None,
+            queue: VecDeque::new(),
+            rotation_looks: 0,
+            finished: None,
+            live_size: 0,
+            notes: Vec::new(),
+        };
+        match position {
+            Some(position) => follower.resume(position)?,
+            None if start == Start::End => {
+                if let Ok(meta) = std::fs::metadata(live) {
+                    follower.queue_live_at(meta.len())?;
+                }
+            }
+            None => {}
+        }
+        Ok(follower)
+    }
+
+    /// Warnings gathered since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Where every line handed on so far ends.
+    pub fn position(&self) -> Option<Position> {
+        match &self.open {
+            Some(open) => Some(Position {
+                file: open.id.clone(),
+                offset: open.lines.offset,
+                line: open.lines.line,
+            }),
+            None => self.finished.clone(),
+        }
+    }
+
+    /// Bytes written to the live file and not yet read (rotated files still
+    /// queued are not counted).
+    pub fn lag_bytes(&self) -> u64 {
+        match &self.open {
+            Some(open) if open.live => self.live_size.saturating_sub(open.lines.offset),
+            _ => self.live_size,
+        }
+    }
+
+    /// Reads up to about `budget` bytes, handing each complete line to
+    /// `sink`.
+    pub fn read(
+        &mut self,
+        budget: usize,
+        sink: &mut dyn FnMut(Input<'_>),
+    ) -> Result<Progress, WatchError> {
+        let mut progress = Progress::default();
+        loop {
+            if self.open.is_none() && !self.open_next(sink)? {
+                progress.caught_up = true;
+                return Ok(progress);
+            }
+            let n = self.read_chunk()?;
+            if n > 0 {
+                self.hand_on(sink);
+                progress.bytes += n;
+                if progress.bytes >= budget {
+                    return Ok(progress);
+                }
+                continue;
+            }
+            // At the end of the open file.
+            let Some(open) = self.open.as_ref() else {
+                continue;
+            };
+            if !open.live {
+                self.close(sink);
+                continue;
+            }
+            match self.look_at_live()? {
+                Live::Same => {
+                    progress.caught_up = true;
+                    return Ok(progress);
+                }
+                Live::Replaced if self.rotation_looks < ROTATION_LOOKS => {
+                    self.rotation_looks += 1;
+                    progress.caught_up = true;
+                    return Ok(progress);
+                }
+                Live::Replaced => {
+                    self.rotation_looks = 0;
+                    self.close(sink);
+                }
+                Live::Truncated => self.after_truncation(),
+            }
+        }
+    }
+
+    /// Reads one chunk of the open file.
+    fn read_chunk(&mut self) -> Result<usize, WatchError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(0);
+        };
+        let reader = &mut open.reader;
+        let n = open
+            .lines
+            .fill(CHUNK, |free| {
+                loop {
+                    match reader.read(free) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => return other,
+                    }
+                }
+            })
+            .map_err(|e| WatchError::io("reading", &open.path, e))?;
+        open.read_to += n as u64;
+        Ok(n)
+    }
+
+    /// Hands on every complete line read.
+    fn hand_on(&mut self, sink: &mut dyn FnMut(Input<'_>)) {
+        if let Some(open) = self.open.as_mut() {
+            open.lines.hand_on(&open.shown, sink);
+        }
+    }
+
+    /// Finishes the open file: it will not grow any more, so a last line
+    /// without its newline is complete.
+    fn close(&mut self, sink: &mut dyn FnMut(Input<'_>)) {
+        if let Some(mut open) = self.open.take() {
+            open.lines.finish(&open.shown, sink);
+            self.finished = Some(Position {
+                file: open.id,
+                offset: open.lines.offset,
+                line: open.lines.line,
+            });
+        }
+    }
+
+    /// Opens the next queued rotated file, else the live file. `false`:
+    /// nothing to open yet (the live path does not exist).
+    fn open_next(&mut self, sink: &mut dyn FnMut(Input<'_>)) -> Result<bool, WatchError> {
+        let next = self
+            .queue
+            .pop_front()
+            .unwrap_or_else(|| Queued::at(self.live.clone(), 0, 0));
+        let live = next.path == self.live;
+        let Queued {
+            path,
+            offset,
+            line,
+            resumed,
+        } = next;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && live => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.notes.push(format!(
+                    "{} went away before it was read; the flows it held after byte {offset} are lost",
+                    path.display()
+                ));
+                return Ok(true);
+            }
+            Err(e) => return Err(WatchError::io("opening", &path, e)),
+        };
+        let reader =
+            open_log_at(&path, offset).map_err(|e| WatchError::io("opening", &path, e))?;
+        let id = FileId::of(&path, &meta).map_err(|e| WatchError::io("reading", &path, e))?;
+        if live {
+            self.live_size = meta.len();
+        }
+        let shown = path.display().to_string();
+        let at = Position {
+            file: id.clone(),
+            offset,
+            line,
+        };
+        sink(Input::NewFile {
+            path: &shown,
+            at,
+            resumed,
+        });
+        self.open = Some(OpenLog {
+            path,
+            shown,
+            reader,
+            live,
+            id,
+            lines: Splitter::at(offset, line),
+            read_to: offset,
+        });
+        Ok(true)
+    }
+
+    /// What the live path holds now, compared with the open file.
+    fn look_at_live(&mut self) -> Result<Live, WatchError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(Live::Same);
+        };
+        let meta = match std::fs::metadata(&self.live) {
+            Ok(meta) => meta,
+            // Between a rename and the new file: wait for it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Live::Same),
+            Err(e) => return Err(WatchError::io("looking at", &self.live, e)),
+        };
+        if !open.id.same_inode(&meta) {
+            return Ok(Live::Replaced);
+        }
+        self.live_size = meta.len();
+        if meta.len() < open.read_to || !open.id.matches(&self.live, &meta) {
+            return Ok(Live::Truncated);
+        }
+        open.id = open.id.refreshed(&self.live, &meta);
+        Ok(Live::Same)
+    }
+
+    /// The live file was truncated (copy-truncate): read the copy from where
+    /// reading stopped, then the live file from its start.
+    fn after_truncation(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let (consumed, line) = (open.lines.offset, open.lines.line);
+        let copy = rotated_candidates(&self.live, &self.extra)
+            .into_iter()
+            .rev()
+            .find(|path| {
+                std::fs::metadata(path).is_ok_and(|meta| {
+                    !open.id.same_inode(&meta) && open.id.matches(path, &meta)
+                })
+            });
+        match copy {
+            Some(copy) => self.queue.push_back(Queued::at(copy, consumed, line)),
+            None => self.notes.push(format!(
+                "{} was truncated and no copy of it (a rotated file with the same first bytes) \
+                 was found beside it; flows written after byte {} before the truncation are lost",
+                self.live.display(),
+                consumed
+            )),
+        }
+        self.queue.push_back(Queued::at(self.live.clone(), 0, 0));
+        self.finished = Some(Position {
+            file: open.id,
+            offset: consumed,
+            line,
+        });
+    }
+
+    /// Queues what to read to continue from a saved position.
+    fn resume(&mut self, at: Position) -> Result<(), WatchError> {
+        if let Ok(meta) = std::fs::metadata(&self.live)
+            && at.file.same_inode(&meta)
+        {
+            if meta.len() >= at.offset && at.file.matches(&self.live, &meta) {
+                self.queue.push_back(Queued {
+                    resumed: true,
+                    ..Queued::at(self.live.clone(), at.offset, at.line)
+                });
+                return Ok(());
+            }
+            // Truncated while nobody watched: the copy holds the rest.
+            let copy = rotated_candidates(&self.live, &self.extra)
+                .into_iter()
+                .rev()
+                .find(|p| {
+                    std::fs::metadata(p)
+                        .is_ok_and(|m| !at.file.same_inode(&m) && at.file.matches(p, &m))
+                });
+            match copy {
+                Some(copy) => self.queue.push_back(Queued {
+                    resumed: true,
+                    ..Queued::at(copy, at.offset, at.line)
+                }),
+                None => self.notes.push(format!(
+                    "{} was truncated while the watch was stopped and no copy of it was found; \
+                     flows written after byte {} before the truncation are lost",
+                    self.live.display(),
+                    at.offset
+                )),
+            }
+            self.queue.push_back(Queued::at(self.live.clone(), 0, 0));
+            return Ok(());
+        }
+        // Rotated while nobody watched: find it, then everything after it.
+        let candidates = rotated_candidates(&self.live, &self.extra);
+        let found = candidates.iter().position(|p| {
+            std::fs::metadata(p).is_ok_and(|m| at.file.matches(p, &m))
+        });
+        match found {
+            Some(i) => {
+                self.queue.push_back(Queued {
+                    resumed: true,
+                    ..Queued::at(candidates[i].clone(), at.offset, at.line)
+                });
+                for later in &candidates[i + 1..] {
+                    self.queue.push_back(Queued::at(later.clone(), 0, 0));
+                }
+            }
+            None => self.notes.push(format!(
+                "the file the saved position names (read to byte {}) is neither at {} nor among \
+                 the rotated files beside it{}; starting at the beginning of the current file, \
+                 so flows written between the position and the current file's start are lost \
+                 (pass --rotated DIR where your rotated logs are archived)",
+                at.offset,
+                self.live.display(),
+                if self.extra.is_empty() {
+                    ""
+                } else {
+                    " or in --rotated"
+                }
+            )),
+        }
+        self.queue.push_back(Queued::at(self.live.clone(), 0, 0));
+        Ok(())
+    }
+
+    /// Starts the live file at `offset` (`--from-end`), at a line boundary.
+    fn queue_live_at(&mut self, offset: u64) -> Result<(), WatchError> {
+        let text = std::fs::read(&self.live).map_err(|e| WatchError::io("reading", &self.live, e))?;
+        let upto = (offset as usize).min(text.len());
+        let start = text[..upto]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        let lines = text[..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.queue
+            .push_back(Queued::at(self.live.clone(), start as u64, lines));
+        Ok(())
+    }
+}
+
+enum Live {
+    Same,
+    Replaced,
+    Truncated,
+}
+
