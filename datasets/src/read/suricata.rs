@@ -69,6 +69,9 @@
 //! port, timestamp or TCP flags is a malformed row, reported with file,
 //! line and the field at fault (or counted with
 //! [`ReadOptions::skip_bad_rows`]).
+//!
+//! The live parser ([`live`](super::live)) maps `flow` events through the
+//! same function, so a flow read live and read from a file are the same.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -182,9 +185,9 @@ enum Event {
 
 fn event(line: &str, with_ts: bool) -> Result<Event, String> {
     let obj = json_object(line)?;
-    match obj.get("event_type") {
-        Some(Value::String(t)) if t == "flow" => flow_event(&obj, with_ts).map(Event::Flow),
-        Some(Value::String(t)) if t == "alert" => {
+    match event_type(&obj)? {
+        "flow" => flow_event(&obj, with_ts).map(Event::Flow),
+        "alert" => {
             let category = json_field(&obj, "alert.category")
                 .and_then(Value::as_str)
                 .map(str::trim)
@@ -201,7 +204,14 @@ fn event(line: &str, with_ts: bool) -> Result<Event, String> {
                 },
             ))
         }
-        Some(Value::String(_)) => Ok(Event::Other),
+        _ => Ok(Event::Other),
+    }
+}
+
+/// The event's `event_type`.
+pub(super) fn event_type(obj: &Map<String, Value>) -> Result<&str, String> {
+    match obj.get("event_type") {
+        Some(Value::String(t)) => Ok(t),
         _ => {
             Err("field `event_type` is missing or not a string; is this Suricata EVE JSON?".into())
         }
@@ -209,7 +219,7 @@ fn event(line: &str, with_ts: bool) -> Result<Event, String> {
 }
 
 /// The event's `flow_id`, as text (a number in EVE, but kept exact).
-fn flow_id(obj: &Map<String, Value>) -> Option<String> {
+pub(super) fn flow_id(obj: &Map<String, Value>) -> Option<String> {
     match obj.get("flow_id") {
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -219,7 +229,26 @@ fn flow_id(obj: &Map<String, Value>) -> Option<String> {
 
 fn flow_event(obj: &Map<String, Value>, with_ts: bool) -> Result<Flow, String> {
     let field = |key: &str| Cell::json(json_field(obj, key));
-    let ts = with_ts.then(|| event_time(&field)).transpose()?;
+    let ts = if with_ts {
+        Some(event_time(&field)?.ok_or(
+            "the flow has neither `timestamp` nor `flow.start`, so it cannot be placed in the \
+             time window (since/until)",
+        )?)
+    } else {
+        None
+    };
+    Ok(Flow {
+        record: flow_record(obj)?,
+        flow_id: flow_id(obj),
+        alerted: matches!(json_field(obj, "flow.alerted"), Some(Value::Bool(true))),
+        ts,
+    })
+}
+
+/// The flow of one `flow` event, unlabelled: the mapping both the file
+/// reader and the live parser use.
+pub(super) fn flow_record(obj: &Map<String, Value>) -> Result<FlowRecord, String> {
+    let field = |key: &str| Cell::json(json_field(obj, key));
     let count_of = |key: &str| count(field(key), key);
     let packets_out = count_of("flow.pkts_toserver")?;
     let packets_in = count_of("flow.pkts_toclient")?;
@@ -256,35 +285,27 @@ fn flow_event(obj: &Map<String, Value>, with_ts: bool) -> Result<Flow, String> {
         },
         _ => "OTH",
     };
-    Ok(Flow {
-        record: FlowRecord {
-            duration_s: duration(&field)?,
-            bytes_out,
-            bytes_in,
-            packets_out,
-            packets_in,
-            protocol,
-            service: service.to_string(),
-            conn_state: conn_state.to_string(),
-            dst_port,
-            label: None,
-        },
-        flow_id: flow_id(obj),
-        alerted: matches!(json_field(obj, "flow.alerted"), Some(Value::Bool(true))),
-        ts,
+    Ok(FlowRecord {
+        duration_s: duration(&field)?,
+        bytes_out,
+        bytes_in,
+        packets_out,
+        packets_in,
+        protocol,
+        service: service.to_string(),
+        conn_state: conn_state.to_string(),
+        dst_port,
+        label: None,
     })
 }
 
-/// When the flow happened: the event's `timestamp`, else `flow.start`.
-fn event_time<'a>(field: &impl Fn(&str) -> Cell<'a>) -> Result<i128, String> {
+/// When the flow happened: the event's `timestamp`, else `flow.start`;
+/// `None` without either.
+pub(super) fn event_time<'a>(field: &impl Fn(&str) -> Cell<'a>) -> Result<Option<i128>, String> {
     match (field("timestamp"), field("flow.start")) {
-        (Cell::Unset, Cell::Unset) => Err(
-            "the flow has neither `timestamp` nor `flow.start`, so it cannot be placed in the \
-             time window (since/until)"
-                .into(),
-        ),
-        (Cell::Unset, start) => timestamp(start, "flow.start"),
-        (at, _) => timestamp(at, "timestamp"),
+        (Cell::Unset, Cell::Unset) => Ok(None),
+        (Cell::Unset, start) => timestamp(start, "flow.start").map(Some),
+        (at, _) => timestamp(at, "timestamp").map(Some),
     }
 }
 
@@ -415,19 +436,18 @@ const ACK: u8 = 0x10;
 
 /// The Zeek state of a TCP flow event (see the module docs).
 fn tcp_state(obj: &Map<String, Value>, packets_in: f64) -> Result<&'static str, String> {
-    let flags = |key: &str| -> Result<Option<u8>, String> {
-        let field = format!("tcp.{key}");
-        match Cell::json(json_field(obj, &field)) {
+    let flags = |field: &str| -> Result<Option<u8>, String> {
+        match Cell::json(json_field(obj, field)) {
             Cell::Unset => Ok(None),
             cell => {
-                let hex = text(cell, &field)?;
+                let hex = text(cell, field)?;
                 u8::from_str_radix(hex.trim(), 16)
                     .map(Some)
                     .map_err(|_| format!("field `{field}`: {hex:?} is not hexadecimal TCP flags"))
             }
         }
     };
-    match (flags("tcp_flags_ts")?, flags("tcp_flags_tc")?) {
+    match (flags("tcp.tcp_flags_ts")?, flags("tcp.tcp_flags_tc")?) {
         (Some(client), Some(server)) => Ok(zeek_tcp_state(client, server)),
         _ => Ok(
             match json_field(obj, "flow.state").and_then(Value::as_str) {

@@ -12,6 +12,11 @@
 //! (`label`, `detailedlabel`, site-specific fields) do not matter. A later
 //! `#fields` line (logs joined with `cat`) starts a new layout. A record
 //! before any `#fields` line is a file error: the header was stripped.
+//! Each `#fields` line is resolved once to the column of every field the
+//! reader uses, so a row is split in one pass without allocating.
+//!
+//! The live parser ([`live`](super::live)) maps records through the same
+//! functions, so a flow read live and read from a file are the same.
 //!
 //! # JSON lines
 //!
@@ -62,7 +67,7 @@
 //! is a malformed row, reported with file, line and the field at fault
 //! (or counted with [`ReadOptions::skip_bad_rows`]).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -79,18 +84,106 @@ pub const CONN_STATES: [&str; 13] = [
     "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
 ];
 
-/// Fields a TSV header must name: they cannot be unset.
-const REQUIRED: [&str; 5] = ["proto", "conn_state", "id.resp_p", "orig_pkts", "resp_pkts"];
+/// The conn.log fields the readers use. A TSV header is resolved to one
+/// column per field once, so a row is never searched by field name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Field {
+    Ts,
+    Uid,
+    OrigH,
+    OrigP,
+    RespH,
+    RespP,
+    Proto,
+    Service,
+    Duration,
+    OrigBytes,
+    RespBytes,
+    ConnState,
+    OrigPkts,
+    RespPkts,
+    Label,
+    DetailedLabel,
+    DetailedLabelDash,
+    DetailedLabelUnderscore,
+}
 
-/// The names of Stratosphere's detailed label field.
-const DETAILED_LABEL: [&str; 3] = ["detailedlabel", "detailed-label", "detailed_label"];
+/// How many [`Field`]s there are.
+const FIELDS: usize = 18;
+
+impl Field {
+    const ALL: [Field; FIELDS] = [
+        Field::Ts,
+        Field::Uid,
+        Field::OrigH,
+        Field::OrigP,
+        Field::RespH,
+        Field::RespP,
+        Field::Proto,
+        Field::Service,
+        Field::Duration,
+        Field::OrigBytes,
+        Field::RespBytes,
+        Field::ConnState,
+        Field::OrigPkts,
+        Field::RespPkts,
+        Field::Label,
+        Field::DetailedLabel,
+        Field::DetailedLabelDash,
+        Field::DetailedLabelUnderscore,
+    ];
+
+    /// The field's Zeek name, as `#fields` and JSON keys spell it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Field::Ts => "ts",
+            Field::Uid => "uid",
+            Field::OrigH => "id.orig_h",
+            Field::OrigP => "id.orig_p",
+            Field::RespH => "id.resp_h",
+            Field::RespP => "id.resp_p",
+            Field::Proto => "proto",
+            Field::Service => "service",
+            Field::Duration => "duration",
+            Field::OrigBytes => "orig_bytes",
+            Field::RespBytes => "resp_bytes",
+            Field::ConnState => "conn_state",
+            Field::OrigPkts => "orig_pkts",
+            Field::RespPkts => "resp_pkts",
+            Field::Label => "label",
+            Field::DetailedLabel => "detailedlabel",
+            Field::DetailedLabelDash => "detailed-label",
+            Field::DetailedLabelUnderscore => "detailed_label",
+        }
+    }
+
+    fn of(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Fields a TSV header must name: they cannot be unset.
+const REQUIRED: [Field; 5] = [
+    Field::Proto,
+    Field::ConnState,
+    Field::RespP,
+    Field::OrigPkts,
+    Field::RespPkts,
+];
+
+/// Stratosphere's detailed label field, under each of its names.
+const DETAILED_LABEL: [Field; 3] = [
+    Field::DetailedLabel,
+    Field::DetailedLabelDash,
+    Field::DetailedLabelUnderscore,
+];
 
 /// The family of a `Malicious` flow without a detailed label.
 pub const MALICIOUS: &str = "malicious";
 
 const NOT_UTF8: &str = "the line is not valid UTF-8";
 
-const NO_HEADER: &str = "no `#fields` header line before the first record, so the columns are unknown; \
+pub(super) const NO_HEADER: &str = "no `#fields` header line before the first record, so the columns are unknown; \
      keep Zeek's `#` header lines (`zeek-cut`, `tail` and some exporters drop them) \
      or log JSON instead (`redef LogAscii::use_json = T;`)";
 
@@ -144,15 +237,19 @@ pub(crate) fn stream(
             policy.bad_row(line, NOT_UTF8.into())?;
             continue;
         }
-        match format.line(&buf, window.is_set()) {
-            Ok(Some((_, Some(ts)))) if !window.contains(ts) => policy.report.outside += 1,
-            Ok(Some((flow, _))) => {
+        let row = match format.line(&buf) {
+            Ok(None) => continue,
+            Ok(Some(row)) => file_row(&row, window.is_set()),
+            Err(LineError::File(r)) => return Err(policy.file_error(Some(line), r)),
+            Err(LineError::Row(r)) => Err(r),
+        };
+        match row {
+            Ok((_, Some(ts))) if !window.contains(ts) => policy.report.outside += 1,
+            Ok((flow, _)) => {
                 rows += 1;
                 sink.offer(flow);
             }
-            Ok(None) => {}
-            Err(LineError::File(r)) => return Err(policy.file_error(Some(line), r)),
-            Err(LineError::Row(r)) => policy.bad_row(line, r)?,
+            Err(r) => policy.bad_row(line, r)?,
         }
     }
     match format {
@@ -182,43 +279,86 @@ fn detect(first: &str) -> Result<Format, String> {
     }
 }
 
-enum Format {
+/// A file's log format, with the TSV header read so far.
+#[derive(Debug)]
+pub(super) enum Format {
     Tsv(Tsv),
     Json,
 }
 
 /// What is wrong with a line: the file as a whole, or only this row.
-enum LineError {
+pub(super) enum LineError {
     File(String),
     Row(String),
 }
 
-/// A record's flow and, when asked for, its `ts` in nanoseconds since the
-/// epoch.
-type Row = (FlowRecord, Option<i128>);
+/// The labelled flow of a file's record and, when asked for, its `ts` in
+/// nanoseconds since the epoch.
+fn file_row(row: &Row<'_>, with_ts: bool) -> Result<(FlowRecord, Option<i128>), String> {
+    let ts = with_ts.then(|| zeek_ts(row.get(Field::Ts))).transpose()?;
+    let mut flow = conn_record(row)?;
+    flow.label = stratosphere_label(row)?;
+    Ok((flow, ts))
+}
 
 impl Format {
-    /// A record's flow (with its `ts` if `with_ts`), or `None` for a header
-    /// line.
-    fn line(&mut self, line: &str, with_ts: bool) -> Result<Option<Row>, LineError> {
+    /// A record's fields, or `None` for a header line (which updates the
+    /// TSV layout).
+    pub(super) fn line<'a>(&'a mut self, line: &'a str) -> Result<Option<Row<'a>>, LineError> {
         match self {
-            Format::Json => json_row(line, with_ts).map(Some).map_err(LineError::Row),
+            Format::Json => json_object(line)
+                .map(|obj| Some(Row::Json(obj)))
+                .map_err(LineError::Row),
             Format::Tsv(tsv) => {
                 if line.starts_with('#') {
                     return tsv.header(line).map(|()| None).map_err(LineError::File);
                 }
-                if tsv.columns.is_none() {
-                    return Err(LineError::File(NO_HEADER.into()));
-                }
-                tsv.row(line, with_ts).map(Some).map_err(LineError::Row)
+                tsv.row(line).map(Some)
             }
         }
     }
 }
 
+/// One record's fields, found by [`Field`].
+// The TSV cells live on the stack on purpose: boxing them would allocate
+// per row, which the fixed array exists to avoid.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Row<'a> {
+    /// The TSV cells of the fields the header names; the header's unset and
+    /// empty markers.
+    Tsv {
+        cells: [Option<&'a str>; FIELDS],
+        unset: &'a str,
+        empty: &'a str,
+    },
+    Json(Map<String, Value>),
+}
+
+impl Row<'_> {
+    pub(super) fn get(&self, field: Field) -> Cell<'_> {
+        match self {
+            Row::Tsv {
+                cells,
+                unset,
+                empty,
+            } => match cells[field as usize] {
+                None => Cell::Unset,
+                Some(t) if t == *unset => Cell::Unset,
+                Some(t) if t == *empty => Cell::Text(""),
+                Some(t) => Cell::Text(t),
+            },
+            Row::Json(obj) => Cell::json(json_field(obj, field.name())),
+        }
+    }
+}
+
 /// The TSV header read so far.
-struct Tsv {
+#[derive(Debug)]
+pub(super) struct Tsv {
     separator: String,
+    /// The separator when it is one character, the usual case: splitting on
+    /// a `char` is faster than on a string.
+    separator_char: Option<char>,
     empty: String,
     unset: String,
     columns: Option<Columns>,
@@ -228,6 +368,7 @@ impl Default for Tsv {
     fn default() -> Self {
         Tsv {
             separator: "\t".into(),
+            separator_char: Some('\t'),
             empty: "(empty)".into(),
             unset: "-".into(),
             columns: None,
@@ -235,10 +376,10 @@ impl Default for Tsv {
     }
 }
 
-/// Where each `#fields` name is.
+/// Which [`Field`] each `#fields` column holds.
+#[derive(Debug)]
 struct Columns {
-    index: HashMap<String, usize>,
-    width: usize,
+    fields: Vec<Option<Field>>,
 }
 
 impl Tsv {
@@ -249,6 +390,8 @@ impl Tsv {
             if value.is_empty() {
                 return Err("the `#separator` header line gives no separator".into());
             }
+            let mut chars = value.chars();
+            self.separator_char = chars.next().filter(|_| chars.next().is_none());
             self.separator = value;
             return Ok(());
         }
@@ -266,15 +409,19 @@ impl Tsv {
                     ));
                 }
             }
-            "#fields" => self.columns = Some(Columns::new(&values)?),
+            "#fields" => {
+                // A rejected layout must not leave the previous one in force.
+                self.columns = None;
+                self.columns = Some(Columns::new(&values)?);
+            }
             "#types" => {
                 if let Some(columns) = &self.columns
-                    && values.len() != columns.width
+                    && values.len() != columns.width()
                 {
                     return Err(format!(
                         "`#types` lists {} types but `#fields` names {} fields; the header is damaged",
                         values.len(),
-                        columns.width
+                        columns.width()
                     ));
                 }
             }
@@ -283,53 +430,79 @@ impl Tsv {
         Ok(())
     }
 
-    fn row(&self, line: &str, with_ts: bool) -> Result<Row, String> {
+    /// A record's cells: one pass over the line, nothing allocated.
+    fn row<'a>(&'a self, line: &'a str) -> Result<Row<'a>, LineError> {
         let Some(columns) = &self.columns else {
-            return Err(NO_HEADER.into());
+            return Err(LineError::File(NO_HEADER.into()));
         };
-        let fields: Vec<&str> = line.split(self.separator.as_str()).collect();
-        if fields.len() != columns.width {
-            return Err(format!(
-                "{} fields, but `#fields` names {}",
-                fields.len(),
-                columns.width
-            ));
+        let mut cells = [None; FIELDS];
+        let width = match self.separator_char {
+            Some(c) => columns.place(line.split(c), &mut cells),
+            None => columns.place(line.split(self.separator.as_str()), &mut cells),
+        };
+        if width != columns.width() {
+            return Err(LineError::Row(format!(
+                "{width} fields, but `#fields` names {}",
+                columns.width()
+            )));
         }
-        let get = |name: &str| match columns.index.get(name).and_then(|&i| fields.get(i)) {
-            None => Cell::Unset,
-            Some(&t) if t == self.unset => Cell::Unset,
-            Some(&t) if t == self.empty => Cell::Text(""),
-            Some(&t) => Cell::Text(t),
-        };
-        let ts = with_ts.then(|| zeek_ts(get("ts"))).transpose()?;
-        Ok((conn_flow(get)?, ts))
+        Ok(Row::Tsv {
+            cells,
+            unset: &self.unset,
+            empty: &self.empty,
+        })
+    }
+
+    /// Whether a `#fields` header has been read.
+    pub(super) fn has_columns(&self) -> bool {
+        self.columns.is_some()
     }
 }
 
 impl Columns {
     fn new(names: &[&str]) -> Result<Columns, String> {
-        let mut index = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            if index.insert(name.trim().to_string(), i).is_some() {
+        let mut seen = HashSet::new();
+        for name in names {
+            if !seen.insert(name.trim()) {
                 return Err(format!("`#fields` names `{}` twice", name.trim()));
             }
         }
+        let fields: Vec<Option<Field>> = names.iter().map(|n| Field::of(n.trim())).collect();
         let missing: Vec<&str> = REQUIRED
             .into_iter()
-            .filter(|f| !index.contains_key(*f))
+            .filter(|f| !fields.contains(&Some(*f)))
+            .map(Field::name)
             .collect();
         if !missing.is_empty() {
             return Err(format!(
                 "`#fields` has no {}; a conn.log needs {} (`orig_pkts`/`resp_pkts` come with \
                  Zeek's `use_conn_size_analyzer`, on by default)",
                 quoted(&missing),
-                quoted(&REQUIRED)
+                quoted(&REQUIRED.map(Field::name))
             ));
         }
-        Ok(Columns {
-            index,
-            width: names.len(),
-        })
+        Ok(Columns { fields })
+    }
+
+    fn width(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Puts each cell of `row` that holds a [`Field`] in its place; the
+    /// number of cells.
+    fn place<'a>(
+        &self,
+        row: impl Iterator<Item = &'a str>,
+        cells: &mut [Option<&'a str>; FIELDS],
+    ) -> usize {
+        let mut width = 0;
+        for cell in row {
+            if let Some(Some(field)) = self.fields.get(width) {
+                cells[*field as usize] = Some(cell);
+            }
+            width += 1;
+        }
+        width
     }
 }
 
@@ -367,18 +540,11 @@ fn unescape(text: &str) -> String {
     out
 }
 
-fn json_row(line: &str, with_ts: bool) -> Result<Row, String> {
-    let obj = json_object(line)?;
-    let get = |name: &str| Cell::json(json_field(&obj, name));
-    let ts = with_ts.then(|| zeek_ts(get("ts"))).transpose()?;
-    Ok((conn_flow(get)?, ts))
-}
-
 /// A record's `ts` in nanoseconds since the epoch: epoch seconds (TSV, or
 /// a JSON number), or an ISO 8601 string (JSON logs written with
-/// `LogAscii::json_timestamps = JSON::TS_ISO8601`). Only read when a time
-/// window needs it.
-fn zeek_ts(cell: Cell<'_>) -> Result<i128, String> {
+/// `LogAscii::json_timestamps = JSON::TS_ISO8601`). The file readers read
+/// it only when a time window needs it.
+pub(super) fn zeek_ts(cell: Cell<'_>) -> Result<i128, String> {
     let nanos = match cell {
         Cell::Unset => {
             return Err(
@@ -435,7 +601,7 @@ impl<'a> Cell<'a> {
     }
 
     /// The value as the error message shows it (cut to a readable length).
-    fn shown(self) -> String {
+    pub(super) fn shown(self) -> String {
         let full = match self {
             Cell::Unset => "unset".to_string(),
             Cell::Text(t) => format!("{t:?}"),
@@ -502,21 +668,24 @@ pub(super) fn text<'a>(cell: Cell<'a>, field: &str) -> Result<&'a str, String> {
     }
 }
 
-/// The flow of one conn.log record; `get` gives a field by its Zeek name.
-fn conn_flow<'a>(get: impl Fn(&str) -> Cell<'a>) -> Result<FlowRecord, String> {
-    let protocol = text(get("proto"), "proto")?.trim().to_ascii_lowercase();
+/// The flow of one conn.log record, unlabelled: the mapping both the file
+/// reader and the live parser use.
+pub(super) fn conn_record(row: &Row<'_>) -> Result<FlowRecord, String> {
+    let protocol = text(row.get(Field::Proto), "proto")?
+        .trim()
+        .to_ascii_lowercase();
     if protocol.is_empty() {
         return Err("field `proto` is empty".into());
     }
-    let dst_port = port(get("id.resp_p"), "id.resp_p")?;
-    let state = text(get("conn_state"), "conn_state")?.trim();
+    let dst_port = port(row.get(Field::RespP), "id.resp_p")?;
+    let state = text(row.get(Field::ConnState), "conn_state")?.trim();
     let Some(conn_state) = CONN_STATES.iter().find(|s| **s == state) else {
         return Err(format!(
             "field `conn_state`: {state:?} is not a Zeek connection state ({})",
             CONN_STATES.join(", ")
         ));
     };
-    let service = match get("service") {
+    let service = match row.get(Field::Service) {
         Cell::Unset => "other",
         Cell::Json(Value::Array(items)) => {
             let names = items
@@ -531,23 +700,23 @@ fn conn_flow<'a>(get: impl Fn(&str) -> Cell<'a>) -> Result<FlowRecord, String> {
         cell => service_name(text(cell, "service")?, dst_port),
     };
     Ok(FlowRecord {
-        duration_s: count_or_zero(get("duration"), "duration")?,
-        bytes_out: count_or_zero(get("orig_bytes"), "orig_bytes")?,
-        bytes_in: count_or_zero(get("resp_bytes"), "resp_bytes")?,
-        packets_out: count(get("orig_pkts"), "orig_pkts")?,
-        packets_in: count(get("resp_pkts"), "resp_pkts")?,
+        duration_s: count_or_zero(row.get(Field::Duration), "duration")?,
+        bytes_out: count_or_zero(row.get(Field::OrigBytes), "orig_bytes")?,
+        bytes_in: count_or_zero(row.get(Field::RespBytes), "resp_bytes")?,
+        packets_out: count(row.get(Field::OrigPkts), "orig_pkts")?,
+        packets_in: count(row.get(Field::RespPkts), "resp_pkts")?,
         protocol,
         service: service.to_string(),
         conn_state: (*conn_state).to_string(),
         dst_port,
-        label: stratosphere_label(&get)?,
+        label: None,
     })
 }
 
 /// The attack family of a Stratosphere `label`/`detailedlabel` pair, or
 /// `None` for benign, background and unlabelled flows.
-fn stratosphere_label<'a>(get: &impl Fn(&str) -> Cell<'a>) -> Result<Option<String>, String> {
-    let label = match get("label") {
+fn stratosphere_label(row: &Row<'_>) -> Result<Option<String>, String> {
+    let label = match row.get(Field::Label) {
         Cell::Unset => return Ok(None),
         cell => text(cell, "label")?.trim(),
     };
@@ -564,9 +733,9 @@ fn stratosphere_label<'a>(get: &impl Fn(&str) -> Cell<'a>) -> Result<Option<Stri
         ));
     }
     for field in DETAILED_LABEL {
-        let detailed = match get(field) {
+        let detailed = match row.get(field) {
             Cell::Unset => continue,
-            cell => text(cell, field)?.trim(),
+            cell => text(cell, field.name())?.trim(),
         };
         if !detailed.is_empty() && !detailed.eq_ignore_ascii_case(NORMAL) {
             return Ok(Some(detailed.to_string()));
@@ -598,34 +767,38 @@ fn stratosphere_label<'a>(get: &impl Fn(&str) -> Cell<'a>) -> Result<Option<Stri
 /// port other than 443 (IMAPS, LDAPS, RDP security layer, custom ports)
 /// stays "other" rather than guessing what it carries.
 pub fn service_name(names: &str, port: u16) -> &'static str {
-    let names: Vec<String> = names
+    // Called for every flow: the names are compared in place, nothing is
+    // allocated.
+    let mut tls = false;
+    for name in names
         .split(',')
-        .map(|n| n.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|n| !n.is_empty() && !n.starts_with('-'))
-        .collect();
-    let application = names.iter().find_map(|n| {
-        Some(match n.as_str() {
-            "http" | "http2" => "http",
-            "dns" => "dns",
-            "ssh" => "ssh",
-            "smtp" => "smtp",
-            "rdp" | "rdpeudp" => "rdp",
-            "smb" => "smb",
-            "ntp" => "ntp",
-            "ldap" | "ldap_tcp" | "ldap_udp" => "ldap",
-            _ => return None,
-        })
-    });
-    let tls = || {
-        names
-            .iter()
-            .any(|n| matches!(n.as_str(), "ssl" | "tls" | "dtls" | "quic"))
-    };
-    match application {
-        Some(service) => service,
-        None if port == 443 && tls() => "https",
-        None => "other",
+    {
+        let is = |known: &[&str]| known.iter().any(|k| name.eq_ignore_ascii_case(k));
+        let application = if is(&["http", "http2"]) {
+            "http"
+        } else if is(&["dns"]) {
+            "dns"
+        } else if is(&["ssh"]) {
+            "ssh"
+        } else if is(&["smtp"]) {
+            "smtp"
+        } else if is(&["rdp", "rdpeudp"]) {
+            "rdp"
+        } else if is(&["smb"]) {
+            "smb"
+        } else if is(&["ntp"]) {
+            "ntp"
+        } else if is(&["ldap", "ldap_tcp", "ldap_udp"]) {
+            "ldap"
+        } else {
+            tls |= is(&["ssl", "tls", "dtls", "quic"]);
+            continue;
+        };
+        return application;
     }
+    if tls && port == 443 { "https" } else { "other" }
 }
 
 #[cfg(test)]
