@@ -115,10 +115,26 @@ impl Detector {
                 contents.model.input_dim()
             )));
         }
+        Self::from_model(
+            &contents.model,
+            &contents.weights,
+            contents.encoder,
+            stamp(kind, threshold),
+        )
+    }
+
+    /// A detector of a model given directly (the benchmark's); `stamp`
+    /// names it in the alerts and gives the threshold.
+    pub fn from_model(
+        model: &ModelConfig,
+        weights: &[f32],
+        encoder: EncoderSpec,
+        stamp: ModelStamp,
+    ) -> Result<Self, WatchError> {
         Ok(Detector {
-            scorer: Scorer::new(&contents.model, &contents.weights)?,
-            encoder: contents.encoder,
-            stamp: stamp(kind, threshold),
+            scorer: Scorer::new(model, weights)?,
+            encoder,
+            stamp,
         })
     }
 

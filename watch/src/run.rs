@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fedsoc_datasets::read::live::LiveFormat;
 
 use crate::bundles::{BundleWatch, Newer, Trust};
-use crate::detector::ThresholdChoice;
+use crate::detector::{Detector, ThresholdChoice};
 use crate::error::WatchError;
 use crate::follow::{Follower, Input, Position, Progress, Start};
 use crate::metrics::{self, WatchMetrics};
@@ -141,10 +141,22 @@ pub fn run(
     stop: &AtomicBool,
     hook: Option<BatchHook>,
 ) -> Result<Summary, WatchError> {
-    let format = config.input.format();
-    let (mut bundles, detector) =
+    let (bundles, detector) =
         BundleWatch::open(&config.bundle, config.trust.clone(), config.threshold)?;
     announce(detector.stamp(), &config.trust);
+    run_with(config, Some(bundles), detector, stop, hook)
+}
+
+/// [`run`] with the model given: `bundles` (if any) may replace it later;
+/// `config.bundle` and `config.trust` are not used.
+pub fn run_with(
+    config: &WatchConfig,
+    mut bundles: Option<BundleWatch>,
+    detector: Detector,
+    stop: &AtomicBool,
+    hook: Option<BatchHook>,
+) -> Result<Summary, WatchError> {
+    let format = config.input.format();
 
     let (state, saved, input_name) = match (&config.state, &config.input) {
         (None, _) => (None, None, None),
@@ -245,7 +257,7 @@ pub fn run(
         }
         if last_look.elapsed() >= BUNDLE_POLL {
             last_look = Instant::now();
-            match bundles.poll() {
+            match bundles.as_mut().and_then(BundleWatch::poll) {
                 Some(Newer::Loaded(detector)) => {
                     announce(detector.stamp(), &config.trust);
                     pipeline.swap(*detector)?;
