@@ -486,3 +486,154 @@ enum Live {
     Truncated,
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Reads until caught up, returning the lines (and marking new files).
+    fn drain(f: &mut Follower) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            let p = f
+                .read(1 << 20, &mut |input| match input {
+                    Input::NewFile { .. } => got.push("<new file>".to_string()),
+                    Input::Line(l) => got.push(String::from_utf8_lossy(l.bytes).into_owned()),
+                })
+                .unwrap();
+            if p.caught_up && p.bytes == 0 {
+                return got;
+            }
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn appended_lines_come_out_and_a_partial_line_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conn.log");
+        append(&log, "#open 1\na\nb");
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        assert_eq!(drain(&mut f), ["<new file>", "#open 1", "a"]);
+        append(&log, "\nc\n");
+        assert_eq!(drain(&mut f), ["b", "c"]);
+        let at = f.position().unwrap();
+        assert_eq!((at.offset, at.line), (14, 4));
+    }
+
+    #[test]
+    fn rename_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conn.log");
+        append(&log, "#open 1\na\n");
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        drain(&mut f);
+        append(&log, "b\n");
+        std::fs::rename(&log, dir.path().join("conn.1.log")).unwrap();
+        append(&log, "#open 2\nc\n");
+        // The old file's last lines come first, then the new file's.
+        let got: Vec<String> = (0..5).flat_map(|_| drain(&mut f)).collect();
+        assert_eq!(got, ["b", "<new file>", "#open 2", "c"]);
+    }
+
+    #[test]
+    fn copy_truncate_reads_what_the_copy_holds_beyond_the_last_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("eve.json");
+        append(&log, "{\"timestamp\":\"t1\"}\nx\n");
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        drain(&mut f);
+        append(&log, "y\n");
+        std::fs::copy(&log, dir.path().join("eve.json.1")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&log, "{\"timestamp\":\"t2\"}\n");
+        let got = drain(&mut f);
+        assert_eq!(got, ["<new file>", "y", "<new file>", "{\"timestamp\":\"t2\"}"]);
+        assert!(f.take_notes().is_empty());
+    }
+
+    #[test]
+    fn a_restart_catches_up_through_rotated_and_compressed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conn.log");
+        append(&log, "#open 1\na\n");
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        drain(&mut f);
+        let saved = f.position().unwrap();
+        drop(f);
+        // While stopped: two more lines, then rotation to gzip, then a
+        // second file rotated plainly, then the live one.
+        append(&log, "b\nc\n");
+        let first = std::fs::read(&log).unwrap();
+        let gz = dir.path().join("conn.2026-12-07-10-00-00.log.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(&first).unwrap();
+        enc.finish().unwrap();
+        std::fs::remove_file(&log).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        append(&dir.path().join("conn.2026-12-07-11-00-00.log"), "#open 2\nd\n");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        append(&log, "#open 3\ne\n");
+        let mut f = Follower::new(&log, &[], Some(saved), Start::Beginning).unwrap();
+        let got = drain(&mut f);
+        assert_eq!(
+            got,
+            [
+                "<new file>",
+                "b",
+                "c",
+                "<new file>",
+                "#open 2",
+                "d",
+                "<new file>",
+                "#open 3",
+                "e"
+            ]
+        );
+        assert!(f.take_notes().is_empty());
+    }
+
+    #[test]
+    fn a_lost_position_is_reported_not_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conn.log");
+        append(&log, "#open 1\na\n");
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        drain(&mut f);
+        let saved = f.position().unwrap();
+        std::fs::remove_file(&log).unwrap();
+        append(&log, "#open 2\nb\n");
+        let mut f = Follower::new(&log, &[], Some(saved), Start::Beginning).unwrap();
+        assert_eq!(drain(&mut f), ["<new file>", "#open 2", "b"]);
+        let notes = f.take_notes();
+        assert!(notes[0].contains("are lost"), "{notes:?}");
+    }
+
+    #[test]
+    fn from_end_skips_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conn.log");
+        append(&log, "#open 1\na\nhal");
+        let mut f = Follower::new(&log, &[], None, Start::End).unwrap();
+        append(&log, "f\nb\n");
+        assert_eq!(drain(&mut f), ["<new file>", "half", "b"]);
+    }
+}
