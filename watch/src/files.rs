@@ -202,10 +202,8 @@ mod tests {
         assert!(id.same_inode(&meta) && id.matches(&renamed, &meta));
 
         let gz = dir.path().join("conn.2026-12-07-10-00-00.log.gz");
-        let mut enc = flate2::write::GzEncoder::new(
-            File::create(&gz).unwrap(),
-            flate2::Compression::fast(),
-        );
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         enc.write_all(format!("{text}more\n").as_bytes()).unwrap();
         enc.finish().unwrap();
         let meta = std::fs::metadata(&gz).unwrap();
@@ -213,7 +211,10 @@ mod tests {
 
         std::fs::write(&live, "#separator \\x09\n#open\t2026-12-07-11-00-00\n").unwrap();
         let meta = std::fs::metadata(&live).unwrap();
-        assert!(!id.matches(&live, &meta), "a new file with another #open is another log");
+        assert!(
+            !id.matches(&live, &meta),
+            "a new file with another #open is another log"
+        );
 
         let candidates = rotated_candidates(&live, &[]);
         assert_eq!(candidates.len(), 2, "{candidates:?}");

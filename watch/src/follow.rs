@@ -62,6 +62,9 @@ pub enum Input<'a> {
     },
     /// One complete line, without its newline.
     Line(Line<'a>),
+    /// A header line at the start of a file opened past its start (Zeek's
+    /// TSV `#fields`, …): what the lines that follow mean. Not a record.
+    Header(&'a [u8]),
 }
 
 /// One line and where it is.
@@ -314,8 +317,7 @@ impl Follower {
             }
             Err(e) => return Err(WatchError::io("opening", &path, e)),
         };
-        let reader =
-            open_log_at(&path, offset).map_err(|e| WatchError::io("opening", &path, e))?;
+        let reader = open_log_at(&path, offset).map_err(|e| WatchError::io("opening", &path, e))?;
         let id = FileId::of(&path, &meta).map_err(|e| WatchError::io("reading", &path, e))?;
         if live {
             self.live_size = meta.len();
@@ -331,6 +333,9 @@ impl Follower {
             at,
             resumed,
         });
+        if offset > 0 {
+            header(&path, offset, sink).map_err(|e| WatchError::io("reading", &path, e))?;
+        }
         self.open = Some(OpenLog {
             path,
             shown,
@@ -376,9 +381,8 @@ impl Follower {
             .into_iter()
             .rev()
             .find(|path| {
-                std::fs::metadata(path).is_ok_and(|meta| {
-                    !open.id.same_inode(&meta) && open.id.matches(path, &meta)
-                })
+                std::fs::metadata(path)
+                    .is_ok_and(|meta| !open.id.same_inode(&meta) && open.id.matches(path, &meta))
             });
         match copy {
             Some(copy) => self.queue.push_back(Queued::at(copy, consumed, line)),
@@ -434,9 +438,9 @@ impl Follower {
         }
         // Rotated while nobody watched: find it, then everything after it.
         let candidates = rotated_candidates(&self.live, &self.extra);
-        let found = candidates.iter().position(|p| {
-            std::fs::metadata(p).is_ok_and(|m| at.file.matches(p, &m))
-        });
+        let found = candidates
+            .iter()
+            .position(|p| std::fs::metadata(p).is_ok_and(|m| at.file.matches(p, &m)));
         match found {
             Some(i) => {
                 self.queue.push_back(Queued {
@@ -467,7 +471,8 @@ impl Follower {
 
     /// Starts the live file at `offset` (`--from-end`), at a line boundary.
     fn queue_live_at(&mut self, offset: u64) -> Result<(), WatchError> {
-        let text = std::fs::read(&self.live).map_err(|e| WatchError::io("reading", &self.live, e))?;
+        let text =
+            std::fs::read(&self.live).map_err(|e| WatchError::io("reading", &self.live, e))?;
         let upto = (offset as usize).min(text.len());
         let start = text[..upto]
             .iter()
@@ -480,12 +485,27 @@ impl Follower {
     }
 }
 
+/// Hands on the `#` lines a file starts with (its header), for a file
+/// opened at `offset`, past its start.
+fn header(path: &Path, offset: u64, sink: &mut dyn FnMut(Input<'_>)) -> io::Result<()> {
+    let mut head = Vec::new();
+    open_log_at(path, 0)?
+        .take(offset.min(1 << 16))
+        .read_to_end(&mut head)?;
+    for line in head.split(|&b| b == b'\n') {
+        if !line.starts_with(b"#") {
+            break;
+        }
+        sink(Input::Header(line));
+    }
+    Ok(())
+}
+
 enum Live {
     Same,
     Replaced,
     Truncated,
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -499,6 +519,7 @@ mod tests {
             let p = f
                 .read(1 << 20, &mut |input| match input {
                     Input::NewFile { .. } => got.push("<new file>".to_string()),
+                    Input::Header(_) => {}
                     Input::Line(l) => got.push(String::from_utf8_lossy(l.bytes).into_owned()),
                 })
                 .unwrap();
@@ -563,7 +584,10 @@ mod tests {
             .unwrap();
         append(&log, "{\"timestamp\":\"t2\"}\n");
         let got = drain(&mut f);
-        assert_eq!(got, ["<new file>", "y", "<new file>", "{\"timestamp\":\"t2\"}"]);
+        assert_eq!(
+            got,
+            ["<new file>", "y", "<new file>", "{\"timestamp\":\"t2\"}"]
+        );
         assert!(f.take_notes().is_empty());
     }
 
@@ -589,7 +613,10 @@ mod tests {
         enc.finish().unwrap();
         std::fs::remove_file(&log).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        append(&dir.path().join("conn.2026-12-07-11-00-00.log"), "#open 2\nd\n");
+        append(
+            &dir.path().join("conn.2026-12-07-11-00-00.log"),
+            "#open 2\nd\n",
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
         append(&log, "#open 3\ne\n");
         let mut f = Follower::new(&log, &[], Some(saved), Start::Beginning).unwrap();

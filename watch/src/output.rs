@@ -238,7 +238,10 @@ fn recover(file: &mut File, path: &Path, from: u64, len: u64) -> Result<Recovere
         .take(len - from)
         .read_to_end(&mut tail)
         .map_err(io)?;
-    let whole = tail.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
+    let whole = tail
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
     if whole < tail.len() {
         recovered.torn_bytes = (tail.len() - whole) as u64;
         file.set_len(from + whole as u64)
@@ -285,7 +288,10 @@ mod tests {
         out.buffer().extend_from_slice(b"{\"x\":1}\n");
         out.write().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with("{\"log\":{\"offset\":30}}\n{\"x\":1}\n"), "{text}");
+        assert!(
+            text.ends_with("{\"log\":{\"offset\":30}}\n{\"x\":1}\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -165,6 +165,14 @@ impl Pipeline {
         let result = match input {
             Input::NewFile { path, at, resumed } => self.new_file(path, at, resumed),
             Input::Line(line) => self.line(line),
+            Input::Header(bytes) => {
+                // A header line parses as a header, or its file is not
+                // what the format says: then the lines after it report it.
+                if let Ok(text) = std::str::from_utf8(bytes) {
+                    let _ = self.parser.line(text);
+                }
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.error = Some(e);
@@ -234,7 +242,9 @@ impl Pipeline {
         if n <= MALFORMED_REPORTED {
             tracing::warn!("{path}:{line}: malformed line skipped: {reason}");
         } else if n % MALFORMED_EVERY == 0 {
-            tracing::warn!("{n} malformed lines skipped so far; the latest, {path}:{line}: {reason}");
+            tracing::warn!(
+                "{n} malformed lines skipped so far; the latest, {path}:{line}: {reason}"
+            );
         }
     }
 
@@ -255,7 +265,10 @@ impl Pipeline {
         let out = self.output.buffer();
         for ((flow, &offset), &score) in self.flows.iter().zip(&self.offsets).zip(&scores) {
             let flagged = self.detector.flags(score);
-            if self.written_through.is_some_and(|through| offset <= through) {
+            if self
+                .written_through
+                .is_some_and(|through| offset <= through)
+            {
                 already += 1;
                 continue;
             }
@@ -266,7 +279,16 @@ impl Pipeline {
                     path: Some(&self.path),
                     offset,
                 };
-                alert::write_line(out, flow, self.format, score, flagged, stamp, &origin, created);
+                alert::write_line(
+                    out,
+                    flow,
+                    self.format,
+                    score,
+                    flagged,
+                    stamp,
+                    &origin,
+                    created,
+                );
             }
         }
         self.output.write()?;

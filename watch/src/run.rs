@@ -100,10 +100,7 @@ enum Source {
 }
 
 impl Source {
-    fn read(
-        &mut self,
-        sink: &mut dyn FnMut(Input<'_>),
-    ) -> Result<Progress, WatchError> {
+    fn read(&mut self, sink: &mut dyn FnMut(Input<'_>)) -> Result<Progress, WatchError> {
         match self {
             Source::File(f) => f.read(READ_BUDGET, sink),
             Source::Stdin(s) => s

@@ -105,9 +105,8 @@ impl StateDir {
 
     /// Replaces the saved state atomically.
     pub fn save(&self, saved: &Saved) -> Result<(), WatchError> {
-        let bytes = serde_json::to_vec_pretty(saved).map_err(|e| {
-            WatchError::Setup(format!("cannot encode the watch state: {e}"))
-        })?;
+        let bytes = serde_json::to_vec_pretty(saved)
+            .map_err(|e| WatchError::Setup(format!("cannot encode the watch state: {e}")))?;
         self.disk
             .replace(&self.file, &bytes)
             .map_err(|e| WatchError::io("saving the watch state to", &self.file, e))
