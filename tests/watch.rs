@@ -597,3 +597,77 @@ fn an_unverified_bundle_is_refused_unless_asked_for_loudly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no bundle in"), "{stderr}");
 }
+
+/// The real sensor logs in `$FEDSOC_DATA/formats` (or ../shared/datasets),
+/// piped through a watch: it scores exactly the flows the file readers
+/// read, and reports the malformed lines they skip. Skipped, with a
+/// message, where the samples are absent.
+#[test]
+fn real_zeek_and_suricata_logs_are_scored_flow_for_flow() {
+    use fedsoc_datasets::ReadOptions;
+    use fedsoc_datasets::read::{default_data_dir, open_text, suricata, zeek};
+
+    let s = setup();
+    for (relative, format) in [
+        ("zeek/ctu_normal40_day1_conn.log.labeled", "zeek"),
+        ("zeek/stratosphere_portscan_conn.json.gz", "zeek"),
+        ("zeek/wrccdc2018_conn.log", "zeek"),
+        ("suricata/slips_test6_eve.json.gz", "suricata"),
+    ] {
+        let Some(path) = default_data_dir()
+            .map(|d| d.join("formats").join(relative))
+            .filter(|p| p.is_file())
+        else {
+            eprintln!(
+                "skipped: formats/{relative} not found; set FEDSOC_DATA to the datasets folder"
+            );
+            continue;
+        };
+        let options = ReadOptions {
+            skip_bad_rows: true,
+        };
+        let report = match format {
+            "zeek" => zeek::read(&path, &options).unwrap().report,
+            _ => suricata::read(&path, &options).unwrap().report,
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open_text(&path).unwrap(), &mut text).unwrap();
+        let out = s.path(&format!(
+            "{}.ndjson",
+            format!("{relative}").replace('/', "-")
+        ));
+        let mut child = fedsoc()
+            .args(["watch", "--bundle", s.bundles.to_str().unwrap(), "--ca"])
+            .arg(&s.fed.ca_pem_path)
+            .args(["--stdin", format, "--all", "--out"])
+            .arg(&out)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{relative}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{} flows scored, {} alerts, {} lines written, {} malformed lines",
+                report.rows,
+                alerts(&out)
+                    .iter()
+                    .filter(|l| l.pointer("/event/kind") == Some(&Value::from("alert")))
+                    .count(),
+                report.rows,
+                report.skipped
+            )),
+            "{relative}: the file reader read {report}; the watch said: {stderr}"
+        );
+        assert_eq!(alerts(&out).len(), report.rows, "{relative}");
+        assert!(report.rows > 0, "{relative}");
+    }
+}

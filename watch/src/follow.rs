@@ -21,7 +21,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::WatchError;
-use crate::files::{FileId, open_log_at, rotated_candidates};
+use crate::files::{FileId, is_gzip, open_log_at, rotated_candidates};
 use crate::lines::Splitter;
 
 /// Bytes read per system call.
@@ -120,6 +120,9 @@ struct OpenLog {
     /// to its end and closed).
     live: bool,
     id: FileId,
+    /// Compressed: complete as it is (a rotated file), never looked at for
+    /// growth or truncation.
+    gz: bool,
     /// The lines read so far; its offset is just past the last one handed
     /// on.
     lines: Splitter,
@@ -231,6 +234,11 @@ impl Follower {
                 self.close(sink);
                 continue;
             }
+            if open.gz {
+                // A compressed file at the live path does not grow.
+                progress.caught_up = true;
+                return Ok(progress);
+            }
             match self.look_at_live()? {
                 Live::Same => {
                     progress.caught_up = true;
@@ -336,12 +344,14 @@ impl Follower {
         if offset > 0 {
             header(&path, offset, sink).map_err(|e| WatchError::io("reading", &path, e))?;
         }
+        let gz = is_gzip(&path);
         self.open = Some(OpenLog {
             path,
             shown,
             reader,
             live,
             id,
+            gz,
             lines: Splitter::at(offset, line),
             read_to: offset,
         });
