@@ -187,6 +187,11 @@ enum BenchCommand {
     /// Reading a week of rotated gzip Zeek logs as a participant does, with
     /// max_rows: rows/s and the peak memory of the reading process.
     Read(ReadArgs),
+    /// Live detection (`fedsoc watch`) on one core: flows/s per input format
+    /// (Zeek TSV, Zeek JSON, EVE) against the bare parse rate, and the
+    /// latency from a flow's line being appended to its batch being written,
+    /// at a steady rate.
+    Watch(WatchBenchArgs),
     /// The reading half of `bench read`, run as a child process so its
     /// peak memory is the read's alone.
     #[command(hide = true)]
@@ -211,6 +216,26 @@ struct ReadArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// One JSON object on stdout instead of a line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct WatchBenchArgs {
+    /// Flows in each format's file for the throughput runs.
+    #[arg(long, default_value_t = 500_000)]
+    flows: usize,
+    /// Flows/s appended to the live file in the latency runs.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// How long the live file is appended to, per format.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Throughput runs per format (parse-only and full path in turns); the
+    /// median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// One JSON object per format, one per line, instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -436,6 +461,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Secagg(args)) => bench_secagg(args).await,
         Command::Bench(BenchCommand::Train(args)) => bench_train(args),
         Command::Bench(BenchCommand::Read(args)) => bench_read(args),
+        Command::Bench(BenchCommand::Watch(args)) => bench_watch(args),
         Command::Bench(BenchCommand::ReadChild(args)) => {
             let figures =
                 fedsoc_experiments::read_bench::measure_read(&args.dir, args.max_rows, args.seed)?;
@@ -811,6 +837,30 @@ fn bench_read(args: ReadArgs) -> Result<()> {
             report.peak_rss_mb,
             report.baseline_rss_mb
         );
+    }
+    Ok(())
+}
+
+fn bench_watch(args: WatchBenchArgs) -> Result<()> {
+    use fedsoc_experiments::watch_bench::{WatchBenchOptions, render, run_watch_bench};
+    let dir = tempfile::Builder::new()
+        .prefix("fedsoc-bench-watch-")
+        .tempdir()
+        .context("creating a folder for the generated logs and alerts")?;
+    let report = run_watch_bench(&WatchBenchOptions {
+        flows: args.flows,
+        rate: args.rate,
+        seconds: args.seconds,
+        repeats: args.repeats,
+        seed: 0,
+        dir: dir.path().to_path_buf(),
+    })?;
+    if args.json {
+        for row in report.rows() {
+            outln!("{}", serde_json::to_string(&row)?);
+        }
+    } else {
+        out!("{}", render(&report));
     }
     Ok(())
 }

@@ -17,6 +17,9 @@
 //! - [`read_bench`]: `fedsoc bench read`: a week of rotated gzip Zeek logs
 //!   read through the participant's loading path with `max_rows`: rows/s
 //!   and the reading process's peak memory.
+//! - [`watch_bench`]: `fedsoc bench watch`: live detection on one core,
+//!   flows/s per input format against the bare parse rate, and alert
+//!   latency at a steady rate through the real watch.
 //! - [`score`]: `fedsoc score`: an exported model scores a SOC's own telemetry, with a
 //!   given threshold or one calibrated on reference traffic at a false-positive budget.
 //! - [`plot`]: the report's figures as SVG: ROC curves, lines, heat maps.
@@ -32,5 +35,6 @@ pub mod read_bench;
 pub mod scenario;
 pub mod score;
 pub mod train_bench;
+pub mod watch_bench;
 
 pub use error::ExperimentError;
