@@ -632,10 +632,7 @@ fn real_zeek_and_suricata_logs_are_scored_flow_for_flow() {
         };
         let mut text = String::new();
         std::io::Read::read_to_string(&mut open_text(&path).unwrap(), &mut text).unwrap();
-        let out = s.path(&format!(
-            "{}.ndjson",
-            format!("{relative}").replace('/', "-")
-        ));
+        let out = s.path(&format!("{}.ndjson", relative.replace('/', "-")));
         let mut child = fedsoc()
             .args(["watch", "--bundle", s.bundles.to_str().unwrap(), "--ca"])
             .arg(&s.fed.ca_pem_path)

@@ -155,16 +155,12 @@ impl BundleWatch {
     }
 
     fn load(&self, path: &Path) -> Result<Detector, WatchError> {
-        let bundle = Bundle::read(path).map_err(|source| WatchError::Bundle {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bundle = Bundle::read(path).map_err(|source| WatchError::bundle(path, source))?;
         match &self.trust {
             Trust::Ca(ca) => {
-                let verified = bundle.verify(ca).map_err(|source| WatchError::Bundle {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let verified = bundle
+                    .verify(ca)
+                    .map_err(|source| WatchError::bundle(path, source))?;
                 Detector::verified(verified, path, self.threshold)
             }
             Trust::Unverified => Detector::unverified(&bundle, path, self.threshold),

@@ -60,10 +60,7 @@ impl Detector {
     ) -> Result<Self, WatchError> {
         let contents = bundle
             .contents_unverified()
-            .map_err(|source| WatchError::Bundle {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| WatchError::bundle(path, source))?;
         let meta = contents.meta.clone();
         let encoder_sha256 = sha256_hex(&bundle.encoder_json);
         let stamp = |kind, threshold| ModelStamp {
@@ -154,6 +151,6 @@ impl Detector {
 
     /// Whether `score` raises an alert: above the threshold, or not a number.
     pub fn flags(&self, score: f32) -> bool {
-        !(f64::from(score) <= self.stamp.threshold)
+        score.is_nan() || f64::from(score) > self.stamp.threshold
     }
 }

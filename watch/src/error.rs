@@ -21,7 +21,10 @@ pub enum WatchError {
         source: io::Error,
     },
     #[error("bundle {}: {source}", path.display())]
-    Bundle { path: PathBuf, source: BundleError },
+    Bundle {
+        path: PathBuf,
+        source: Box<BundleError>,
+    },
     #[error("the bundle's model cannot score: {0}")]
     Model(#[from] ModelError),
     #[error("the bundle's encoder cannot encode a flow: {0}")]
@@ -29,6 +32,13 @@ pub enum WatchError {
 }
 
 impl WatchError {
+    pub fn bundle(path: &Path, source: BundleError) -> Self {
+        WatchError::Bundle {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
+    }
+
     pub fn io(what: &'static str, path: &Path, source: io::Error) -> Self {
         WatchError::Io {
             what,

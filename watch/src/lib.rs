@@ -33,7 +33,7 @@
 //!   and the loopback endpoint that serves them.
 //! - [`synth`]: sensor log lines (Zeek TSV, Zeek JSON, EVE) written from
 //!   flows, for tests and the benchmark.
-//! - [`error`]: [`WatchError`].
+//! - [`error`]: [`WatchError`], what stops a watch.
 #![forbid(unsafe_code)]
 
 pub mod alert;

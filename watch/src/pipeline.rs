@@ -241,7 +241,7 @@ impl Pipeline {
         let n = self.counts.malformed;
         if n <= MALFORMED_REPORTED {
             tracing::warn!("{path}:{line}: malformed line skipped: {reason}");
-        } else if n % MALFORMED_EVERY == 0 {
+        } else if n.is_multiple_of(MALFORMED_EVERY) {
             tracing::warn!(
                 "{n} malformed lines skipped so far; the latest, {path}:{line}: {reason}"
             );

@@ -95,7 +95,7 @@ pub fn format_name(format: LiveFormat) -> &'static str {
 }
 
 enum Source {
-    File(Follower),
+    File(Box<Follower>),
     Stdin(StdinLines),
 }
 
@@ -202,7 +202,7 @@ pub fn run_with(
             ..
         } => {
             let position = saved.as_ref().and_then(|s| s.position.clone());
-            Source::File(Follower::new(path, rotated, position, *start)?)
+            Source::File(Box::new(Follower::new(path, rotated, position, *start)?))
         }
         InputSpec::Stdin { .. } => Source::Stdin(StdinLines::start(config.poll)),
     };
