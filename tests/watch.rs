@@ -202,6 +202,30 @@ impl Setup {
         args.extend_from_slice(extra);
         Watch::start(self.dir.path(), &args)
     }
+
+    /// `text` piped through `fedsoc watch --stdin FORMAT --all` into `out`;
+    /// its stderr once it has exited successfully.
+    fn pipe(&self, format: &str, text: &str, out: &Path) -> String {
+        let mut child = fedsoc()
+            .args(["watch", "--bundle", self.bundles.to_str().unwrap(), "--ca"])
+            .arg(&self.fed.ca_pem_path)
+            .args(["--stdin", format, "--all", "--out"])
+            .arg(out)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{}: {stderr}", out.display());
+        stderr
+    }
 }
 
 #[test]
@@ -537,32 +561,7 @@ fn a_pipe_is_read_to_its_end_and_bad_lines_are_reported_by_line() {
         "{\"event_type\":\"dns\",\"timestamp\":\"2026-12-01T00:00:00Z\"}\nnot json\n",
     );
     let out = s.path("alerts.ndjson");
-    let mut child = fedsoc()
-        .args([
-            "watch",
-            "--bundle",
-            s.bundles.to_str().unwrap(),
-            "--ca",
-            s.fed.ca_pem_path.to_str().unwrap(),
-            "--stdin",
-            "suricata",
-            "--all",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = s.pipe("suricata", &text, &out);
     assert!(stderr.contains("-:2: malformed line skipped"), "{stderr}");
     assert!(stderr.contains("500 flows scored"), "{stderr}");
     assert!(stderr.contains("1 non-flow records"), "{stderr}");
@@ -633,24 +632,7 @@ fn real_zeek_and_suricata_logs_are_scored_flow_for_flow() {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut open_text(&path).unwrap(), &mut text).unwrap();
         let out = s.path(&format!("{}.ndjson", relative.replace('/', "-")));
-        let mut child = fedsoc()
-            .args(["watch", "--bundle", s.bundles.to_str().unwrap(), "--ca"])
-            .arg(&s.fed.ca_pem_path)
-            .args(["--stdin", format, "--all", "--out"])
-            .arg(&out)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{relative}: {stderr}");
+        let stderr = s.pipe(format, &text, &out);
         assert!(
             stderr.contains(&format!(
                 "{} flows scored, {} alerts, {} lines written, {} malformed lines",

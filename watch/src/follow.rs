@@ -549,6 +549,16 @@ mod tests {
             .unwrap();
     }
 
+    /// A log named `name` holding `text`, followed and read to its end.
+    fn following(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, Follower) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(name);
+        append(&log, text);
+        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
+        drain(&mut f);
+        (dir, log, f)
+    }
+
     #[test]
     fn appended_lines_come_out_and_a_partial_line_waits() {
         let dir = tempfile::tempdir().unwrap();
@@ -564,11 +574,7 @@ mod tests {
 
     #[test]
     fn rename_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("conn.log");
-        append(&log, "#open 1\na\n");
-        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
-        drain(&mut f);
+        let (dir, log, mut f) = following("conn.log", "#open 1\na\n");
         append(&log, "b\n");
         std::fs::rename(&log, dir.path().join("conn.1.log")).unwrap();
         append(&log, "#open 2\nc\n");
@@ -579,11 +585,7 @@ mod tests {
 
     #[test]
     fn copy_truncate_reads_what_the_copy_holds_beyond_the_last_look() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("eve.json");
-        append(&log, "{\"timestamp\":\"t1\"}\nx\n");
-        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
-        drain(&mut f);
+        let (dir, log, mut f) = following("eve.json", "{\"timestamp\":\"t1\"}\nx\n");
         append(&log, "y\n");
         std::fs::copy(&log, dir.path().join("eve.json.1")).unwrap();
         std::fs::OpenOptions::new()
@@ -603,11 +605,7 @@ mod tests {
 
     #[test]
     fn a_restart_catches_up_through_rotated_and_compressed_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("conn.log");
-        append(&log, "#open 1\na\n");
-        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
-        drain(&mut f);
+        let (dir, log, f) = following("conn.log", "#open 1\na\n");
         let saved = f.position().unwrap();
         drop(f);
         // While stopped: two more lines, then rotation to gzip, then a
@@ -650,11 +648,7 @@ mod tests {
 
     #[test]
     fn a_lost_position_is_reported_not_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("conn.log");
-        append(&log, "#open 1\na\n");
-        let mut f = Follower::new(&log, &[], None, Start::Beginning).unwrap();
-        drain(&mut f);
+        let (_dir, log, f) = following("conn.log", "#open 1\na\n");
         let saved = f.position().unwrap();
         std::fs::remove_file(&log).unwrap();
         append(&log, "#open 2\nb\n");
