@@ -400,7 +400,7 @@ pub fn write_scores(
     let attacks = records.attack_flags();
     let (mut flagged, mut counts) = (0, (0, 0, 0, 0));
     for (row, (&score, &attack)) in scores.iter().zip(&attacks).enumerate() {
-        let flag = score > threshold.value;
+        let flag = fedsoc_models::score::flags(score, threshold.value.into());
         flagged += usize::from(flag);
         if attack {
             counts.0 += 1;

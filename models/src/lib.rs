@@ -1,7 +1,7 @@
 //! Detection models for fedsoc: an MLP autoencoder (unsupervised, scores by reconstruction
-//! error) and an MLP classifier (supervised, scores by P(attack)), both in burn, exchanged
-//! between parties as a flat `Vec<f32>`, trained locally (optionally with FedProx), and
-//! evaluated with ranking and threshold metrics.
+//! error) and an MLP classifier (supervised, scores by the logit of P(attack)), both in burn,
+//! exchanged between parties as a flat `Vec<f32>`, trained locally (optionally with FedProx),
+//! and evaluated with ranking and threshold metrics.
 //!
 //! Burn types never cross this crate's boundary: callers see plain Rust, `ndarray` views and
 //! flat weight vectors, so the federation code does not depend on burn's API or backend.
@@ -25,7 +25,8 @@
 //!   burn tensors.
 //! - `proximal` (private): FedProx's `(μ/2)·‖w − w_global‖²` term.
 //! - [`score`]: [`anomaly_scores`] and [`reconstruction_loss`], batched inference; [`Scorer`],
-//!   a model loaded once for scoring batch after batch.
+//!   a model loaded once for scoring batch after batch; [`flags`], the one flag rule (above
+//!   the threshold, or NaN) that reports, `fedsoc score` and `fedsoc watch` share.
 //! - [`metrics`]: [`roc_auc`] and [`pr_auc`] with tie handling; [`Confusion`] at a threshold,
 //!   [`threshold_at_fpr`], [`recall_by_family`] and [`roc_curve`].
 //! - [`error`]: [`ModelError`], one variant per thing a caller can get wrong.
@@ -66,5 +67,5 @@ pub use metrics::{
     Confusion, confusion_at, pr_auc, recall_by_family, roc_auc, roc_curve, threshold_at_fpr,
 };
 pub use model::ModelConfig;
-pub use score::{Scorer, anomaly_scores, probability, reconstruction_loss};
+pub use score::{Scorer, anomaly_scores, flags, probability, reconstruction_loss};
 pub use train::{TrainConfig, TrainOutcome, train_local};

@@ -13,6 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use crate::score::flags;
 use serde::{Deserialize, Serialize};
 
 /// The family name of benign rows, left out of [`recall_by_family`].
@@ -101,11 +102,11 @@ fn ratio(num: usize, den: usize) -> f64 {
     }
 }
 
-/// The confusion counts when rows with `score >= threshold` are flagged.
+/// The confusion counts when rows are flagged by [`flags`] (score above `threshold`).
 pub fn confusion_at(scores: &[f32], labels: &[bool], threshold: f32) -> Confusion {
     let mut c = Confusion::default();
     for (&score, &attack) in scores.iter().zip(labels) {
-        match (score >= threshold, attack) {
+        match (flags(score, threshold.into()), attack) {
             (true, true) => c.tp += 1,
             (true, false) => c.fp += 1,
             (false, false) => c.tn += 1,
@@ -118,8 +119,8 @@ pub fn confusion_at(scores: &[f32], labels: &[bool], threshold: f32) -> Confusio
 /// The lowest score threshold whose false-positive rate on the benign rows is `<= max_fpr`:
 /// the most attacks caught within a false-alarm budget.
 ///
-/// Candidates are the distinct scores; a threshold flags every row with that score, so a
-/// benign row tied with an attack cannot be split from it. `None` if the lengths differ, a
+/// Candidates are just below the distinct scores (the next lower `f32`, so [`flags`] flags every
+/// row with that score): a benign row tied with an attack cannot be split from it. `None` if the lengths differ, a
 /// score or `max_fpr` is NaN, there are no benign rows, or even the highest score already
 /// flags too many benign rows (then only a threshold above every score, flagging nothing, fits).
 pub fn threshold_at_fpr(scores: &[f32], labels: &[bool], max_fpr: f64) -> Option<f32> {
@@ -136,7 +137,7 @@ pub fn threshold_at_fpr(scores: &[f32], labels: &[bool], max_fpr: f64) -> Option
     for_each_tie_group(&order, scores, |_, group| {
         fp += group.iter().filter(|&&i| !labels[i]).count();
         if fp as f64 / neg as f64 <= max_fpr {
-            best = Some(scores[group[0]]);
+            best = Some(scores[group[0]].next_down());
         }
     });
     best
@@ -154,7 +155,7 @@ pub fn recall_by_family(
         if family == NORMAL_FAMILY {
             continue;
         }
-        let flagged = usize::from(score >= threshold);
+        let flagged = usize::from(flags(score, threshold.into()));
         match out.get_mut(family) {
             Some((hit, total)) => {
                 *hit += flagged;
@@ -347,9 +348,9 @@ mod tests {
     fn confusion_counts_and_rates() {
         let scores = [0.1, 0.4, 0.35, 0.8, 0.4];
         let labels = [F, F, T, T, T];
-        // At 0.4 the tied 0.4s are both flagged: .4 F (fp), .8 T and .4 T (tp);
-        // .35 T is missed (fn), .1 F passes (tn).
-        let c = confusion_at(&scores, &labels, 0.4);
+        // Just below 0.4 the tied 0.4s are both flagged: .4 F (fp), .8 T and .4 T
+        // (tp); .35 T is missed (fn), .1 F passes (tn).
+        let c = confusion_at(&scores, &labels, 0.39);
         assert_eq!(
             c,
             Confusion {
@@ -363,8 +364,9 @@ mod tests {
         assert!(close(c.recall(), 2.0 / 3.0));
         assert!(close(c.f1(), 2.0 / 3.0));
         assert!(close(c.false_positive_rate(), 0.5));
-        // Just above the tie: only .8 T. P = 1, R = ⅓, F1 = 2·⅓/(1 + ⅓) = ½, FPR = 0.
-        let c = confusion_at(&scores, &labels, 0.41);
+        // At the tie (a score equal to the threshold does not alarm): only .8 T.
+        // P = 1, R = ⅓, F1 = 2·⅓/(1 + ⅓) = ½, FPR = 0.
+        let c = confusion_at(&scores, &labels, 0.4);
         assert_eq!((c.tp, c.fp, c.tn, c.fn_), (1, 0, 2, 2));
         assert!(close(c.precision(), 1.0));
         assert!(close(c.recall(), 1.0 / 3.0));
@@ -385,9 +387,9 @@ mod tests {
         let c = confusion_at(&[0.9], &[T], 0.5);
         assert_eq!((c.tp, c.false_positive_rate(), c.f1()), (1, 0.0, 1.0));
         assert_eq!(Confusion::default().f1(), 0.0);
-        // NaN is never flagged.
-        let c = confusion_at(&[f32::NAN, f32::NAN], &[T, F], f32::NEG_INFINITY);
-        assert_eq!((c.fn_, c.tn), (1, 1));
+        // NaN is always flagged (see `flags`), even under an infinite threshold.
+        let c = confusion_at(&[f32::NAN, f32::NAN], &[T, F], f32::INFINITY);
+        assert_eq!((c.tp, c.fp), (1, 1));
     }
 
     #[test]
@@ -397,17 +399,22 @@ mod tests {
         let scores = [0.9, 0.8, 0.8, 0.7, 0.5, 0.3];
         let labels = [F, T, F, T, F, T];
         let at = |fpr| threshold_at_fpr(&scores, &labels, fpr);
-        assert_eq!(at(1.0 / 3.0), Some(0.9));
+        // The threshold is just below the lowest flagged score.
+        let below = |s: f32| Some(s.next_down());
+        assert_eq!(at(1.0 / 3.0), below(0.9));
         // 0.8 would also flag the tied benign row: FPR ⅔ > ½.
-        assert_eq!(at(0.5), Some(0.9));
-        assert_eq!(at(2.0 / 3.0), Some(0.7));
-        assert_eq!(at(0.99), Some(0.7));
-        assert_eq!(at(1.0), Some(0.3));
+        assert_eq!(at(0.5), below(0.9));
+        assert_eq!(at(2.0 / 3.0), below(0.7));
+        assert_eq!(at(0.99), below(0.7));
+        assert_eq!(at(1.0), below(0.3));
         // The top row is benign: no score keeps FPR at 0.
         assert_eq!(at(0.0), None);
         assert_eq!(at(0.2), None);
         // An attack on top: its score is the zero-false-alarm threshold.
-        assert_eq!(threshold_at_fpr(&[0.95, 0.9], &[T, F], 0.0), Some(0.95));
+        assert_eq!(
+            threshold_at_fpr(&[0.95, 0.9], &[T, F], 0.0),
+            Some(0.95f32.next_down())
+        );
     }
 
     #[test]
@@ -418,15 +425,18 @@ mod tests {
         assert_eq!(threshold_at_fpr(&[f32::NAN, 0.2], &[T, F], 0.5), None);
         assert_eq!(threshold_at_fpr(&[0.1, 0.2], &[T, F], f64::NAN), None);
         // Benign only is fine: the lowest score within budget.
-        assert_eq!(threshold_at_fpr(&[0.1, 0.2], &[F, F], 0.5), Some(0.2));
+        assert_eq!(
+            threshold_at_fpr(&[0.1, 0.2], &[F, F], 0.5),
+            Some(0.2f32.next_down())
+        );
     }
 
     #[test]
     fn recall_by_family_skips_normal() {
         let scores = [0.9, 0.2, 0.6, 0.6, 0.1, 0.7];
         let families = ["DoS", "DoS", "Probe", "normal", "R2L", "normal"];
-        // At 0.6: DoS .9 ✓ .2 ✗; Probe .6 ✓ (tie flags); R2L .1 ✗; normal left out.
-        let got = recall_by_family(&scores, &families, 0.6);
+        // At 0.55: DoS .9 ✓ .2 ✗; Probe .6 ✓; R2L .1 ✗; normal left out.
+        let got = recall_by_family(&scores, &families, 0.55);
         let want: BTreeMap<String, (usize, usize)> = [
             ("DoS".to_string(), (1, 2)),
             ("Probe".to_string(), (1, 1)),
@@ -540,15 +550,15 @@ mod tests {
             match threshold_at_fpr(&scores, &labels, max_fpr) {
                 Some(t) => {
                     prop_assert!(fpr(t) <= max_fpr);
-                    // The next lower distinct score breaks the budget.
-                    if let Some(&lower) = scores.iter().filter(|&&s| s < t).max_by(|a, b| a.total_cmp(b)) {
-                        prop_assert!(fpr(lower) > max_fpr);
+                    // Flagging the highest score left unflagged breaks the budget.
+                    if let Some(&lower) = scores.iter().filter(|&&s| s <= t).max_by(|a, b| a.total_cmp(b)) {
+                        prop_assert!(fpr(lower.next_down()) > max_fpr);
                     }
                 }
                 None => {
                     let top = scores.iter().copied().max_by(|a, b| a.total_cmp(b));
                     let no_benign = labels.iter().all(|&l| l);
-                    prop_assert!(no_benign || top.is_some_and(|t| fpr(t) > max_fpr));
+                    prop_assert!(no_benign || top.is_some_and(|t| fpr(t.next_down()) > max_fpr));
                 }
             }
         }

@@ -97,6 +97,14 @@ fn score_batch(config: &ModelConfig, model: &Mlp, x: Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// The flag rule, one definition for every use (experiment reports, `fedsoc score`,
+/// `fedsoc watch`): a row raises an alarm when its score is strictly above the threshold, or is
+/// not a number (a model that produces NaN is broken, and hiding the row would be worse than a
+/// false alarm). A threshold is therefore the highest score that does *not* alarm.
+pub fn flags(score: f32, threshold: f64) -> bool {
+    score.is_nan() || f64::from(score) > threshold
+}
+
 /// P(attack) of a classifier score (a logit).
 pub fn probability(logit: f32) -> f64 {
     1.0 / (1.0 + (-f64::from(logit)).exp())

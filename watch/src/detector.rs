@@ -151,6 +151,6 @@ impl Detector {
 
     /// Whether `score` raises an alert: above the threshold, or not a number.
     pub fn flags(&self, score: f32) -> bool {
-        score.is_nan() || f64::from(score) > self.stamp.threshold
+        fedsoc_models::score::flags(score, self.stamp.threshold)
     }
 }
