@@ -121,6 +121,10 @@ struct ExperimentArgs {
     /// Rounds instead of the scenario's (for a quick look).
     #[arg(long)]
     rounds: Option<u32>,
+    /// Trainings run at once (default: one per core); the results are the
+    /// same for any value.
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -704,6 +708,7 @@ async fn experiment(args: ExperimentArgs) -> Result<()> {
         data: args.data,
         seeds: args.seeds,
         rounds: args.rounds,
+        jobs: args.jobs,
     };
     let bar = indicatif::ProgressBar::new(0);
     if std::io::stderr().is_terminal() {

@@ -77,6 +77,7 @@ async fn cross_border_federation_learns_from_every_soc() {
             data: Some(root),
             seeds: None,
             rounds: None,
+            jobs: None,
         },
         &|_| {},
     )

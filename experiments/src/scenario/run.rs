@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub seeds: Option<Vec<u64>>,
     /// Overrides the scenario's round count (quick runs).
     pub rounds: Option<u32>,
+    /// Trainings run at once (centralized and each SOC's local model are
+    /// independent); `None`: one per core. Results do not depend on it.
+    pub jobs: Option<usize>,
 }
 
 /// Progress events, for a progress bar or a log.
@@ -278,6 +281,14 @@ pub async fn run(
         scenario.federation.rounds = rounds;
     }
     let data = data::load(&scenario, &options.scenario, options.data.as_deref())?;
+    let jobs = options.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if jobs == 0 {
+        return Err(ExperimentError::Setup(
+            "--jobs 0 runs nothing; give at least 1 (default: one per core)".into(),
+        ));
+    }
     let names = participant_names(scenario.federation.participants);
     let variants = &scenario.variants;
     let per_model = u64::from(variants.local) * names.len() as u64
@@ -306,6 +317,7 @@ pub async fn run(
                 seed,
                 &names,
                 &options.out,
+                jobs,
                 progress,
             )
             .await?,
@@ -328,6 +340,7 @@ async fn run_seed(
     seed: u64,
     names: &[String],
     out: &Path,
+    jobs: usize,
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<Outcome>, ExperimentError> {
     let rounds = scenario.federation.rounds;
@@ -352,73 +365,93 @@ async fn run_seed(
             })
         };
 
+        // Centralized and every SOC's local model train independently, so
+        // they run in parallel; each is deterministic by its own seed, and
+        // the outcomes keep this order whatever finishes first.
+        let mut alone: Vec<Job<'_>> = Vec::new();
+        let (model, validation, tests) = (&model, &validation, &tests);
+        let (encoder, bins) = (&encoder, &bins);
         if scenario.variants.centralized {
-            let mut pooled = split.participants[0].clone();
-            for p in &split.participants[1..] {
-                pooled.append(p)?;
-            }
-            let rows = Encoded::new(&encoder, &pooled)?.training_rows(section.train_on());
-            let (weights, curve) = train_alone(&model, section, &rows, rounds, seed, salt, probe)?;
-            let mut val_scores = Vec::new();
-            for v in &validation {
-                val_scores.extend(anomaly_scores(&model, &weights, v.view())?);
-            }
-            let threshold = local_threshold(&bins, &val_scores, cal.quantile)?;
-            outcomes.push(finish(
-                Trained {
-                    model: &model,
-                    name: section.name(),
-                    seed,
-                    variant: Variant::Centralized,
-                    participant: None,
-                    weights,
-                    curve,
-                },
-                threshold,
-                &tests,
-                cal.matched_fpr,
-            )?);
-            step("centralized");
+            alone.push((
+                "centralized".to_string(),
+                Box::new(move || {
+                    let mut pooled = split.participants[0].clone();
+                    for p in &split.participants[1..] {
+                        pooled.append(p)?;
+                    }
+                    let rows = Encoded::new(encoder, &pooled)?.training_rows(section.train_on());
+                    let (weights, curve) =
+                        train_alone(model, section, &rows, rounds, seed, salt, probe)?;
+                    let mut val_scores = Vec::new();
+                    for v in validation {
+                        val_scores.extend(anomaly_scores(model, &weights, v.view())?);
+                    }
+                    let threshold = local_threshold(bins, &val_scores, cal.quantile)?;
+                    finish(
+                        Trained {
+                            model,
+                            name: section.name(),
+                            seed,
+                            variant: Variant::Centralized,
+                            participant: None,
+                            weights,
+                            curve,
+                        },
+                        threshold,
+                        tests,
+                        cal.matched_fpr,
+                    )
+                }),
+            ));
         }
-
         if scenario.variants.local {
             for (p, name) in names.iter().enumerate() {
-                // Alone, a SOC standardises with its own statistics.
-                let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
-                let own_tests = encode_tests(&own, data)?;
-                let rows =
-                    Encoded::new(&own, &split.participants[p])?.training_rows(section.train_on());
-                let (weights, curve) = train_alone(
-                    &model,
-                    section,
-                    &rows,
-                    rounds,
-                    seed,
-                    salt + 100 * (p as u64 + 1),
-                    &own_tests[0],
-                )?;
-                let val = own.encode(&split.validation[p])?;
-                let threshold = local_threshold(
-                    &bins,
-                    &anomaly_scores(&model, &weights, val.view())?,
-                    cal.quantile,
-                )?;
-                outcomes.push(finish(
-                    Trained {
-                        model: &model,
-                        name: section.name(),
-                        seed,
-                        variant: Variant::Local,
-                        participant: Some(name.clone()),
-                        weights,
-                        curve,
-                    },
-                    threshold,
-                    &own_tests,
-                    cal.matched_fpr,
-                )?);
-                step(&format!("local {name}"));
+                alone.push((
+                    format!("local {name}"),
+                    Box::new(move || {
+                        // Alone, a SOC standardises with its own statistics.
+                        let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
+                        let own_tests = encode_tests(&own, data)?;
+                        let rows = Encoded::new(&own, &split.participants[p])?
+                            .training_rows(section.train_on());
+                        let (weights, curve) = train_alone(
+                            model,
+                            section,
+                            &rows,
+                            rounds,
+                            seed,
+                            salt + 100 * (p as u64 + 1),
+                            &own_tests[0],
+                        )?;
+                        let val = own.encode(&split.validation[p])?;
+                        let threshold = local_threshold(
+                            bins,
+                            &anomaly_scores(model, &weights, val.view())?,
+                            cal.quantile,
+                        )?;
+                        finish(
+                            Trained {
+                                model,
+                                name: section.name(),
+                                seed,
+                                variant: Variant::Local,
+                                participant: Some(name.clone()),
+                                weights,
+                                curve,
+                            },
+                            threshold,
+                            &own_tests,
+                            cal.matched_fpr,
+                        )
+                    }),
+                ));
             }
+        }
+        let labels: Vec<String> = alone.iter().map(|(label, _)| label.clone()).collect();
+        let results = run_jobs(jobs, alone.into_iter().map(|(_, job)| job).collect());
+        for (label, result) in labels.iter().zip(results) {
+            outcomes.push(result?);
+            step(label);
         }
 
         if scenario.variants.federated {
@@ -427,6 +460,7 @@ async fn run_seed(
                 .join(format!("seed-{seed}-{}", section.name()));
             let (weights, curve) =
                 train_federated(scenario, section, &encoder, split, seed, &dir, probe).await?;
+            let model = model.clone();
             let val_scores: Vec<Vec<f32>> = validation
                 .iter()
                 .map(|v| anomaly_scores(&model, &weights, v.view()))
@@ -451,6 +485,53 @@ async fn run_seed(
     }
     outcomes.extend(combined_outcomes(scenario, &outcomes, &tests, seed)?);
     Ok(outcomes)
+}
+
+/// One training run alone (centralized, or one SOC's local model).
+type Job<'a> = (
+    String,
+    Box<dyn FnOnce() -> Result<Outcome, ExperimentError> + Send + 'a>,
+);
+
+/// Runs `work` on up to `jobs` threads; the results in `work`'s order.
+fn run_jobs<'a>(
+    jobs: usize,
+    work: Vec<Box<dyn FnOnce() -> Result<Outcome, ExperimentError> + Send + 'a>>,
+) -> Vec<Result<Outcome, ExperimentError>> {
+    if jobs <= 1 || work.len() <= 1 {
+        return work.into_iter().map(|job| job()).collect();
+    }
+    let n = work.len();
+    let queue = std::sync::Mutex::new(work.into_iter().enumerate());
+    let results = std::sync::Mutex::new((0..n).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(n) {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().map(|mut q| q.next());
+                    let Ok(Some((i, job))) = next else {
+                        return;
+                    };
+                    let result = job();
+                    if let Ok(mut results) = results.lock() {
+                        results[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(ExperimentError::Setup(
+                    "a training thread stopped without a result".into(),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The first autoencoder combined with each classifier, per variant
