@@ -223,6 +223,12 @@ pub struct TrainingSection {
     /// FedProx proximal weight mu (0 = plain FedAvg).
     #[serde(default)]
     pub proximal_mu: f64,
+    /// The weight of attack rows for the "balanced" loss, the same for
+    /// every member: benign rows per attack row over the whole federation.
+    /// A statistics round's own count overrides it; without either, each
+    /// member weights by its own ratio, which differs wildly between SOCs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight: Option<f64>,
 }
 
 fn default_loss() -> String {
@@ -242,6 +248,7 @@ impl Default for TrainingSection {
             loss: default_loss(),
             focal_gamma: default_focal_gamma(),
             proximal_mu: 0.0,
+            class_weight: None,
         }
     }
 }
@@ -483,6 +490,17 @@ impl CoordinatorConfig {
                 path,
                 "training.proximal_mu",
                 "must be >= 0 (0 is plain FedAvg, 0.01 a light FedProx term)",
+            ));
+        }
+        if self
+            .training
+            .class_weight
+            .is_some_and(|w| !(w.is_finite() && w > 0.0))
+        {
+            return Err(invalid(
+                path,
+                "training.class_weight",
+                "must be > 0: benign rows per attack row over the federation, e.g. 12.5",
             ));
         }
         if !(self.training.focal_gamma.is_finite() && self.training.focal_gamma >= 0.0) {

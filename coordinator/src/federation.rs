@@ -186,7 +186,7 @@ impl FederationSpec {
             kind: String::new(),
             query_json: String::new(),
             encoder_spec_json: self.in_force.get().json.to_string(),
-            class_weight: 0.0,
+            class_weight: self.training.class_weight.unwrap_or(0.0),
         }
     }
 }

@@ -565,7 +565,9 @@ impl Driver<'_> {
             task.kind = work.kind.name().into();
             task.query_json = query_json.clone();
             task.encoder_spec_json = encoder_json.clone();
-            task.class_weight = work.state.class_weight.unwrap_or(0.0);
+            if let Some(w) = work.state.class_weight {
+                task.class_weight = w;
+            }
             let mut messages = vec![coordinator_message::Body::TrainTask(task)];
             messages
                 .extend(chunk::split(m.task_id, global).map(coordinator_message::Body::ModelChunk));

@@ -56,6 +56,9 @@ fn bad_values_are_refused_with_the_reason() {
         "participants = [\"soc-de\", \"soc-de\"]",
     );
     assert!(err.contains("listed twice"), "{err}");
+    let err = load_edited("batch_size = 64", "batch_size = 64\nclass_weight = -2.0");
+    assert!(err.contains("field `training.class_weight`"), "{err}");
+    assert!(err.contains("benign rows per attack row"), "{err}");
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub struct FederationData {
     pub loss: String,
     pub focal_gamma: f64,
     pub proximal_mu: f64,
+    /// `[training] class_weight`: the federation-wide attack weight of the
+    /// balanced loss.
+    pub class_weight: Option<f64>,
 }
 
 /// Random updates for a benchmark federation.
@@ -465,7 +468,7 @@ learning_rate = {lr:?}
 loss = "{loss}"
 focal_gamma = {gamma:?}
 proximal_mu = {mu:?}
-
+{class_weight}
 [rounds]
 count = 0
 min_participants = {min}
@@ -497,6 +500,10 @@ dir = "."
         loss = spec.data.as_ref().map_or("bce", |d| d.loss.as_str()),
         gamma = spec.data.as_ref().map_or(2.0, |d| d.focal_gamma),
         mu = spec.data.as_ref().map_or(0.0, |d| d.proximal_mu),
+        class_weight = match spec.data.as_ref().and_then(|d| d.class_weight) {
+            Some(w) => format!("class_weight = {w:?}\n"),
+            None => String::new(),
+        },
         hidden = spec.hidden,
         seed = spec.seed,
         epochs = spec.epochs,

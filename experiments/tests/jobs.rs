@@ -7,7 +7,8 @@
 //! system's randomness (and masks it likewise), so two federated runs differ
 //! in the last bits whatever `--jobs` says. `--jobs` does not touch them.
 
-use fedsoc_experiments::scenario::run::{RunOptions, Variant, run};
+use fedsoc_experiments::scenario::run::{Outcome, RunOptions, Variant, run};
+use fedsoc_models::ClassifierLoss;
 
 const SCENARIO: &str = r#"
 name = "jobs"
@@ -31,30 +32,33 @@ batch_size = 64
 kind = "classifier"
 hidden = [8]
 batch_size = 64
+loss = "balanced"
 "#;
+
+/// The tiny scenario's outcomes with `jobs` trainings at once.
+async fn outcomes(dir: &std::path::Path, jobs: usize) -> Vec<Outcome> {
+    let scenario = dir.join("jobs.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    run(
+        &RunOptions {
+            scenario,
+            out: dir.join(format!("out-{jobs}")),
+            data: None,
+            seeds: None,
+            rounds: None,
+            jobs: Some(jobs),
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    .outcomes
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_trainings_give_the_sequential_results_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("jobs.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let mut runs = Vec::new();
-    for jobs in [1, 3] {
-        let results = run(
-            &RunOptions {
-                scenario: scenario.clone(),
-                out: dir.path().join(format!("out-{jobs}")),
-                data: None,
-                seeds: None,
-                rounds: None,
-                jobs: Some(jobs),
-            },
-            &|_| {},
-        )
-        .await
-        .unwrap();
-        runs.push(results.outcomes);
-    }
+    let runs = [outcomes(dir.path(), 1).await, outcomes(dir.path(), 3).await];
     let (sequential, parallel) = (&runs[0], &runs[1]);
     // centralized + 3 local + federated, for each model, and the combined.
     assert!(sequential.len() >= 10, "{}", sequential.len());
@@ -82,4 +86,44 @@ async fn parallel_trainings_give_the_sequential_results_bit_for_bit() {
         assert_eq!(curve(&a.auc_per_round), curve(&b.auc_per_round), "{what}");
     }
     assert!(compared >= 8, "{compared} outcomes compared");
+}
+
+/// The balanced loss weights attacks by one federation-wide ratio (from a
+/// secure sum of each SOC's counts) in every variant: centralized, each
+/// SOC alone, and federated, so the comparison is not confounded by each
+/// SOC's own ratio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_variant_trains_with_the_same_federation_wide_class_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcomes = outcomes(dir.path(), 2).await;
+    let classifiers: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.model == "classifier")
+        .collect();
+    assert_eq!(classifiers.len(), 5, "centralized, 3 local, federated");
+    let weights: Vec<f64> = classifiers
+        .iter()
+        .map(|o| match o.loss {
+            Some(ClassifierLoss::Weighted { pos_weight }) => pos_weight,
+            ref other => panic!("{:?} {:?} trained with {other:?}", o.variant, o.participant),
+        })
+        .collect();
+    assert!(weights.iter().all(|&w| w == weights[0]), "{weights:?}");
+    // About 5 % attacks: some 19 benign rows per attack row.
+    assert!((10.0..40.0).contains(&weights[0]), "{weights:?}");
+    // The federation was told the same weight.
+    let config = std::fs::read_to_string(
+        dir.path()
+            .join("out-2/federations/seed-7-classifier/coordinator.toml"),
+    )
+    .unwrap();
+    assert!(
+        config.contains(&format!("class_weight = {:?}", weights[0])),
+        "{config}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.variant == Variant::Federated && o.model == "classifier")
+    );
 }

@@ -76,6 +76,7 @@ async fn statistics_train_calibrate_through_the_coordinator_and_replayed() {
         loss: "bce".into(),
         focal_gamma: 2.0,
         proximal_mu: 0.0,
+        class_weight: None,
     });
     let federation = LocalFederation::start(&spec).await.unwrap();
     let shared = federation.coordinator.shared().clone();

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::data::{self, ScenarioData, Split};
 use super::evaluate::{Evaluation, TestData, combine, evaluate};
-use super::secure_sum::{federated_encoder, federated_threshold};
+use super::secure_sum::{federated_class_weight, federated_encoder, federated_threshold};
 use super::{ModelKind, ModelSection, Scenario, TrainOn};
 use crate::error::ExperimentError;
 use crate::local::{FederationData, LocalFederation, LocalFederationSpec};
@@ -79,6 +79,10 @@ pub struct Outcome {
     /// of local epochs when not federated).
     pub auc_per_round: Vec<f64>,
     pub evaluations: Vec<Evaluation>,
+    /// The loss it trained with (a classifier's; the balanced loss carries
+    /// the federation-wide attack weight, the same in every variant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<ClassifierLoss>,
     #[serde(skip)]
     pub test_scores: Vec<Vec<f32>>,
 }
@@ -119,14 +123,23 @@ pub fn classifier_loss(section: &ModelSection) -> ClassifierLoss {
     ClassifierLoss::from_name(&section.loss, section.focal_gamma).unwrap_or_default()
 }
 
-fn train_config(section: &ModelSection, seed: u64) -> TrainConfig {
+/// The loss a variant trains with: a "balanced" loss weights attacks by
+/// the federation-wide `class_weight` when there is one, in every variant.
+pub fn variant_loss(section: &ModelSection, class_weight: Option<f64>) -> ClassifierLoss {
+    match (classifier_loss(section), class_weight) {
+        (ClassifierLoss::Balanced, Some(pos_weight)) => ClassifierLoss::Weighted { pos_weight },
+        (loss, _) => loss,
+    }
+}
+
+fn train_config(section: &ModelSection, seed: u64, class_weight: Option<f64>) -> TrainConfig {
     TrainConfig {
         epochs: section.epochs as usize,
         batch_size: section.batch_size as usize,
         learning_rate: section.learning_rate,
         seed,
         proximal_mu: 0.0,
-        loss: classifier_loss(section),
+        loss: variant_loss(section, class_weight),
     }
 }
 
@@ -202,11 +215,12 @@ fn train_alone(
     seed: u64,
     salt: u64,
     probe: &TestData,
+    class_weight: Option<f64>,
 ) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
     let mut weights = initial_weights(model, seed)?;
     let mut curve = Vec::with_capacity(rounds as usize);
     for round in 1..=rounds {
-        let cfg = train_config(section, round_seed(seed, salt, round));
+        let cfg = train_config(section, round_seed(seed, salt, round), class_weight);
         weights = train_local(model, &weights, rows.0.view(), Some(&rows.1), &cfg)?.weights;
         let scores = anomaly_scores(model, &weights, probe.features.view())?;
         curve.push(fedsoc_models::roc_auc(&scores, &probe.attacks).unwrap_or(f64::NAN));
@@ -223,6 +237,7 @@ struct Trained<'a> {
     participant: Option<String>,
     weights: Vec<f32>,
     curve: Vec<f64>,
+    loss: Option<ClassifierLoss>,
 }
 
 /// Scores the tests at the calibrated `threshold` and evaluates.
@@ -240,6 +255,7 @@ fn finish(
         participant,
         weights,
         curve,
+        loss,
     } = trained;
     let weights = weights.as_slice();
     let mut evaluations = Vec::new();
@@ -256,6 +272,7 @@ fn finish(
         participant,
         auc_per_round: curve,
         evaluations,
+        loss,
         test_scores,
     })
 }
@@ -347,6 +364,7 @@ async fn run_seed(
     let cal = &scenario.calibration;
     // The federation's encoder, from secure sums (equal to the pooled fit).
     let encoder = federated_encoder(&data.layout, &split.participants, seed)?;
+    let class_weight = federated_class_weight(&split.participants, seed ^ 0xc1a5)?;
     let tests = encode_tests(&encoder, data)?;
     let probe = &tests[0];
     let validation: Vec<Array2<f32>> = split
@@ -359,6 +377,9 @@ async fn run_seed(
         let model = model_config(section, encoder.dim());
         let bins = score_bins(section.kind);
         let salt = m as u64;
+        let trained_loss =
+            (section.kind == ModelKind::Classifier).then(|| variant_loss(section, class_weight));
+        let trained_loss = &trained_loss;
         let step = |variant: &str| {
             progress(Progress::Step {
                 message: format!("seed {seed} · {} · {variant}", section.name()),
@@ -380,8 +401,16 @@ async fn run_seed(
                         pooled.append(p)?;
                     }
                     let rows = Encoded::new(encoder, &pooled)?.training_rows(section.train_on());
-                    let (weights, curve) =
-                        train_alone(model, section, &rows, rounds, seed, salt, probe)?;
+                    let (weights, curve) = train_alone(
+                        model,
+                        section,
+                        &rows,
+                        rounds,
+                        seed,
+                        salt,
+                        probe,
+                        class_weight,
+                    )?;
                     let mut val_scores = Vec::new();
                     for v in validation {
                         val_scores.extend(anomaly_scores(model, &weights, v.view())?);
@@ -396,6 +425,7 @@ async fn run_seed(
                             participant: None,
                             weights,
                             curve,
+                            loss: trained_loss.clone(),
                         },
                         threshold,
                         tests,
@@ -422,6 +452,7 @@ async fn run_seed(
                             seed,
                             salt + 100 * (p as u64 + 1),
                             &own_tests[0],
+                            class_weight,
                         )?;
                         let val = own.encode(&split.validation[p])?;
                         let threshold = local_threshold(
@@ -438,6 +469,7 @@ async fn run_seed(
                                 participant: Some(name.clone()),
                                 weights,
                                 curve,
+                                loss: trained_loss.clone(),
                             },
                             threshold,
                             &own_tests,
@@ -458,8 +490,17 @@ async fn run_seed(
             let dir = out
                 .join("federations")
                 .join(format!("seed-{seed}-{}", section.name()));
-            let (weights, curve) =
-                train_federated(scenario, section, &encoder, split, seed, &dir, probe).await?;
+            let (weights, curve) = train_federated(
+                scenario,
+                section,
+                &encoder,
+                split,
+                seed,
+                &dir,
+                probe,
+                class_weight,
+            )
+            .await?;
             let model = model.clone();
             let val_scores: Vec<Vec<f32>> = validation
                 .iter()
@@ -475,6 +516,7 @@ async fn run_seed(
                     participant: None,
                     weights,
                     curve,
+                    loss: trained_loss.clone(),
                 },
                 threshold,
                 &tests,
@@ -587,6 +629,7 @@ fn combined_outcomes(
                 participant: a.participant.clone(),
                 auc_per_round: Vec::new(),
                 evaluations,
+                loss: None,
                 test_scores: Vec::new(),
             });
         }
@@ -605,6 +648,7 @@ async fn train_federated(
     seed: u64,
     dir: &Path,
     probe: &TestData,
+    class_weight: Option<f64>,
 ) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
@@ -627,6 +671,7 @@ async fn train_federated(
         loss: section.loss.clone(),
         focal_gamma: section.focal_gamma,
         proximal_mu: section.proximal_mu,
+        class_weight,
     });
     let federation = LocalFederation::start(&spec).await?;
     let model = federation.coordinator.spec().model.clone();

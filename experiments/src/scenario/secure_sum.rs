@@ -79,6 +79,31 @@ pub fn federated_encoder(
     Ok(moments::spec_from(layout, n, &means, &deviations)?)
 }
 
+/// The federation-wide weight of attack rows for the balanced loss:
+/// benign rows per attack row over every participant, from a secure sum of
+/// each one's two counts (so it equals the pooled ratio, and no participant
+/// reveals its own). `None` when the federation holds no attack or no
+/// benign row. Every variant (local, federated, centralized) trains with
+/// this one weight, so their comparison is not confounded by each SOC's
+/// own ratio.
+pub fn federated_class_weight(
+    participants: &[Records],
+    seed: u64,
+) -> Result<Option<f64>, ExperimentError> {
+    let counts: Vec<Vec<u64>> = participants
+        .iter()
+        .map(|r| {
+            let attacks = r.attack_flags().iter().filter(|&&a| a).count() as u64;
+            vec![r.len() as u64 - attacks, attacks]
+        })
+        .collect();
+    let sum = secure_sum(&counts, seed)?;
+    Ok(match (sum[0], sum[1]) {
+        (0, _) | (_, 0) => None,
+        (benign, attacks) => Some(benign as f64 / attacks as f64),
+    })
+}
+
 /// The global `quantile` of benign validation scores from a secure sum of
 /// per-participant histograms.
 pub fn federated_threshold(
@@ -107,5 +132,32 @@ mod tests {
         assert_eq!(secure_sum(&inputs, 1).unwrap(), vec![13, 2, 11]);
         assert!(secure_sum(&inputs[..1], 1).is_err());
         assert!(secure_sum(&[vec![1], vec![1, 2]], 1).is_err());
+    }
+
+    #[test]
+    fn the_class_weight_is_the_pooled_ratio() {
+        use fedsoc_datasets::{FlowRecord, Records};
+        let flow = |label: Option<&str>| FlowRecord {
+            duration_s: 1.0,
+            bytes_out: 1.0,
+            bytes_in: 1.0,
+            packets_out: 1.0,
+            packets_in: 1.0,
+            protocol: "tcp".into(),
+            service: "http".into(),
+            conn_state: "SF".into(),
+            dst_port: 80,
+            label: label.map(str::to_string),
+        };
+        let soc = |benign: usize, attacks: usize| {
+            let mut flows = vec![flow(None); benign];
+            flows.extend(vec![flow(Some("scan")); attacks]);
+            Records::from_flows(&flows)
+        };
+        // One SOC alone would say 99 and another 1: pooled it is 100/10.
+        let socs = [soc(99, 1), soc(1, 1), soc(0, 8)];
+        assert_eq!(federated_class_weight(&socs, 3).unwrap(), Some(10.0));
+        let benign_only = [soc(5, 0), soc(3, 0), soc(1, 0)];
+        assert_eq!(federated_class_weight(&benign_only, 3).unwrap(), None);
     }
 }
