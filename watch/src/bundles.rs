@@ -4,7 +4,7 @@
 //! used for the whole watch, or the folder a participant agent drops each
 //! verified bundle into (`bundles = "DIR"` in its config), as
 //! `round-NNNNNN/`. In the second case the watch looks for a newer round
-//! every [`POLL`](crate::run::BUNDLE_POLL) and switches to it between two
+//! every [`BUNDLE_POLL`](crate::run::BUNDLE_POLL) and switches to it between two
 //! batches of flows, so no flow is dropped and each alert names the model
 //! that scored it. A bundle that fails verification is refused, reported,
 //! and never tried again; the model in force stays.
