@@ -205,18 +205,31 @@ fn round_seed(seed: u64, salt: u64, round: u32) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.rotate_left(17) ^ u64::from(round)
 }
 
+/// How a model trains alone: `rounds` round-equivalents, seeded by `seed`
+/// and `salt`, with the federation-wide class weight.
+#[derive(Clone, Copy)]
+struct Schedule {
+    rounds: u32,
+    seed: u64,
+    salt: u64,
+    class_weight: Option<f64>,
+}
+
 /// Trains `rounds` round-equivalents alone, scoring the first test set
 /// after each; returns the final weights and the AUC curve.
 fn train_alone(
     model: &ModelConfig,
     section: &ModelSection,
     rows: &(Array2<f32>, Vec<bool>),
-    rounds: u32,
-    seed: u64,
-    salt: u64,
+    schedule: Schedule,
     probe: &TestData,
-    class_weight: Option<f64>,
 ) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    let Schedule {
+        rounds,
+        seed,
+        salt,
+        class_weight,
+    } = schedule;
     let mut weights = initial_weights(model, seed)?;
     let mut curve = Vec::with_capacity(rounds as usize);
     for round in 1..=rounds {
@@ -333,8 +346,10 @@ pub async fn run(
                 &split,
                 seed,
                 &names,
-                &options.out,
-                jobs,
+                Workplace {
+                    out: &options.out,
+                    jobs,
+                },
                 progress,
             )
             .await?,
@@ -350,16 +365,24 @@ pub async fn run(
     })
 }
 
+/// Where a run writes its federations, and how many trainings it runs at
+/// once.
+#[derive(Clone, Copy)]
+struct Workplace<'a> {
+    out: &'a Path,
+    jobs: usize,
+}
+
 async fn run_seed(
     scenario: &Scenario,
     data: &ScenarioData,
     split: &Split,
     seed: u64,
     names: &[String],
-    out: &Path,
-    jobs: usize,
+    place: Workplace<'_>,
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<Outcome>, ExperimentError> {
+    let Workplace { out, jobs } = place;
     let rounds = scenario.federation.rounds;
     let cal = &scenario.calibration;
     // The federation's encoder, from secure sums (equal to the pooled fit).
@@ -379,7 +402,6 @@ async fn run_seed(
         let salt = m as u64;
         let trained_loss =
             (section.kind == ModelKind::Classifier).then(|| variant_loss(section, class_weight));
-        let trained_loss = &trained_loss;
         let step = |variant: &str| {
             progress(Progress::Step {
                 message: format!("seed {seed} · {} · {variant}", section.name()),
@@ -401,16 +423,13 @@ async fn run_seed(
                         pooled.append(p)?;
                     }
                     let rows = Encoded::new(encoder, &pooled)?.training_rows(section.train_on());
-                    let (weights, curve) = train_alone(
-                        model,
-                        section,
-                        &rows,
+                    let schedule = Schedule {
                         rounds,
                         seed,
                         salt,
-                        probe,
                         class_weight,
-                    )?;
+                    };
+                    let (weights, curve) = train_alone(model, section, &rows, schedule, probe)?;
                     let mut val_scores = Vec::new();
                     for v in validation {
                         val_scores.extend(anomaly_scores(model, &weights, v.view())?);
@@ -425,7 +444,7 @@ async fn run_seed(
                             participant: None,
                             weights,
                             curve,
-                            loss: trained_loss.clone(),
+                            loss: trained_loss,
                         },
                         threshold,
                         tests,
@@ -444,16 +463,14 @@ async fn run_seed(
                         let own_tests = encode_tests(&own, data)?;
                         let rows = Encoded::new(&own, &split.participants[p])?
                             .training_rows(section.train_on());
-                        let (weights, curve) = train_alone(
-                            model,
-                            section,
-                            &rows,
+                        let schedule = Schedule {
                             rounds,
                             seed,
-                            salt + 100 * (p as u64 + 1),
-                            &own_tests[0],
+                            salt: salt + 100 * (p as u64 + 1),
                             class_weight,
-                        )?;
+                        };
+                        let (weights, curve) =
+                            train_alone(model, section, &rows, schedule, &own_tests[0])?;
                         let val = own.encode(&split.validation[p])?;
                         let threshold = local_threshold(
                             bins,
@@ -469,7 +486,7 @@ async fn run_seed(
                                 participant: Some(name.clone()),
                                 weights,
                                 curve,
-                                loss: trained_loss.clone(),
+                                loss: trained_loss,
                             },
                             threshold,
                             &own_tests,
@@ -490,36 +507,30 @@ async fn run_seed(
             let dir = out
                 .join("federations")
                 .join(format!("seed-{seed}-{}", section.name()));
-            let (weights, curve) = train_federated(
-                scenario,
-                section,
-                &encoder,
-                split,
-                seed,
-                &dir,
-                probe,
+            let stats = FederationStats {
+                encoder,
                 class_weight,
-            )
-            .await?;
-            let model = model.clone();
+            };
+            let (weights, curve) =
+                train_federated(scenario, section, stats, split, seed, &dir, probe).await?;
             let val_scores: Vec<Vec<f32>> = validation
                 .iter()
-                .map(|v| anomaly_scores(&model, &weights, v.view()))
+                .map(|v| anomaly_scores(model, &weights, v.view()))
                 .collect::<Result<_, _>>()?;
-            let threshold = federated_threshold(&bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
+            let threshold = federated_threshold(bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
             outcomes.push(finish(
                 Trained {
-                    model: &model,
+                    model,
                     name: section.name(),
                     seed,
                     variant: Variant::Federated,
                     participant: None,
                     weights,
                     curve,
-                    loss: trained_loss.clone(),
+                    loss: trained_loss,
                 },
                 threshold,
-                &tests,
+                tests,
                 cal.matched_fpr,
             )?);
             step("federated");
@@ -640,16 +651,27 @@ fn combined_outcomes(
 /// Federated training over a local federation: coordinator and one agent
 /// per participant, mutual TLS, secure aggregation (unless the scenario
 /// asks for plaintext), FedProx where configured.
+/// What the federation's secure sums established before training: the
+/// encoder and the class weight.
+#[derive(Clone, Copy)]
+struct FederationStats<'a> {
+    encoder: &'a EncoderSpec,
+    class_weight: Option<f64>,
+}
+
 async fn train_federated(
     scenario: &Scenario,
     section: &ModelSection,
-    encoder: &EncoderSpec,
+    stats: FederationStats<'_>,
     split: &Split,
     seed: u64,
     dir: &Path,
     probe: &TestData,
-    class_weight: Option<f64>,
 ) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    let FederationStats {
+        encoder,
+        class_weight,
+    } = stats;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
     }
