@@ -301,7 +301,7 @@ fn local_threshold(bins: &ScoreBins, scores: &[f32], q: f64) -> Result<f64, Expe
 /// each step.
 pub async fn run(
     options: &RunOptions,
-    progress: &dyn Fn(Progress),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunResults, ExperimentError> {
     let mut scenario = Scenario::load(&options.scenario)?;
     if let Some(seeds) = &options.seeds {
@@ -328,33 +328,103 @@ pub async fn run(
         label: format!("{}: training", scenario.name),
         total: scenario.seeds.len() as u64 * scenario.models.len() as u64 * per_model,
     });
-    let mut outcomes = Vec::new();
-    let mut participant_families = Vec::new();
-    for (k, &seed) in scenario.seeds.iter().enumerate() {
-        let split = data::split(&data, &scenario, seed)?;
-        if k == 0 {
-            participant_families = split
-                .participants
-                .iter()
-                .map(Records::family_counts)
-                .collect();
+    // Seeds are independent: up to `jobs` of them run at once, each on a
+    // thread with its own async runtime (its federation runs there), and
+    // each gets an equal share of the remaining cores for its trainings.
+    let at_once = jobs.min(scenario.seeds.len()).max(1);
+    let inner = (jobs / at_once).max(1);
+    let (scenario_ref, data_ref, names_ref) = (&scenario, &data, &names);
+    let one_seed = move |k: usize| async move {
+        let seed = scenario_ref.seeds[k];
+        let split = data::split(data_ref, scenario_ref, seed)?;
+        let families: Vec<BTreeMap<String, usize>> = split
+            .participants
+            .iter()
+            .map(Records::family_counts)
+            .collect();
+        let place = Workplace {
+            out: &options.out,
+            jobs: inner,
+        };
+        let outcomes = run_seed(
+            scenario_ref,
+            data_ref,
+            &split,
+            seed,
+            names_ref,
+            place,
+            progress,
+        )
+        .await?;
+        Ok::<_, ExperimentError>((families, outcomes))
+    };
+    let mut per_seed: Vec<Option<SeedResult>> = (0..scenario.seeds.len()).map(|_| None).collect();
+    if at_once == 1 {
+        for (k, slot) in per_seed.iter_mut().enumerate() {
+            let result = one_seed(k).await;
+            let failed = result.is_err();
+            *slot = Some(result);
+            if failed {
+                break;
+            }
         }
-        outcomes.extend(
-            run_seed(
-                &scenario,
-                &data,
-                &split,
-                seed,
-                &names,
-                Workplace {
-                    out: &options.out,
-                    jobs,
-                },
-                progress,
-            )
-            .await?,
-        );
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // After a failure no further seed is started.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let results = std::sync::Mutex::new(&mut per_seed);
+        std::thread::scope(|scope| {
+            for _ in 0..at_once {
+                scope.spawn(|| {
+                    let runtime = match tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if let (Ok(mut r), true) = (results.lock(), k < scenario.seeds.len()) {
+                                r[k] = Some(Err(ExperimentError::Setup(format!(
+                                    "cannot start a runtime for seed {}: {e}",
+                                    scenario.seeds[k]
+                                ))));
+                            }
+                            return;
+                        }
+                    };
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if k >= scenario.seeds.len()
+                            || failed.load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            return;
+                        }
+                        let result = runtime.block_on(one_seed(k));
+                        if result.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        if let Ok(mut r) = results.lock() {
+                            r[k] = Some(result);
+                        }
+                    }
+                });
+            }
+        });
     }
+    // The first seed's error, if any seed failed; else every seed's
+    // outcomes in the scenario's order.
+    let mut done = Vec::new();
+    for result in per_seed.into_iter().flatten() {
+        done.push(result?);
+    }
+    if done.len() != scenario.seeds.len() {
+        return Err(ExperimentError::Setup(
+            "not every seed was run: a training thread stopped without a result".into(),
+        ));
+    }
+    let participant_families = done.first().map(|(f, _)| f.clone()).unwrap_or_default();
+    let outcomes: Vec<Outcome> = done.into_iter().flat_map(|(_, o)| o).collect();
     Ok(RunResults {
         tests: data.tests.iter().map(|(n, _)| n.clone()).collect(),
         scenario,
@@ -364,6 +434,9 @@ pub async fn run(
         read_reports: data.reports.clone(),
     })
 }
+
+/// One seed's participant family counts and outcomes.
+type SeedResult = Result<(Vec<BTreeMap<String, usize>>, Vec<Outcome>), ExperimentError>;
 
 /// Where a run writes its federations, and how many trainings it runs at
 /// once.
@@ -380,7 +453,7 @@ async fn run_seed(
     seed: u64,
     names: &[String],
     place: Workplace<'_>,
-    progress: &dyn Fn(Progress),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<Outcome>, ExperimentError> {
     let Workplace { out, jobs } = place;
     let rounds = scenario.federation.rounds;
