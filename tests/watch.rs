@@ -304,7 +304,12 @@ fn appended_flows_are_scored_and_one_alert_carries_every_field() {
         (ts.unix_timestamp_nanos() - want).abs() < 1_000,
         "{ts} vs {want}"
     );
-    assert_eq!(field("/rule/version"), "round 1");
+    let sha = field("/fedsoc/model/sha256").as_str().unwrap();
+    assert_eq!(
+        field("/rule/version").as_str(),
+        Some(format!("round 1, model {}", &sha[..12]).as_str())
+    );
+    assert_eq!(field("/rule/id").as_str(), Some(sha));
     assert!(field("/rule/name").as_str().unwrap().contains("eu-soc"));
     assert_eq!(field("/fedsoc/model/round"), 1);
     assert_eq!(field("/fedsoc/model/federation"), "eu-soc");

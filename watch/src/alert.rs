@@ -192,7 +192,10 @@ pub fn write_line(
         suricata,
         rule: Rule {
             name: Prefixed("fedsoc anomaly model of federation ", &model.federation),
-            version: Prefixed("round ", model.round),
+            version: RuleVersion {
+                round: model.round,
+                model_sha256: &model.model_sha256,
+            },
             ruleset: "fedsoc",
             id: &model.model_sha256,
         },
@@ -388,9 +391,30 @@ impl<'a> FlowId<'a> {
 #[derive(Serialize)]
 struct Rule<'a> {
     name: Prefixed<&'a str>,
-    version: Prefixed<u64>,
+    version: RuleVersion<'a>,
     ruleset: &'static str,
     id: &'a str,
+}
+
+/// `rule.version`: the round and the model's hash (its first 12 hex
+/// digits; `rule.id` holds all of it), so a SIEM rule table tells models
+/// apart at a glance.
+struct RuleVersion<'a> {
+    round: u64,
+    model_sha256: &'a str,
+}
+
+impl fmt::Display for RuleVersion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = self.model_sha256.get(..12).unwrap_or(self.model_sha256);
+        write!(f, "round {}, model {short}", self.round)
+    }
+}
+
+impl Serialize for RuleVersion<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Serialize)]
@@ -554,7 +578,7 @@ mod tests {
             v["rule"],
             json!({
                 "name": "fedsoc anomaly model of federation eu-soc",
-                "version": "round 12",
+                "version": "round 12, model abababababab",
                 "ruleset": "fedsoc",
                 "id": "ab".repeat(32),
             })
