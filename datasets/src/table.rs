@@ -40,9 +40,15 @@ impl Records {
     /// The flow columns of [`NumericFeature::ALL`] and
     /// [`CategoricalFeature::ALL`], derived from each flow.
     pub fn from_flows(flows: &[FlowRecord]) -> Self {
+        Records::from_flow_refs(flows.iter())
+    }
+
+    /// [`Records::from_flows`] of flows held elsewhere (a live detector's
+    /// batch keeps each flow with its key), without copying them first.
+    pub fn from_flow_refs<'a>(flows: impl ExactSizeIterator<Item = &'a FlowRecord>) -> Self {
         let mut out = Records::flow_table();
         out.reserve(flows.len());
-        flows.iter().for_each(|flow| out.push_flow(flow));
+        flows.for_each(|flow| out.push_flow(flow));
         out
     }
 

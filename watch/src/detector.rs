@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use fedsoc_bundle::{Bundle, BundleContents, VerifiedBundle, sha256_hex};
-use fedsoc_datasets::{EncoderSpec, FlowRecord};
+use fedsoc_datasets::read::live::LiveFlow;
+use fedsoc_datasets::{EncoderSpec, Records};
 use fedsoc_models::{ModelConfig, Scorer};
 
 use crate::alert::{ModelStamp, ScoreKind};
@@ -141,11 +142,15 @@ impl Detector {
     }
 
     /// One score per flow.
-    pub fn score(&self, flows: &[FlowRecord]) -> Result<Vec<f32>, WatchError> {
+    pub fn score(&self, flows: &[LiveFlow]) -> Result<Vec<f32>, WatchError> {
         if flows.is_empty() {
             return Ok(Vec::new());
         }
-        let features = self.encoder.encode(flows)?;
+        for (row, flow) in flows.iter().enumerate() {
+            flow.record.check_numeric(row)?;
+        }
+        let records = Records::from_flow_refs(flows.iter().map(|f| &f.record));
+        let features = self.encoder.encode(&records)?;
         Ok(self.scorer.scores(features.view())?)
     }
 

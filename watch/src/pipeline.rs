@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use fedsoc_datasets::FlowRecord;
 use fedsoc_datasets::read::live::{LineParser, LiveFlow, LiveFormat, Parsed};
 
 use crate::alert::{self, LineOrigin};
@@ -68,7 +67,6 @@ pub struct Pipeline {
     all: bool,
     flows: Vec<LiveFlow>,
     offsets: Vec<u64>,
-    records: Vec<FlowRecord>,
     /// The file the batch's lines come from.
     path: String,
     /// After a restart: lines of the current file up to this offset were
@@ -96,7 +94,6 @@ impl Pipeline {
             all,
             flows: Vec::with_capacity(BATCH),
             offsets: Vec::with_capacity(BATCH),
-            records: Vec::with_capacity(BATCH),
             path: String::new(),
             written_through: None,
             position: None,
@@ -253,10 +250,7 @@ impl Pipeline {
         if self.flows.is_empty() {
             return Ok(());
         }
-        self.records.clear();
-        self.records
-            .extend(self.flows.iter().map(|f| f.record.clone()));
-        let scores = self.detector.score(&self.records)?;
+        let scores = self.detector.score(&self.flows)?;
         let created = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
         let stamp = self.detector.stamp();
         let mut alerts = 0;
