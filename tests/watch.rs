@@ -325,13 +325,7 @@ fn appended_flows_are_scored_and_one_alert_carries_every_field() {
     assert!(field("/log/offset").as_u64().unwrap() > 0);
 
     // The metrics endpoint counts what was read.
-    let stderr = watch.stderr();
-    let addr = stderr
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no metrics address in: {stderr}"));
-    let metrics = scrape(addr);
+    let metrics = scrape(&metrics_addr(&watch));
     assert!(
         metrics.contains("fedsoc_watch_flows_read_total{format=\"zeek\"} 300"),
         "{metrics}"
@@ -341,6 +335,24 @@ fn appended_flows_are_scored_and_one_alert_carries_every_field() {
         "{metrics}"
     );
     watch.stop();
+}
+
+/// The address a watch started with `--metrics 127.0.0.1:0` serves on, from
+/// its log.
+fn metrics_addr(watch: &Watch) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stderr = watch.stderr();
+        if let Some(addr) = stderr
+            .split("metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+        {
+            return addr.to_string();
+        }
+        assert!(Instant::now() < deadline, "no metrics address in: {stderr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn scrape(addr: &str) -> String {
@@ -368,12 +380,29 @@ fn a_half_written_line_waits_for_its_end() {
     append(&log, head);
     let mut watch = s.watch(
         &["--zeek", log.to_str().unwrap()],
-        &["--out", out.to_str().unwrap(), "--all"],
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--all",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
     );
     wait_alerts(&mut watch, &out, 1);
-    // The watch has read the half line (it read everything the file held
-    // to score the first flow); it must still be holding it.
-    std::thread::sleep(Duration::from_millis(300));
+    // The watch has read the half line and holds it: exactly its bytes are
+    // read but not handed on (the lag), and nothing was written for it.
+    let holding = format!("fedsoc_watch_lag_bytes{{format=\"zeek\"}} {}\n", head.len());
+    let addr = metrics_addr(&watch);
+    let deadline = Instant::now() + PATIENCE;
+    while !scrape(&addr).contains(&holding) {
+        watch.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "never holding {holding:?}: {}",
+            scrape(&addr)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(alerts(&out).len(), 1);
     assert!(!watch.stderr().contains("malformed"), "{}", watch.stderr());
     append(&log, tail);

@@ -620,13 +620,20 @@ mod tests {
         enc.write_all(&first).unwrap();
         enc.finish().unwrap();
         std::fs::remove_file(&log).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        append(
-            &dir.path().join("conn.2026-12-07-11-00-00.log"),
-            "#open 2\nd\n",
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second = dir.path().join("conn.2026-12-07-11-00-00.log");
+        append(&second, "#open 2\nd\n");
         append(&log, "#open 3\ne\n");
+        // Rotated files are ordered by modification time: set it, rather
+        // than wait for the clock to tick between writes.
+        let hour = |h: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(3600 * h);
+        for (path, at) in [(&gz, 10), (&second, 11), (&log, 12)] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(hour(at))
+                .unwrap();
+        }
         let mut f = Follower::new(&log, &[], Some(saved), Start::Beginning).unwrap();
         let got = drain(&mut f);
         assert_eq!(
