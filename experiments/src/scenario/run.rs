@@ -358,70 +358,35 @@ pub async fn run(
         .await?;
         Ok::<_, ExperimentError>((families, outcomes))
     };
-    let mut per_seed: Vec<Option<SeedResult>> = (0..scenario.seeds.len()).map(|_| None).collect();
+    let mut done = Vec::new();
     if at_once == 1 {
-        for (k, slot) in per_seed.iter_mut().enumerate() {
-            let result = one_seed(k).await;
-            let failed = result.is_err();
-            *slot = Some(result);
-            if failed {
-                break;
-            }
+        for k in 0..scenario.seeds.len() {
+            done.push(one_seed(k).await?);
         }
     } else {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        // After a failure no further seed is started.
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        let results = std::sync::Mutex::new(&mut per_seed);
-        std::thread::scope(|scope| {
-            for _ in 0..at_once {
-                scope.spawn(|| {
-                    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Each seed on a thread of the pool, with a runtime of its own for
+        // its federation.
+        let work: Vec<Task<'_, SeedOutcomes>> = (0..scenario.seeds.len())
+            .map(|k| {
+                Box::new(move || {
+                    tokio::runtime::Builder::new_multi_thread()
                         .worker_threads(2)
                         .enable_all()
                         .build()
-                    {
-                        Ok(runtime) => runtime,
-                        Err(e) => {
-                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if let (Ok(mut r), true) = (results.lock(), k < scenario.seeds.len()) {
-                                r[k] = Some(Err(ExperimentError::Setup(format!(
-                                    "cannot start a runtime for seed {}: {e}",
-                                    scenario.seeds[k]
-                                ))));
-                            }
-                            return;
-                        }
-                    };
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if k >= scenario.seeds.len()
-                            || failed.load(std::sync::atomic::Ordering::Relaxed)
-                        {
-                            return;
-                        }
-                        let result = runtime.block_on(one_seed(k));
-                        if result.is_err() {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        if let Ok(mut r) = results.lock() {
-                            r[k] = Some(result);
-                        }
-                    }
-                });
-            }
-        });
-    }
-    // The first seed's error, if any seed failed; else every seed's
-    // outcomes in the scenario's order.
-    let mut done = Vec::new();
-    for result in per_seed.into_iter().flatten() {
-        done.push(result?);
-    }
-    if done.len() != scenario.seeds.len() {
-        return Err(ExperimentError::Setup(
-            "not every seed was run: a training thread stopped without a result".into(),
-        ));
+                        .map_err(|e| {
+                            ExperimentError::Setup(format!(
+                                "cannot start a runtime for seed {}: {e}",
+                                scenario_ref.seeds[k]
+                            ))
+                        })?
+                        .block_on(one_seed(k))
+                }) as Task<'_, SeedOutcomes>
+            })
+            .collect();
+        // The first failed seed's error, in the scenario's order.
+        for result in run_jobs(at_once, work) {
+            done.push(result?);
+        }
     }
     let participant_families = done.first().map(|(f, _)| f.clone()).unwrap_or_default();
     let outcomes: Vec<Outcome> = done.into_iter().flat_map(|(_, o)| o).collect();
@@ -436,7 +401,7 @@ pub async fn run(
 }
 
 /// One seed's participant family counts and outcomes.
-type SeedResult = Result<(Vec<BTreeMap<String, usize>>, Vec<Outcome>), ExperimentError>;
+type SeedOutcomes = (Vec<BTreeMap<String, usize>>, Vec<Outcome>);
 
 /// Where a run writes its federations, and how many trainings it runs at
 /// once.
@@ -613,17 +578,14 @@ async fn run_seed(
     Ok(outcomes)
 }
 
-/// One training run alone (centralized, or one SOC's local model).
-type Job<'a> = (
-    String,
-    Box<dyn FnOnce() -> Result<Outcome, ExperimentError> + Send + 'a>,
-);
+/// A piece of independent work: one training alone, or one seed.
+type Task<'a, T> = Box<dyn FnOnce() -> Result<T, ExperimentError> + Send + 'a>;
+
+/// One training run alone (centralized, or one SOC's local model), named.
+type Job<'a> = (String, Task<'a, Outcome>);
 
 /// Runs `work` on up to `jobs` threads; the results in `work`'s order.
-fn run_jobs<'a>(
-    jobs: usize,
-    work: Vec<Box<dyn FnOnce() -> Result<Outcome, ExperimentError> + Send + 'a>>,
-) -> Vec<Result<Outcome, ExperimentError>> {
+fn run_jobs<T: Send>(jobs: usize, work: Vec<Task<'_, T>>) -> Vec<Result<T, ExperimentError>> {
     if jobs <= 1 || work.len() <= 1 {
         return work.into_iter().map(|job| job()).collect();
     }
@@ -653,7 +615,7 @@ fn run_jobs<'a>(
         .map(|r| {
             r.unwrap_or_else(|| {
                 Err(ExperimentError::Setup(
-                    "a training thread stopped without a result".into(),
+                    "a worker thread stopped without a result".into(),
                 ))
             })
         })
