@@ -412,41 +412,25 @@ impl Follower {
     }
 
     /// Queues what to read to continue from a saved position.
+    ///
+    /// The live file continues the position when it is the same inode, as
+    /// long as before, with the same first bytes. Otherwise the log moved on
+    /// while nobody watched (renamed, compressed, copied and truncated, or
+    /// deleted with its inode reused by a new file): the saved file is
+    /// searched for among the rotated files by its first bytes, and read
+    /// from the position, then every later rotated file, then the live one.
     fn resume(&mut self, at: Position) -> Result<(), WatchError> {
         if let Ok(meta) = std::fs::metadata(&self.live)
             && at.file.same_inode(&meta)
+            && meta.len() >= at.offset
+            && at.file.matches(&self.live, &meta)
         {
-            if meta.len() >= at.offset && at.file.matches(&self.live, &meta) {
-                self.queue.push_back(Queued {
-                    resumed: true,
-                    ..Queued::at(self.live.clone(), at.offset, at.line)
-                });
-                return Ok(());
-            }
-            // Truncated while nobody watched: the copy holds the rest.
-            let copy = rotated_candidates(&self.live, &self.extra)
-                .into_iter()
-                .rev()
-                .find(|p| {
-                    std::fs::metadata(p)
-                        .is_ok_and(|m| !at.file.same_inode(&m) && at.file.matches(p, &m))
-                });
-            match copy {
-                Some(copy) => self.queue.push_back(Queued {
-                    resumed: true,
-                    ..Queued::at(copy, at.offset, at.line)
-                }),
-                None => self.notes.push(format!(
-                    "{} was truncated while the watch was stopped and no copy of it was found; \
-                     flows written after byte {} before the truncation are lost",
-                    self.live.display(),
-                    at.offset
-                )),
-            }
-            self.queue.push_back(Queued::at(self.live.clone(), 0, 0));
+            self.queue.push_back(Queued {
+                resumed: true,
+                ..Queued::at(self.live.clone(), at.offset, at.line)
+            });
             return Ok(());
         }
-        // Rotated while nobody watched: find it, then everything after it.
         let candidates = rotated_candidates(&self.live, &self.extra);
         let found = candidates
             .iter()
@@ -462,10 +446,11 @@ impl Follower {
                 }
             }
             None => self.notes.push(format!(
-                "the file the saved position names (read to byte {}) is neither at {} nor among \
-                 the rotated files beside it{}; starting at the beginning of the current file, \
-                 so flows written between the position and the current file's start are lost \
-                 (pass --rotated DIR where your rotated logs are archived)",
+                "the file the saved position names (read to byte {}) is no longer at {} \
+                 (rotated, truncated or replaced) and is not among the rotated files beside \
+                 it{}; starting at the beginning of the current file, so flows written between \
+                 the position and the current file's start are lost (pass --rotated DIR where \
+                 your rotated logs are archived)",
                 at.offset,
                 self.live.display(),
                 if self.extra.is_empty() {
@@ -648,6 +633,55 @@ mod tests {
                 "<new file>",
                 "#open 3",
                 "e"
+            ]
+        );
+        assert!(f.take_notes().is_empty());
+    }
+
+    #[test]
+    fn a_restart_reads_every_copy_when_the_log_was_copied_and_truncated_twice() {
+        let (dir, log, f) = following("eve.json", "{\"timestamp\":\"t1\"}\na\n");
+        let saved = f.position().unwrap();
+        drop(f);
+        // While stopped: the live file (same inode throughout) is copied and
+        // truncated twice, each copy holding lines the watch never read.
+        let truncate = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .unwrap()
+                .set_len(0)
+                .unwrap()
+        };
+        append(&log, "b\n");
+        let first = dir.path().join("eve.json.2");
+        std::fs::copy(&log, &first).unwrap();
+        truncate();
+        append(&log, "{\"timestamp\":\"t2\"}\nc\n");
+        let second = dir.path().join("eve.json.1");
+        std::fs::copy(&log, &second).unwrap();
+        truncate();
+        append(&log, "{\"timestamp\":\"t3\"}\n");
+        let hour = |h: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(3600 * h);
+        for (path, at) in [(&first, 10), (&second, 11), (&log, 12)] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(hour(at))
+                .unwrap();
+        }
+        let mut f = Follower::new(&log, &[], Some(saved), Start::Beginning).unwrap();
+        assert_eq!(
+            drain(&mut f),
+            [
+                "<new file>",
+                "b",
+                "<new file>",
+                "{\"timestamp\":\"t2\"}",
+                "c",
+                "<new file>",
+                "{\"timestamp\":\"t3\"}"
             ]
         );
         assert!(f.take_notes().is_empty());
