@@ -6,7 +6,11 @@
 //!   participants assigned it (each SOC sees its own attacks);
 //! - [`dirichlet_label_skew`]: per family, shares drawn from Dirichlet(α)
 //!   (small α: each participant sees few families);
-//! - [`quantity_skew`]: sizes drawn from Dirichlet(α), content IID.
+//! - [`quantity_skew`]: sizes drawn from Dirichlet(α), content IID;
+//! - [`benign_by_group`]: SOCs whose normal traffic differs: the benign
+//!   rows of each value of a column (NSL-KDD's `service`) shared out in
+//!   Dirichlet(α) proportions; [`benign_slices`] cuts a test set the same
+//!   way, so each SOC is also tested on its own kind of normal traffic.
 //!
 //! All return, per participant, indices into the records, each index at
 //! most once.
@@ -35,18 +39,54 @@ pub enum Partitioner {
     QuantitySkew {
         alpha: f64,
     },
+    /// Benign rows by the value of a categorical `column` (e.g. "service"),
+    /// each value's rows shared out in Dirichlet(α) proportions; attack
+    /// rows as `families` assigns them (IID among everyone when empty).
+    /// The shares are drawn from `profile_seed`, not the run's seed: which
+    /// SOC sees which traffic is part of the scenario, the same in every
+    /// run, so the per-SOC test slices are fixed too.
+    BenignByGroup {
+        column: String,
+        alpha: f64,
+        #[serde(default)]
+        families: Vec<Vec<String>>,
+        #[serde(default = "one")]
+        profile_seed: u64,
+    },
 }
 
 impl Partitioner {
     /// Indices of `families` (one attack family per row, "normal" for
-    /// benign) for each of `parts` participants.
+    /// benign) for each of `parts` participants. `groups` is each row's
+    /// value of the column a [`Partitioner::BenignByGroup`] names.
     pub fn split(
         &self,
         families: &[String],
+        groups: Option<&[String]>,
         parts: usize,
         seed: u64,
     ) -> Result<Vec<Vec<usize>>, DatasetError> {
         match self {
+            Partitioner::BenignByGroup {
+                column,
+                alpha,
+                families: assigned,
+                profile_seed,
+            } => {
+                let groups = groups.ok_or_else(|| {
+                    DatasetError::Partition(format!(
+                        "benign-by-group needs each row's `{column}`; the data has no such column"
+                    ))
+                })?;
+                benign_by_group(
+                    families,
+                    groups,
+                    assigned,
+                    parts,
+                    (*alpha, *profile_seed),
+                    seed,
+                )
+            }
             Partitioner::Iid => iid_indices(families.len(), parts, seed),
             Partitioner::ByFamily { families: assigned } => {
                 if assigned.len() != parts {
@@ -65,6 +105,10 @@ impl Partitioner {
             }
         }
     }
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn rng(seed: u64, salt: u64) -> ChaCha8Rng {
@@ -191,6 +235,148 @@ fn cut(rows: &[usize], shares: &[f64]) -> Vec<Vec<usize>> {
     out
 }
 
+/// The shares of a group's benign rows, one per participant: Dirichlet(α),
+/// drawn from the seed and the group's name alone, so the training split
+/// and every test slice give a group the same shares.
+fn group_shares(
+    group: &str,
+    parts: usize,
+    alpha: f64,
+    seed: u64,
+) -> Result<Vec<f64>, DatasetError> {
+    // FNV-1a: a stable hash of the name (std's hasher may change).
+    let salt = group.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    dirichlet(parts, alpha, &mut rng(seed, 5000 ^ salt))
+}
+
+/// Benign rows grouped by their `groups` value, in a fixed order.
+fn benign_groups<'a>(
+    families: &[String],
+    groups: &'a [String],
+) -> Result<std::collections::BTreeMap<&'a str, Vec<usize>>, DatasetError> {
+    if groups.len() != families.len() {
+        return Err(DatasetError::Partition(format!(
+            "{} group values for {} rows",
+            groups.len(),
+            families.len()
+        )));
+    }
+    let mut out: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, g) in groups.iter().enumerate() {
+        if families[i] == NORMAL {
+            out.entry(g.as_str()).or_default().push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// SOCs whose normal traffic differs: the benign rows of each group
+/// (value of a column such as `service`) shared out in Dirichlet(α)
+/// proportions drawn from `profile_seed`, so at small α each kind of
+/// normal traffic lives mostly at a few SOCs; which rows go where follows
+/// `seed`. Attack rows go as `assigned` says (see [`by_family`]), or IID
+/// among everyone when `assigned` is empty.
+pub fn benign_by_group(
+    families: &[String],
+    groups: &[String],
+    assigned: &[Vec<String>],
+    parts: usize,
+    (alpha, profile_seed): (f64, u64),
+    seed: u64,
+) -> Result<Vec<Vec<usize>>, DatasetError> {
+    if parts == 0 {
+        return Err(DatasetError::ZeroParts);
+    }
+    if !assigned.is_empty() && assigned.len() != parts {
+        return Err(DatasetError::Partition(format!(
+            "families are listed for {} participants but there are {parts}; give one list per participant, or none to share attacks IID",
+            assigned.len()
+        )));
+    }
+    let mut out = vec![Vec::new(); parts];
+    for (group, mut rows) in benign_groups(families, groups)? {
+        rows.shuffle(&mut rng(seed, 6000));
+        let shares = group_shares(group, parts, alpha, profile_seed)?;
+        for (p, piece) in cut(&rows, &shares).into_iter().enumerate() {
+            out[p].extend(piece);
+        }
+    }
+    // Attacks: by family when assigned, else every family IID.
+    let attacks: Vec<String> = families
+        .iter()
+        .map(|f| {
+            if f == NORMAL {
+                String::new()
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let everyone: Vec<Vec<String>>;
+    let assigned = if assigned.is_empty() {
+        let all: Vec<String> = rows_by_family(families)
+            .into_keys()
+            .filter(|f| *f != NORMAL)
+            .map(str::to_string)
+            .collect();
+        everyone = vec![all; parts];
+        &everyone
+    } else {
+        assigned
+    };
+    let attack_split = by_family(&attacks, assigned, seed)?;
+    for (p, rows) in attack_split.into_iter().enumerate() {
+        // `by_family` treats "" as a family nobody is assigned: only
+        // attack rows come back.
+        out[p].extend(rows);
+    }
+    for (p, part) in out.iter_mut().enumerate() {
+        part.shuffle(&mut rng(seed, 7000 + p as u64));
+        if !part.iter().any(|&i| families[i] == NORMAL) {
+            return Err(DatasetError::Partition(format!(
+                "participant {p} got no benign rows at alpha = {alpha}; raise alpha or use fewer participants"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A test set cut the way [`benign_by_group`] cut the training rows: slice
+/// `p` holds participant `p`'s share of each group's benign test rows
+/// (same shares as its training rows, from the same `profile_seed`) and
+/// every attack row. The benign parts are disjoint and together cover
+/// every benign row.
+pub fn benign_slices(
+    families: &[String],
+    groups: &[String],
+    parts: usize,
+    alpha: f64,
+    profile_seed: u64,
+) -> Result<Vec<Vec<usize>>, DatasetError> {
+    let seed = profile_seed;
+    if parts == 0 {
+        return Err(DatasetError::ZeroParts);
+    }
+    let mut out = vec![Vec::new(); parts];
+    for (group, mut rows) in benign_groups(families, groups)? {
+        rows.shuffle(&mut rng(seed, 8000));
+        let shares = group_shares(group, parts, alpha, seed)?;
+        for (p, piece) in cut(&rows, &shares).into_iter().enumerate() {
+            out[p].extend(piece);
+        }
+    }
+    let attacks: Vec<usize> = (0..families.len())
+        .filter(|&i| families[i] != NORMAL)
+        .collect();
+    for part in &mut out {
+        part.extend(&attacks);
+        part.sort_unstable();
+    }
+    Ok(out)
+}
+
 /// Per family (benign included), the family's rows shared out in
 /// Dirichlet(α) proportions.
 pub fn dirichlet_label_skew(
@@ -260,6 +446,84 @@ mod tests {
         assert_eq!(all.len(), n, "an index appears twice");
         assert!(all.iter().all(|&i| i < len));
         n
+    }
+
+    #[test]
+    fn benign_by_group_gives_socs_different_normal_traffic_and_tests_slice_alike() {
+        let mut f = fams(&[("normal", 600), ("DoS", 40), ("R2L", 8)]);
+        f.push("normal".into());
+        let services = ["http", "smtp", "ftp", "dns"];
+        let g: Vec<String> = (0..f.len())
+            .map(|i| services[i % services.len()].to_string())
+            .collect();
+        let assigned: Vec<Vec<String>> = vec![vec!["DoS".into()], vec!["R2L".into()], vec![]];
+        let split = benign_by_group(&f, &g, &assigned, 3, (0.3, 4), 9).unwrap();
+        assert_eq!(check_disjoint(&split, f.len()), f.len());
+        assert_eq!(
+            split,
+            benign_by_group(&f, &g, &assigned, 3, (0.3, 4), 9).unwrap()
+        );
+        // Attacks went where they were assigned.
+        assert!(split[0].iter().all(|&i| f[i] == "normal" || f[i] == "DoS"));
+        assert!(split[2].iter().all(|&i| f[i] == "normal"));
+        // At alpha 0.3 the SOCs' service mixes differ: some service's share
+        // at one SOC is far from its share at another.
+        let mix = |p: usize, s: &str| {
+            let benign: Vec<usize> = split[p]
+                .iter()
+                .copied()
+                .filter(|&i| f[i] == "normal")
+                .collect();
+            benign.iter().filter(|&&i| g[i] == s).count() as f64 / benign.len() as f64
+        };
+        let spread = services
+            .iter()
+            .map(|s| {
+                (0..3).map(|p| mix(p, s)).fold(0.0f64, f64::max)
+                    - (0..3).map(|p| mix(p, s)).fold(1.0f64, f64::min)
+            })
+            .fold(0.0f64, f64::max);
+        assert!(spread > 0.3, "service mixes barely differ: {spread}");
+        // A test set sliced with the same seed: each SOC's benign slice has
+        // its training mix (same shares per service), attacks everywhere.
+        let slices = benign_slices(&f, &g, 3, 0.3, 4).unwrap();
+        let benign_total: usize = slices
+            .iter()
+            .map(|s| s.iter().filter(|&&i| f[i] == "normal").count())
+            .sum();
+        assert_eq!(benign_total, 601);
+        for (p, slice) in slices.iter().enumerate() {
+            assert_eq!(slice.iter().filter(|&&i| f[i] != "normal").count(), 48);
+            for s in services {
+                let benign: Vec<usize> = slice
+                    .iter()
+                    .copied()
+                    .filter(|&i| f[i] == "normal")
+                    .collect();
+                let share =
+                    benign.iter().filter(|&&i| g[i] == s).count() as f64 / benign.len() as f64;
+                assert!(
+                    (share - mix(p, s)).abs() < 0.02,
+                    "{p} {s}: {share} vs {}",
+                    mix(p, s)
+                );
+            }
+        }
+        // Without assignments attacks are shared IID; without groups it is refused.
+        let iid = benign_by_group(&f, &g, &[], 3, (0.3, 4), 9).unwrap();
+        assert!(iid.iter().all(|part| part.iter().any(|&i| f[i] == "DoS")));
+        let p = Partitioner::BenignByGroup {
+            column: "service".into(),
+            alpha: 0.3,
+            families: vec![],
+            profile_seed: 4,
+        };
+        assert!(
+            p.split(&f, None, 3, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("`service`")
+        );
     }
 
     #[test]
@@ -342,7 +606,7 @@ mod tests {
         assert_eq!(p, Partitioner::DirichletLabelSkew { alpha: 0.3 });
         let p: Partitioner =
             toml::from_str("kind = \"by-family\"\nfamilies = [[\"DoS\"], [\"Probe\"]]").unwrap();
-        assert!(p.split(&fams(&[("DoS", 2)]), 3, 0).is_err());
+        assert!(p.split(&fams(&[("DoS", 2)]), None, 3, 0).is_err());
         assert!(toml::from_str::<Partitioner>("kind = \"random\"").is_err());
     }
 }

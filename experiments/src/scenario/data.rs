@@ -1,9 +1,15 @@
 //! A scenario's data: read once, then split per seed into participants'
-//! training rows, their benign validation rows and the test sets.
+//! training rows and their labelled validation rows; the test sets are
+//! never split and never seen before the end.
+//!
+//! Validation rows are carved from each participant's training share,
+//! stratified by family, so every choice a run makes (the round it keeps,
+//! the threshold, the fusion's calibration) is made on rows the model
+//! never trained on and the test set never touched.
 
 use std::path::{Path, PathBuf};
 
-use fedsoc_datasets::partition::iid_indices;
+use fedsoc_datasets::partition::{Partitioner, benign_slices, iid_indices};
 use fedsoc_datasets::read::{csv::CsvSchema, default_data_dir, nsl_kdd};
 use fedsoc_datasets::synthetic::{SyntheticConfig, site_telemetry, test_set};
 use fedsoc_datasets::{EncoderSpec, ReadOptions, ReadReport, Records};
@@ -15,6 +21,10 @@ use crate::error::ExperimentError;
 pub struct ScenarioData {
     /// The training file's rows (synthetic: empty, generated per seed).
     pub train: Records,
+    /// The test sets, each scored once at the end. With a
+    /// `benign-by-group` partition each test file also gives one slice per
+    /// SOC (its own kind of normal traffic and every attack), named
+    /// `FILE@soc-N`, after the whole file.
     pub tests: Vec<(String, Records)>,
     /// The encoder columns, vocabularies and log1p flags; statistics unfit.
     pub layout: EncoderSpec,
@@ -25,8 +35,69 @@ pub struct ScenarioData {
 pub struct Split {
     /// Each participant's training rows (every family).
     pub participants: Vec<Records>,
-    /// Each participant's held-out benign rows, for threshold calibration.
+    /// Each participant's held-out validation rows, labelled, every family
+    /// in proportion: benign ones calibrate thresholds, all of them select.
     pub validation: Vec<Records>,
+    /// Where each participant's training rows came from: row numbers in
+    /// the training file (synthetic data: in the participant's generated
+    /// rows).
+    pub train_rows: Vec<Vec<usize>>,
+    /// Where each participant's validation rows came from, likewise.
+    pub validation_rows: Vec<Vec<usize>>,
+}
+
+impl Split {
+    /// Participant `p`'s benign validation rows (threshold calibration).
+    pub fn benign_validation(&self, p: usize) -> Records {
+        let v = &self.validation[p];
+        v.filter(|i| v.family(i) == "normal")
+    }
+}
+
+/// Each row's value of the categorical column `column`, or an error that
+/// names the columns there are.
+pub fn column_values(records: &Records, column: &str) -> Result<Vec<String>, ExperimentError> {
+    let k = records
+        .categorical_names()
+        .iter()
+        .position(|c| c == column)
+        .ok_or_else(|| {
+            ExperimentError::Setup(format!(
+                "the partition groups by `{column}`, which the data does not have; use one of {:?}",
+                records.categorical_names()
+            ))
+        })?;
+    Ok((0..records.len())
+        .map(|i| records.categorical_row(i)[k].clone())
+        .collect())
+}
+
+/// The test sets and, for a `benign-by-group` partition, each SOC's slice
+/// of each.
+fn with_slices(
+    scenario: &Scenario,
+    tests: Vec<(String, Records)>,
+) -> Result<Vec<(String, Records)>, ExperimentError> {
+    let Partitioner::BenignByGroup {
+        column,
+        alpha,
+        profile_seed,
+        ..
+    } = &scenario.partition
+    else {
+        return Ok(tests);
+    };
+    let n = scenario.federation.participants;
+    let mut out = Vec::with_capacity(tests.len() * (n + 1));
+    for (name, records) in &tests {
+        let groups = column_values(records, column)?;
+        let slices = benign_slices(records.families(), &groups, n, *alpha, *profile_seed)?;
+        out.push((name.clone(), records.clone()));
+        for (p, rows) in slices.iter().enumerate() {
+            out.push((format!("{name}@soc-{}", p + 1), records.select(rows)));
+        }
+    }
+    Ok(out)
 }
 
 /// The folder the data files are in: `--data`, else `[data] dir`
@@ -135,7 +206,7 @@ pub fn load(
     };
     Ok(ScenarioData {
         train: train.records,
-        tests,
+        tests: with_slices(scenario, tests)?,
         layout,
         reports,
     })
@@ -148,14 +219,16 @@ fn unreachable_synthetic() -> Result<fedsoc_datasets::Loaded, ExperimentError> {
 }
 
 /// Splits the data among participants for `seed` and holds out each
-/// participant's benign validation rows.
+/// participant's validation rows: `validation_fraction` of every family it
+/// holds (at least one row of a family with two or more), chosen by a
+/// seeded shuffle.
 pub fn split(
     data: &ScenarioData,
     scenario: &Scenario,
     seed: u64,
 ) -> Result<Split, ExperimentError> {
     let n = scenario.federation.participants;
-    let parts: Vec<Records> = if scenario.data.format == DataFormat::Synthetic {
+    let parts: Vec<(Records, Vec<usize>)> = if scenario.data.format == DataFormat::Synthetic {
         (0..n)
             .map(|site| {
                 site_telemetry(
@@ -166,44 +239,77 @@ pub fn split(
                         attack_fraction: scenario.data.contamination,
                     },
                 )
-                .map(|flows| Records::from_flows(&flows))
+                .map(|flows| {
+                    let records = Records::from_flows(&flows);
+                    let rows = (0..records.len()).collect();
+                    (records, rows)
+                })
             })
             .collect::<Result<_, _>>()?
     } else {
+        let groups = match &scenario.partition {
+            Partitioner::BenignByGroup { column, .. } => Some(column_values(&data.train, column)?),
+            _ => None,
+        };
         scenario
             .partition
-            .split(data.train.families(), n, seed)?
-            .iter()
-            .map(|rows| data.train.select(rows))
+            .split(data.train.families(), groups.as_deref(), n, seed)?
+            .into_iter()
+            .map(|rows| (data.train.select(&rows), rows))
             .collect()
     };
-    let mut participants = Vec::with_capacity(n);
-    let mut validation = Vec::with_capacity(n);
-    for (p, records) in parts.into_iter().enumerate() {
-        let benign: Vec<usize> = (0..records.len())
-            .filter(|&i| records.family(i) == "normal")
-            .collect();
-        // A seeded shuffle of the benign rows; the first share is held out.
-        let order = iid_indices(benign.len(), 1, seed ^ (0xca1 + p as u64))?.remove(0);
-        let held =
-            ((benign.len() as f64) * scenario.calibration.validation_fraction).round() as usize;
-        let mut is_held = vec![false; records.len()];
-        for &k in &order[..held.min(order.len())] {
-            is_held[benign[k]] = true;
+    let fraction = scenario.calibration.validation_fraction;
+    let mut split = Split {
+        participants: Vec::with_capacity(n),
+        validation: Vec::with_capacity(n),
+        train_rows: Vec::with_capacity(n),
+        validation_rows: Vec::with_capacity(n),
+    };
+    for (p, (records, rows)) in parts.into_iter().enumerate() {
+        let mut by_family: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for i in 0..records.len() {
+            by_family.entry(records.family(i)).or_default().push(i);
         }
-        if held == 0 {
+        let mut is_held = vec![false; records.len()];
+        for (k, (family, members)) in by_family.iter().enumerate() {
+            // A seeded shuffle of the family's rows; the first share is held out.
+            let salt = 0xca1 + p as u64 + 0x1000 * k as u64;
+            let order = iid_indices(members.len(), 1, seed ^ salt)?.remove(0);
+            let mut held = ((members.len() as f64) * fraction).round() as usize;
+            if held == 0 && members.len() >= 2 {
+                held = 1;
+            }
+            if *family == "normal" && held == 0 {
+                return Err(ExperimentError::Setup(format!(
+                    "participant {p} has {} benign rows, too few to hold out validation rows; give it more data",
+                    members.len()
+                )));
+            }
+            for &o in &order[..held.min(order.len())] {
+                is_held[members[o]] = true;
+            }
+        }
+        if !by_family.contains_key("normal") {
             return Err(ExperimentError::Setup(format!(
-                "participant {p} has {} benign rows, too few to hold out validation rows; give it more data",
-                benign.len()
+                "participant {p} has no benign rows to calibrate a threshold on; change the partition"
             )));
         }
-        validation.push(records.filter(|i| is_held[i]));
-        participants.push(records.filter(|i| !is_held[i]));
+        split.validation.push(records.filter(|i| is_held[i]));
+        split.participants.push(records.filter(|i| !is_held[i]));
+        split.validation_rows.push(
+            (0..rows.len())
+                .filter(|&i| is_held[i])
+                .map(|i| rows[i])
+                .collect(),
+        );
+        split.train_rows.push(
+            (0..rows.len())
+                .filter(|&i| !is_held[i])
+                .map(|i| rows[i])
+                .collect(),
+        );
     }
-    Ok(Split {
-        participants,
-        validation,
-    })
+    Ok(split)
 }
 
 #[cfg(test)]
@@ -211,11 +317,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn validation_rows_are_held_out_of_training_and_stratified_by_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("synthetic.toml");
+        std::fs::write(
+            &path,
+            r#"name = "t"
+[data]
+format = "synthetic"
+rows = 3000
+contamination = 0.1
+[federation]
+participants = 3
+rounds = 1
+[calibration]
+validation_fraction = 0.2
+[[model]]
+kind = "autoencoder"
+hidden = [8]
+"#,
+        )
+        .unwrap();
+        let scenario = Scenario::load(&path).unwrap();
+        let data = load(&scenario, &path, None).unwrap();
+        let split = split(&data, &scenario, 5).unwrap();
+        for p in 0..3 {
+            let (train, held) = (&split.train_rows[p], &split.validation_rows[p]);
+            assert!(train.iter().all(|r| !held.contains(r)), "participant {p}");
+            assert_eq!(train.len() + held.len(), 3000);
+            assert_eq!(split.participants[p].len(), train.len());
+            assert_eq!(split.validation[p].len(), held.len());
+            // Every family is held out in proportion (rounded per family).
+            let all = split.participants[p].family_counts();
+            let val = split.validation[p].family_counts();
+            assert!(val.len() > 1, "attacks are validated too: {val:?}");
+            for (family, &n) in &val {
+                let total = n + all.get(family).copied().unwrap_or(0);
+                let want = ((total as f64) * 0.2).round().max(1.0);
+                assert_eq!(n as f64, want, "{family}: {n} of {total}");
+            }
+            let benign = split.benign_validation(p);
+            assert!(benign.families().iter().all(|f| f == "normal"));
+            assert_eq!(benign.len(), val["normal"]);
+        }
+        // The same seed, the same split; another seed, another.
+        assert_eq!(
+            split.validation_rows,
+            super::split(&data, &scenario, 5).unwrap().validation_rows
+        );
+    }
+
+    #[test]
     fn a_malformed_row_names_the_scenario_files_setting() {
         let dir = tempfile::tempdir().unwrap();
         let row = "{\"proto\":\"tcp\",\"conn_state\":\"SF\",\"id.resp_p\":80,\"duration\":0.1,\
                    \"orig_bytes\":10,\"resp_bytes\":20,\"orig_pkts\":1,\"resp_pkts\":1}\n";
         std::fs::write(dir.path().join("conn.log"), format!("{row}{{not json\n")).unwrap();
+        std::fs::write(dir.path().join("test.log"), row).unwrap();
         let path = dir.path().join("zeek.toml");
         std::fs::write(
             &path,
@@ -224,7 +382,7 @@ mod tests {
 format = "zeek"
 dir = "."
 train = "conn.log"
-test = ["conn.log"]
+test = ["test.log"]
 [federation]
 participants = 2
 rounds = 1

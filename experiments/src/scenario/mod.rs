@@ -274,6 +274,17 @@ pub struct VariantsSection {
     pub federated: bool,
     #[serde(default = "yes")]
     pub centralized: bool,
+    /// The federated model fine-tuned by each SOC on its own rows.
+    #[serde(default)]
+    pub personalized: bool,
+    /// Round-equivalents of local training a SOC may fine-tune for (the
+    /// one its validation rows rank best is kept, none included).
+    #[serde(default = "default_personal_rounds")]
+    pub personal_rounds: u32,
+}
+
+fn default_personal_rounds() -> u32 {
+    3
 }
 
 impl Default for VariantsSection {
@@ -282,6 +293,8 @@ impl Default for VariantsSection {
             local: true,
             federated: true,
             centralized: true,
+            personalized: false,
+            personal_rounds: default_personal_rounds(),
         }
     }
 }
@@ -313,6 +326,12 @@ impl Scenario {
         }
         if self.federation.rounds == 0 {
             return bad("federation.rounds", "0 rounds; run at least 1".into());
+        }
+        if self.variants.personalized && !self.variants.federated {
+            return bad(
+                "variants.personalized",
+                "personalisation starts from the federated model; set federated = true".into(),
+            );
         }
         if self.models.is_empty() {
             return bad("model", "no [[model]] section; add at least one".into());
@@ -395,6 +414,16 @@ impl Scenario {
                 if d.test.is_empty() {
                     return bad("data.test", "list at least one test file".into());
                 }
+                if let Some(train) = &d.train
+                    && d.test.contains(train)
+                {
+                    return bad(
+                        "data.test",
+                        format!(
+                            "{train:?} is both the training and a test file; test on a file the models never train on"
+                        ),
+                    );
+                }
             }
         }
         if d.format == DataFormat::Csv && d.schema.is_none() {
@@ -403,7 +432,12 @@ impl Scenario {
                 "CSV data needs a schema file (see the README's CSV section)".into(),
             );
         }
-        if let Partitioner::ByFamily { families } = &self.partition
+        let assigned = match &self.partition {
+            Partitioner::ByFamily { families } => Some(families),
+            Partitioner::BenignByGroup { families, .. } if !families.is_empty() => Some(families),
+            _ => None,
+        };
+        if let Some(families) = assigned
             && families.len() != self.federation.participants
         {
             return bad(

@@ -2,6 +2,12 @@
 //! three ways — each participant alone, federated over the real round
 //! machinery (mutual TLS, secure aggregation), and centralized on the
 //! pooled rows — then evaluated on every test set.
+//!
+//! Every choice is made on validation rows: each training keeps the round
+//! whose model ranks its labelled validation rows best (ROC-AUC), and its
+//! thresholds come from its benign validation rows. The test sets are
+//! scored once, at the end; the per-round test curve is kept for a plot
+//! and never consulted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +61,9 @@ pub enum Variant {
     Local,
     Federated,
     Centralized,
+    /// The federated model fine-tuned on one SOC's own rows, its threshold
+    /// recalibrated on the SOC's own validation rows.
+    Personalized,
 }
 
 impl Variant {
@@ -63,6 +72,7 @@ impl Variant {
             Variant::Local => "local",
             Variant::Federated => "federated",
             Variant::Centralized => "centralized",
+            Variant::Personalized => "personalized",
         }
     }
 }
@@ -76,8 +86,14 @@ pub struct Outcome {
     /// The participant, for local-only models.
     pub participant: Option<String>,
     /// ROC-AUC on the first test set after each round (round-equivalent
-    /// of local epochs when not federated).
+    /// of local epochs when not federated): for a plot only, never used to
+    /// choose anything.
     pub auc_per_round: Vec<f64>,
+    /// ROC-AUC on the variant's own labelled validation rows after each
+    /// round: what [`Outcome::selected_round`] is chosen by.
+    pub validation_auc_per_round: Vec<f64>,
+    /// The round whose model was kept (1-based).
+    pub selected_round: u32,
     pub evaluations: Vec<Evaluation>,
     /// The loss it trained with (a classifier's; the balanced loss carries
     /// the federation-wide attack weight, the same in every variant).
@@ -85,6 +101,10 @@ pub struct Outcome {
     pub loss: Option<ClassifierLoss>,
     #[serde(skip)]
     pub test_scores: Vec<Vec<f32>>,
+    /// Scores of the benign validation rows the variant calibrated on:
+    /// operating-point thresholds and the fusion's tail calibration.
+    #[serde(skip)]
+    pub benign_validation_scores: Vec<f32>,
 }
 
 /// Everything a run produced.
@@ -166,6 +186,20 @@ impl Encoded {
         })
     }
 
+    /// Several participants' rows, one after another.
+    fn pooled(encoder: &EncoderSpec, parts: &[Records]) -> Result<Self, ExperimentError> {
+        let mut pooled = parts[0].clone();
+        for p in &parts[1..] {
+            pooled.append(p)?;
+        }
+        Encoded::new(encoder, &pooled)
+    }
+
+    /// The benign rows only.
+    fn benign(&self) -> Array2<f32> {
+        self.training_rows(TrainOn::Benign).0
+    }
+
     /// The rows a model trains on, with labels where it needs them.
     fn training_rows(&self, on: TrainOn) -> (Array2<f32>, Vec<bool>) {
         match on {
@@ -195,6 +229,9 @@ fn encode_tests(
                 features: encoder.encode(records)?,
                 attacks: records.attack_flags(),
                 families: records.families().to_vec(),
+                labels: (0..records.len())
+                    .map(|i| records.label(i).to_string())
+                    .collect(),
             })
         })
         .collect()
@@ -215,30 +252,111 @@ struct Schedule {
     class_weight: Option<f64>,
 }
 
-/// Trains `rounds` round-equivalents alone, scoring the first test set
-/// after each; returns the final weights and the AUC curve.
+/// Keeps, round after round, the model that ranks the validation rows
+/// best, and the curves for the report.
+struct RoundPicker<'a> {
+    model: &'a ModelConfig,
+    probe: &'a TestData,
+    validation: &'a Encoded,
+    test_curve: Vec<f64>,
+    validation_curve: Vec<f64>,
+    best: Option<(f64, u32, Vec<f32>)>,
+    last: Vec<f32>,
+    /// The number the first recorded model gets (0 when it is the
+    /// starting model, as in personalisation).
+    first_round: u32,
+}
+
+impl<'a> RoundPicker<'a> {
+    fn new(model: &'a ModelConfig, probe: &'a TestData, validation: &'a Encoded) -> Self {
+        RoundPicker {
+            model,
+            probe,
+            validation,
+            test_curve: Vec::new(),
+            validation_curve: Vec::new(),
+            best: None,
+            last: Vec::new(),
+            first_round: 1,
+        }
+    }
+
+    /// A picker whose first recorded model is the starting one (round 0),
+    /// so it is kept when no later round ranks better.
+    fn from_start(model: &'a ModelConfig, probe: &'a TestData, validation: &'a Encoded) -> Self {
+        RoundPicker {
+            first_round: 0,
+            ..RoundPicker::new(model, probe, validation)
+        }
+    }
+
+    /// Scores the model after a round; it becomes the pick when it ranks
+    /// the validation rows strictly better than every earlier round.
+    fn record(&mut self, weights: &[f32]) -> Result<(), ExperimentError> {
+        let auc = |features: &Array2<f32>, attacks: &[bool]| -> Result<f64, ExperimentError> {
+            let scores = anomaly_scores(self.model, weights, features.view())?;
+            Ok(fedsoc_models::roc_auc(&scores, attacks).unwrap_or(f64::NAN))
+        };
+        self.test_curve
+            .push(auc(&self.probe.features, &self.probe.attacks)?);
+        let v = auc(&self.validation.features, &self.validation.attacks)?;
+        self.validation_curve.push(v);
+        let round = self.validation_curve.len() as u32 - 1 + self.first_round;
+        if !v.is_nan() && self.best.as_ref().is_none_or(|(b, _, _)| v > *b) {
+            self.best = Some((v, round, weights.to_vec()));
+        }
+        self.last = weights.to_vec();
+        Ok(())
+    }
+
+    /// The picked weights and round; the last round's when no round could
+    /// be ranked (validation rows of one class only).
+    fn finish(self) -> Picked {
+        let last = (self.validation_curve.len() as u32 + self.first_round).saturating_sub(1);
+        let (selected_round, weights) = match self.best {
+            Some((_, round, weights)) => (round, weights),
+            None => (last, self.last),
+        };
+        Picked {
+            weights,
+            selected_round,
+            test_curve: self.test_curve,
+            validation_curve: self.validation_curve,
+        }
+    }
+}
+
+/// A training's kept model and its curves.
+struct Picked {
+    weights: Vec<f32>,
+    selected_round: u32,
+    test_curve: Vec<f64>,
+    validation_curve: Vec<f64>,
+}
+
+/// Trains `rounds` round-equivalents alone and keeps the round the
+/// validation rows pick.
 fn train_alone(
     model: &ModelConfig,
     section: &ModelSection,
     rows: &(Array2<f32>, Vec<bool>),
     schedule: Schedule,
-    probe: &TestData,
-) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    picker: RoundPicker<'_>,
+) -> Result<Picked, ExperimentError> {
     let Schedule {
         rounds,
         seed,
         salt,
         class_weight,
     } = schedule;
+    let mut picker = picker;
     let mut weights = initial_weights(model, seed)?;
-    let mut curve = Vec::with_capacity(rounds as usize);
     for round in 1..=rounds {
         let cfg = train_config(section, round_seed(seed, salt, round), class_weight);
         weights = train_local(model, &weights, rows.0.view(), Some(&rows.1), &cfg)?.weights;
-        let scores = anomaly_scores(model, &weights, probe.features.view())?;
-        curve.push(fedsoc_models::roc_auc(&scores, &probe.attacks).unwrap_or(f64::NAN));
+        picker.record(&weights)?;
     }
-    Ok((weights, curve))
+    Ok(picker.finish())
 }
 
 /// A trained model: where it came from and how it did per round.
@@ -248,15 +366,22 @@ struct Trained<'a> {
     seed: u64,
     variant: Variant,
     participant: Option<String>,
-    weights: Vec<f32>,
-    curve: Vec<f64>,
+    picked: Picked,
     loss: Option<ClassifierLoss>,
 }
 
-/// Scores the tests at the calibrated `threshold` and evaluates.
+/// How a trained model is calibrated: its threshold and the benign
+/// validation scores behind it.
+struct Calibrated {
+    threshold: f64,
+    benign_validation_scores: Vec<f32>,
+}
+
+/// Scores the tests once, at the calibrated threshold and at the
+/// operating points the validation scores give, and evaluates.
 fn finish(
     trained: Trained<'_>,
-    threshold: f64,
+    calibrated: Calibrated,
     tests: &[TestData],
     matched_fpr: f64,
 ) -> Result<Outcome, ExperimentError> {
@@ -266,16 +391,21 @@ fn finish(
         seed,
         variant,
         participant,
-        weights,
-        curve,
+        picked,
         loss,
     } = trained;
-    let weights = weights.as_slice();
+    let weights = picked.weights.as_slice();
     let mut evaluations = Vec::new();
     let mut test_scores = Vec::new();
     for test in tests {
         let scores = anomaly_scores(model, weights, test.features.view())?;
-        evaluations.push(evaluate(test, &scores, threshold, matched_fpr)?);
+        evaluations.push(evaluate(
+            test,
+            &scores,
+            calibrated.threshold,
+            &calibrated.benign_validation_scores,
+            matched_fpr,
+        )?);
         test_scores.push(scores);
     }
     Ok(Outcome {
@@ -283,10 +413,13 @@ fn finish(
         model: name.to_string(),
         variant,
         participant,
-        auc_per_round: curve,
+        auc_per_round: picked.test_curve,
+        validation_auc_per_round: picked.validation_curve,
+        selected_round: picked.selected_round,
         evaluations,
         loss,
         test_scores,
+        benign_validation_scores: calibrated.benign_validation_scores,
     })
 }
 
@@ -323,7 +456,8 @@ pub async fn run(
     let variants = &scenario.variants;
     let per_model = u64::from(variants.local) * names.len() as u64
         + u64::from(variants.federated)
-        + u64::from(variants.centralized);
+        + u64::from(variants.centralized)
+        + u64::from(variants.federated && variants.personalized) * names.len() as u64;
     progress(Progress::Phase {
         label: format!("{}: training", scenario.name),
         total: scenario.seeds.len() as u64 * scenario.models.len() as u64 * per_model,
@@ -428,10 +562,11 @@ async fn run_seed(
     let class_weight = federated_class_weight(&split.participants, seed ^ 0xc1a5)?;
     let tests = encode_tests(&encoder, data)?;
     let probe = &tests[0];
-    let validation: Vec<Array2<f32>> = split
-        .validation
-        .iter()
-        .map(|r| encoder.encode(r))
+    // Every participant's validation rows, for what the federation and the
+    // pool choose; the benign ones per participant, for thresholds.
+    let pooled_validation = Encoded::pooled(&encoder, &split.validation)?;
+    let benign_validation: Vec<Array2<f32>> = (0..split.validation.len())
+        .map(|p| encoder.encode(&split.benign_validation(p)))
         .collect::<Result<_, _>>()?;
     let mut outcomes = Vec::new();
     for (m, section) in scenario.models.iter().enumerate() {
@@ -450,27 +585,25 @@ async fn run_seed(
         // they run in parallel; each is deterministic by its own seed, and
         // the outcomes keep this order whatever finishes first.
         let mut alone: Vec<Job<'_>> = Vec::new();
-        let (model, validation, tests) = (&model, &validation, &tests);
-        let (encoder, bins) = (&encoder, &bins);
+        let (model, benign_validation, tests) = (&model, &benign_validation, &tests);
+        let (encoder, bins, pooled_validation) = (&encoder, &bins, &pooled_validation);
         if scenario.variants.centralized {
             alone.push((
                 "centralized".to_string(),
                 Box::new(move || {
-                    let mut pooled = split.participants[0].clone();
-                    for p in &split.participants[1..] {
-                        pooled.append(p)?;
-                    }
-                    let rows = Encoded::new(encoder, &pooled)?.training_rows(section.train_on());
+                    let rows = Encoded::pooled(encoder, &split.participants)?
+                        .training_rows(section.train_on());
                     let schedule = Schedule {
                         rounds,
                         seed,
                         salt,
                         class_weight,
                     };
-                    let (weights, curve) = train_alone(model, section, &rows, schedule, probe)?;
+                    let picker = RoundPicker::new(model, probe, pooled_validation);
+                    let picked = train_alone(model, section, &rows, schedule, picker)?;
                     let mut val_scores = Vec::new();
-                    for v in validation {
-                        val_scores.extend(anomaly_scores(model, &weights, v.view())?);
+                    for v in benign_validation {
+                        val_scores.extend(anomaly_scores(model, &picked.weights, v.view())?);
                     }
                     let threshold = local_threshold(bins, &val_scores, cal.quantile)?;
                     finish(
@@ -480,11 +613,13 @@ async fn run_seed(
                             seed,
                             variant: Variant::Centralized,
                             participant: None,
-                            weights,
-                            curve,
+                            picked,
                             loss: trained_loss,
                         },
-                        threshold,
+                        Calibrated {
+                            threshold,
+                            benign_validation_scores: val_scores,
+                        },
                         tests,
                         cal.matched_fpr,
                     )
@@ -496,9 +631,11 @@ async fn run_seed(
                 alone.push((
                     format!("local {name}"),
                     Box::new(move || {
-                        // Alone, a SOC standardises with its own statistics.
+                        // Alone, a SOC standardises with its own statistics
+                        // and chooses on its own validation rows.
                         let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
                         let own_tests = encode_tests(&own, data)?;
+                        let own_validation = Encoded::new(&own, &split.validation[p])?;
                         let rows = Encoded::new(&own, &split.participants[p])?
                             .training_rows(section.train_on());
                         let schedule = Schedule {
@@ -507,14 +644,11 @@ async fn run_seed(
                             salt: salt + 100 * (p as u64 + 1),
                             class_weight,
                         };
-                        let (weights, curve) =
-                            train_alone(model, section, &rows, schedule, &own_tests[0])?;
-                        let val = own.encode(&split.validation[p])?;
-                        let threshold = local_threshold(
-                            bins,
-                            &anomaly_scores(model, &weights, val.view())?,
-                            cal.quantile,
-                        )?;
+                        let picker = RoundPicker::new(model, &own_tests[0], &own_validation);
+                        let picked = train_alone(model, section, &rows, schedule, picker)?;
+                        let val_scores =
+                            anomaly_scores(model, &picked.weights, own_validation.benign().view())?;
+                        let threshold = local_threshold(bins, &val_scores, cal.quantile)?;
                         finish(
                             Trained {
                                 model,
@@ -522,11 +656,13 @@ async fn run_seed(
                                 seed,
                                 variant: Variant::Local,
                                 participant: Some(name.clone()),
-                                weights,
-                                curve,
+                                picked,
                                 loss: trained_loss,
                             },
-                            threshold,
+                            Calibrated {
+                                threshold,
+                                benign_validation_scores: val_scores,
+                            },
                             &own_tests,
                             cal.matched_fpr,
                         )
@@ -549,13 +685,15 @@ async fn run_seed(
                 encoder,
                 class_weight,
             };
-            let (weights, curve) =
-                train_federated(scenario, section, stats, split, seed, &dir, probe).await?;
-            let val_scores: Vec<Vec<f32>> = validation
+            let picker = RoundPicker::new(model, probe, pooled_validation);
+            let picked =
+                train_federated(scenario, section, stats, split, seed, &dir, picker).await?;
+            let val_scores: Vec<Vec<f32>> = benign_validation
                 .iter()
-                .map(|v| anomaly_scores(model, &weights, v.view()))
+                .map(|v| anomaly_scores(model, &picked.weights, v.view()))
                 .collect::<Result<_, _>>()?;
             let threshold = federated_threshold(bins, &val_scores, cal.quantile, seed ^ 0x7e)?;
+            let global = picked.weights.clone();
             outcomes.push(finish(
                 Trained {
                     model,
@@ -563,19 +701,123 @@ async fn run_seed(
                     seed,
                     variant: Variant::Federated,
                     participant: None,
-                    weights,
-                    curve,
+                    picked,
                     loss: trained_loss,
                 },
-                threshold,
+                Calibrated {
+                    threshold,
+                    benign_validation_scores: val_scores.concat(),
+                },
                 tests,
                 cal.matched_fpr,
             )?);
             step("federated");
+            if scenario.variants.personalized {
+                let global = &global;
+                let work: Vec<Task<'_, Outcome>> = (0..names.len())
+                    .map(|p| {
+                        Box::new(move || {
+                            personalize(
+                                Personal {
+                                    model,
+                                    section,
+                                    global,
+                                    encoder,
+                                    split,
+                                    p,
+                                    name: &names[p],
+                                    bins,
+                                },
+                                Schedule {
+                                    rounds: scenario.variants.personal_rounds,
+                                    seed,
+                                    salt: salt + 1000 * (p as u64 + 1),
+                                    class_weight,
+                                },
+                                (tests, cal.quantile, cal.matched_fpr),
+                                trained_loss,
+                            )
+                        }) as Task<'_, Outcome>
+                    })
+                    .collect();
+                for (p, result) in run_jobs(jobs, work).into_iter().enumerate() {
+                    outcomes.push(result?);
+                    step(&format!("personalized {}", names[p]));
+                }
+            }
         }
     }
     outcomes.extend(combined_outcomes(scenario, &outcomes, &tests, seed)?);
     Ok(outcomes)
+}
+
+/// What personalising the federated model for one SOC starts from.
+struct Personal<'a> {
+    model: &'a ModelConfig,
+    section: &'a ModelSection,
+    global: &'a [f32],
+    encoder: &'a EncoderSpec,
+    split: &'a Split,
+    p: usize,
+    name: &'a str,
+    bins: &'a ScoreBins,
+}
+
+/// The federated model fine-tuned on SOC `p`'s own training rows for up
+/// to `schedule.rounds` round-equivalents (the round its own validation
+/// rows rank best is kept, the federated model itself included), with
+/// the federation's encoder and a threshold from its own benign
+/// validation rows.
+fn personalize(
+    start: Personal<'_>,
+    schedule: Schedule,
+    (tests, quantile, matched_fpr): (&[TestData], f64, f64),
+    loss: Option<ClassifierLoss>,
+) -> Result<Outcome, ExperimentError> {
+    let Personal {
+        model,
+        section,
+        global,
+        encoder,
+        split,
+        p,
+        name,
+        bins,
+    } = start;
+    let own_validation = Encoded::new(encoder, &split.validation[p])?;
+    let rows = Encoded::new(encoder, &split.participants[p])?.training_rows(section.train_on());
+    let mut picker = RoundPicker::from_start(model, &tests[0], &own_validation);
+    picker.record(global)?;
+    let mut weights = global.to_vec();
+    for round in 1..=schedule.rounds {
+        let cfg = train_config(
+            section,
+            round_seed(schedule.seed, schedule.salt, round),
+            schedule.class_weight,
+        );
+        weights = train_local(model, &weights, rows.0.view(), Some(&rows.1), &cfg)?.weights;
+        picker.record(&weights)?;
+    }
+    let picked = picker.finish();
+    let val_scores = anomaly_scores(model, &picked.weights, own_validation.benign().view())?;
+    let threshold = local_threshold(bins, &val_scores, quantile)?;
+    finish(
+        Trained {
+            model,
+            name: section.name(),
+            seed: schedule.seed,
+            variant: Variant::Personalized,
+            participant: Some(name.to_string()),
+            picked,
+            loss,
+        },
+        Calibrated {
+            threshold,
+            benign_validation_scores: val_scores,
+        },
+        tests,
+        matched_fpr,
+    )
 }
 
 /// A piece of independent work: one training alone, or one seed.
@@ -653,6 +895,12 @@ fn combined_outcomes(
             // Local models scored their own encoding of the same rows;
             // labels and families are the same.
             let mut evaluations = Vec::new();
+            let validation = combine(
+                &a.benign_validation_scores,
+                a.evaluations[0].threshold,
+                &c.benign_validation_scores,
+                c.evaluations[0].threshold,
+            );
             for (i, test) in tests.iter().enumerate() {
                 let (ea, ec) = (&a.evaluations[i], &c.evaluations[i]);
                 let scores = combine(
@@ -665,6 +913,7 @@ fn combined_outcomes(
                     test,
                     &scores,
                     0.0,
+                    &validation,
                     scenario.calibration.matched_fpr,
                 )?);
             }
@@ -674,9 +923,12 @@ fn combined_outcomes(
                 variant: a.variant,
                 participant: a.participant.clone(),
                 auc_per_round: Vec::new(),
+                validation_auc_per_round: Vec::new(),
+                selected_round: 0,
                 evaluations,
                 loss: None,
                 test_scores: Vec::new(),
+                benign_validation_scores: validation,
             });
         }
     }
@@ -701,8 +953,8 @@ async fn train_federated(
     split: &Split,
     seed: u64,
     dir: &Path,
-    probe: &TestData,
-) -> Result<(Vec<f32>, Vec<f64>), ExperimentError> {
+    picker: RoundPicker<'_>,
+) -> Result<Picked, ExperimentError> {
     let FederationStats {
         encoder,
         class_weight,
@@ -731,17 +983,13 @@ async fn train_federated(
         class_weight,
     });
     let federation = LocalFederation::start(&spec).await?;
-    let model = federation.coordinator.spec().model.clone();
     let outcome = async {
-        let mut curve = Vec::new();
-        let mut weights = federation.coordinator.global_model();
+        let mut picker = picker;
         for _ in 0..scenario.federation.rounds {
             let report = federation.coordinator.run_next_round().await?;
-            weights = report.model;
-            let scores = anomaly_scores(&model, &weights, probe.features.view())?;
-            curve.push(fedsoc_models::roc_auc(&scores, &probe.attacks).unwrap_or(f64::NAN));
+            picker.record(&report.model)?;
         }
-        Ok::<_, ExperimentError>((weights.to_vec(), curve))
+        Ok::<_, ExperimentError>(picker.finish())
     }
     .await;
     federation.shutdown().await;
