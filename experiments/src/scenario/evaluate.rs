@@ -161,43 +161,9 @@ pub fn evaluate(
     })
 }
 
-/// An autoencoder's and a classifier's scores combined into one: each
-/// row's margin over its model's calibrated threshold, in log units
-/// (`ln(error / threshold)` for the autoencoder, `logit − threshold` for
-/// the classifier), and the larger of the two. A row is flagged (combined
-/// score >= 0) exactly when either model flags it.
-pub fn combine(
-    autoencoder: &[f32],
-    ae_threshold: f64,
-    classifier: &[f32],
-    clf_threshold: f64,
-) -> Vec<f32> {
-    let ln_threshold = ae_threshold.max(f64::MIN_POSITIVE).ln();
-    autoencoder
-        .iter()
-        .zip(classifier)
-        .map(|(e, z)| {
-            let ae_margin = f64::from(*e).max(f64::MIN_POSITIVE).ln() - ln_threshold;
-            let clf_margin = f64::from(*z) - clf_threshold;
-            ae_margin.max(clf_margin) as f32
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn combined_scores_flag_when_either_flags() {
-        // Errors vs threshold 1.0; logits vs threshold 2.0.
-        let c = combine(&[0.5, 2.0, 0.1], 1.0, &[-3.0, 0.0, 2.5], 2.0);
-        let close = |a: f32, b: f64| (f64::from(a) - b).abs() < 1e-6;
-        assert!(close(c[0], 0.5f64.ln().max(-5.0)), "{c:?}");
-        assert!(close(c[1], 2f64.ln()), "{c:?}");
-        assert!(close(c[2], 0.5), "{c:?}");
-        assert_eq!(c.iter().filter(|s| **s >= 0.0).count(), 2);
-    }
 
     #[test]
     fn evaluation_at_threshold_and_matched_fpr() {

@@ -56,6 +56,11 @@ pub struct Scenario {
     /// One full run (every variant, every model) per seed.
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,
+    /// The seed of the run that chooses among a model's `search` values
+    /// (on validation rows only); never one of `seeds`, so no reported
+    /// figure comes from the run that made the choice.
+    #[serde(default)]
+    pub selection_seed: u64,
     pub data: DataSection,
     #[serde(default = "default_partition")]
     pub partition: Partitioner,
@@ -226,6 +231,53 @@ pub struct ModelSection {
     /// FedProx proximal weight (0 = plain FedAvg).
     #[serde(default)]
     pub proximal_mu: f64,
+    /// Values to choose among on validation rows, per variant; the
+    /// settings above are the default where a list is absent.
+    #[serde(default)]
+    pub search: Option<SearchSpace>,
+}
+
+/// Settings a scenario chooses by search: every combination is trained on
+/// the selection seed, and each variant keeps the one whose model ranks
+/// its own validation rows best.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpace {
+    #[serde(default)]
+    pub epochs: Vec<u32>,
+    #[serde(default)]
+    pub learning_rate: Vec<f64>,
+    #[serde(default)]
+    pub loss: Vec<String>,
+}
+
+impl SearchSpace {
+    /// Every combination of the listed values, over `base`'s settings,
+    /// in a fixed order (epochs, then learning rate, then loss).
+    pub fn candidates(&self, base: &ModelSection) -> Vec<ModelSection> {
+        let epochs = if self.epochs.is_empty() { vec![base.epochs] } else { self.epochs.clone() };
+        let rates = if self.learning_rate.is_empty() {
+            vec![base.learning_rate]
+        } else {
+            self.learning_rate.clone()
+        };
+        let losses = if self.loss.is_empty() { vec![base.loss.clone()] } else { self.loss.clone() };
+        let mut out = Vec::new();
+        for &e in &epochs {
+            for &lr in &rates {
+                for loss in &losses {
+                    out.push(ModelSection {
+                        epochs: e,
+                        learning_rate: lr,
+                        loss: loss.clone(),
+                        search: None,
+                        ..base.clone()
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 fn one() -> u32 {
@@ -251,6 +303,15 @@ fn default_gamma() -> f64 {
 impl ModelSection {
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.kind.name())
+    }
+
+    /// The searched settings, in words: "epochs 5, learning rate 0.001, loss balanced".
+    pub fn settings(&self) -> String {
+        let mut out = format!("epochs {}, learning rate {}", self.epochs, self.learning_rate);
+        if self.kind == ModelKind::Classifier {
+            out.push_str(&format!(", loss {}", self.loss));
+        }
+        out
     }
 
     /// The autoencoder learns benign traffic (rows labelled normal), the
@@ -315,6 +376,15 @@ impl Scenario {
                 "list at least one seed, e.g. seeds = [1, 2, 3]".into(),
             );
         }
+        if self.models.iter().any(|m| m.search.is_some()) && self.seeds.contains(&self.selection_seed) {
+            return bad(
+                "selection_seed",
+                format!(
+                    "{} is also a reported seed; choose a selection seed outside seeds so no reported figure comes from the run that chose",
+                    self.selection_seed
+                ),
+            );
+        }
         if self.federation.participants < 2 {
             return bad(
                 "federation.participants",
@@ -367,6 +437,32 @@ impl Scenario {
                     &field("proximal_mu"),
                     format!("{} must be finite and >= 0", m.proximal_mu),
                 );
+            }
+            if let Some(search) = &m.search {
+                if search.epochs.contains(&0)
+                    || search.learning_rate.iter().any(|r| !(r.is_finite() && *r > 0.0))
+                {
+                    return bad(
+                        &field("search"),
+                        "epochs must be at least 1 and learning rates finite and > 0".into(),
+                    );
+                }
+                if let Some(l) = search
+                    .loss
+                    .iter()
+                    .find(|l| !fedsoc_models::ClassifierLoss::NAMES.contains(&l.as_str()))
+                {
+                    return bad(
+                        &field("search.loss"),
+                        format!("{l:?}: use \"bce\", \"balanced\" or \"focal\""),
+                    );
+                }
+                if search.candidates(m).len() < 2 {
+                    return bad(
+                        &field("search"),
+                        "a search needs at least two values of some setting; list them or remove [model.search]".into(),
+                    );
+                }
             }
             if self.models[..i].iter().any(|o| o.name() == m.name()) {
                 return bad(

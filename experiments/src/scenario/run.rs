@@ -23,7 +23,8 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::data::{self, ScenarioData, Split};
-use super::evaluate::{Evaluation, TestData, combine, evaluate};
+use super::evaluate::{Evaluation, TestData, evaluate, threshold_at_validation_fpr};
+use super::fusion::{FusionRule, Transform, TailCalibration, fuse};
 use super::secure_sum::{federated_class_weight, federated_encoder, federated_threshold};
 use super::{ModelKind, ModelSection, Scenario, TrainOn};
 use crate::error::ExperimentError;
@@ -107,6 +108,18 @@ pub struct Outcome {
     pub benign_validation_scores: Vec<f32>,
 }
 
+impl Outcome {
+    /// ROC-AUC on the variant's validation rows at the kept round.
+    pub fn validation_auc(&self) -> f64 {
+        let first = u32::from(self.variant != Variant::Personalized);
+        self.selected_round
+            .checked_sub(first)
+            .and_then(|i| self.validation_auc_per_round.get(i as usize))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+}
+
 /// Everything a run produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResults {
@@ -117,6 +130,8 @@ pub struct RunResults {
     pub tests: Vec<String>,
     pub outcomes: Vec<Outcome>,
     pub read_reports: Vec<fedsoc_datasets::ReadReport>,
+    /// What each searched model's variants chose, and from what.
+    pub chosen: Vec<Chosen>,
 }
 
 /// The participant names of a scenario: soc-1, soc-2, …
@@ -256,7 +271,9 @@ struct Schedule {
 /// best, and the curves for the report.
 struct RoundPicker<'a> {
     model: &'a ModelConfig,
-    probe: &'a TestData,
+    /// The first test set, scored after each round for the plot only
+    /// (absent in a selection run, which never sees a test set).
+    probe: Option<&'a TestData>,
     validation: &'a Encoded,
     test_curve: Vec<f64>,
     validation_curve: Vec<f64>,
@@ -268,7 +285,7 @@ struct RoundPicker<'a> {
 }
 
 impl<'a> RoundPicker<'a> {
-    fn new(model: &'a ModelConfig, probe: &'a TestData, validation: &'a Encoded) -> Self {
+    fn new(model: &'a ModelConfig, probe: Option<&'a TestData>, validation: &'a Encoded) -> Self {
         RoundPicker {
             model,
             probe,
@@ -283,7 +300,11 @@ impl<'a> RoundPicker<'a> {
 
     /// A picker whose first recorded model is the starting one (round 0),
     /// so it is kept when no later round ranks better.
-    fn from_start(model: &'a ModelConfig, probe: &'a TestData, validation: &'a Encoded) -> Self {
+    fn from_start(
+        model: &'a ModelConfig,
+        probe: Option<&'a TestData>,
+        validation: &'a Encoded,
+    ) -> Self {
         RoundPicker {
             first_round: 0,
             ..RoundPicker::new(model, probe, validation)
@@ -297,8 +318,9 @@ impl<'a> RoundPicker<'a> {
             let scores = anomaly_scores(self.model, weights, features.view())?;
             Ok(fedsoc_models::roc_auc(&scores, attacks).unwrap_or(f64::NAN))
         };
-        self.test_curve
-            .push(auc(&self.probe.features, &self.probe.attacks)?);
+        if let Some(probe) = self.probe {
+            self.test_curve.push(auc(&probe.features, &probe.attacks)?);
+        }
         let v = auc(&self.validation.features, &self.validation.attacks)?;
         self.validation_curve.push(v);
         let round = self.validation_curve.len() as u32 - 1 + self.first_round;
@@ -467,7 +489,9 @@ pub async fn run(
     // each gets an equal share of the remaining cores for its trainings.
     let at_once = jobs.min(scenario.seeds.len()).max(1);
     let inner = (jobs / at_once).max(1);
+    let choices = search(&scenario, &data, &names, (options, jobs), progress).await?;
     let (scenario_ref, data_ref, names_ref) = (&scenario, &data, &names);
+    let choices_ref = choices.as_slice();
     let one_seed = move |k: usize| async move {
         let seed = scenario_ref.seeds[k];
         let split = data::split(data_ref, scenario_ref, seed)?;
@@ -479,6 +503,8 @@ pub async fn run(
         let place = Workplace {
             out: &options.out,
             jobs: inner,
+            choices: choices_ref,
+            score_tests: true,
         };
         let outcomes = run_seed(
             scenario_ref,
@@ -525,6 +551,7 @@ pub async fn run(
     let participant_families = done.first().map(|(f, _)| f.clone()).unwrap_or_default();
     let outcomes: Vec<Outcome> = done.into_iter().flat_map(|(_, o)| o).collect();
     Ok(RunResults {
+        chosen: choices.into_iter().filter(|c| !c.candidates.is_empty()).collect(),
         tests: data.tests.iter().map(|(n, _)| n.clone()).collect(),
         scenario,
         participants: names,
@@ -534,15 +561,137 @@ pub async fn run(
     })
 }
 
+/// For every model with a `search`, trains each candidate on the
+/// selection seed — validation rows only, the test sets never scored —
+/// and keeps, per variant, the candidate with the best mean validation
+/// ROC-AUC (over SOCs for the local variant). Models without a search
+/// keep their settings.
+async fn search(
+    scenario: &Scenario,
+    data: &ScenarioData,
+    names: &[String],
+    (options, jobs): (&RunOptions, usize),
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<Chosen>, ExperimentError> {
+    let mut out = Vec::with_capacity(scenario.models.len());
+    for model in &scenario.models {
+        let Some(space) = &model.search else {
+            out.push(Chosen {
+                model: model.name().to_string(),
+                local: model.clone(),
+                federated: model.clone(),
+                centralized: model.clone(),
+                candidates: Vec::new(),
+            });
+            continue;
+        };
+        let candidates = space.candidates(model);
+        progress(Progress::Phase {
+            label: format!("{}: choosing {} settings on validation", scenario.name, model.name()),
+            total: candidates.len() as u64,
+        });
+        let seed = scenario.selection_seed;
+        let mut one = scenario.clone();
+        one.seeds = vec![seed];
+        one.variants.personalized = false;
+        let split = data::split(data, scenario, seed)?;
+        let mut scored: Vec<(ModelSection, [f64; 3])> = Vec::new();
+        for candidate in candidates {
+            one.models = vec![candidate.clone()];
+            let place = Workplace {
+                out: &options.out.join("selection"),
+                jobs,
+                choices: &[],
+                score_tests: false,
+            };
+            let outcomes = run_seed(&one, data, &split, seed, names, place, &|_| {}).await?;
+            let mean = |v: Variant| {
+                let aucs: Vec<f64> = outcomes
+                    .iter()
+                    .filter(|o| o.variant == v)
+                    .map(Outcome::validation_auc)
+                    .collect();
+                if aucs.is_empty() {
+                    f64::NAN
+                } else {
+                    aucs.iter().sum::<f64>() / aucs.len() as f64
+                }
+            };
+            progress(Progress::Step {
+                message: format!("{}: {}", model.name(), candidate.settings()),
+            });
+            scored.push((
+                candidate,
+                [
+                    mean(Variant::Local),
+                    mean(Variant::Federated),
+                    mean(Variant::Centralized),
+                ],
+            ));
+        }
+        // The first candidate with the best score (NaN never wins).
+        let best = |k: usize| {
+            let mut pick = &scored[0].0;
+            let mut top = f64::NEG_INFINITY;
+            for (c, v) in &scored {
+                if v[k] > top {
+                    top = v[k];
+                    pick = c;
+                }
+            }
+            pick.clone()
+        };
+        out.push(Chosen {
+            model: model.name().to_string(),
+            local: best(0),
+            federated: best(1),
+            centralized: best(2),
+            candidates: scored
+                .iter()
+                .map(|(c, v)| (c.settings(), v[0], v[1], v[2]))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
 /// One seed's participant family counts and outcomes.
 type SeedOutcomes = (Vec<BTreeMap<String, usize>>, Vec<Outcome>);
 
-/// Where a run writes its federations, and how many trainings it runs at
-/// once.
+/// Where a run writes its federations, how many trainings it runs at
+/// once, which settings each variant trains with, and whether the test
+/// sets are scored (never in a selection run).
 #[derive(Clone, Copy)]
 struct Workplace<'a> {
     out: &'a Path,
     jobs: usize,
+    choices: &'a [Chosen],
+    score_tests: bool,
+}
+
+/// The settings each variant of one model trains with, as its search on
+/// the selection seed chose them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Chosen {
+    pub model: String,
+    pub local: ModelSection,
+    pub federated: ModelSection,
+    pub centralized: ModelSection,
+    /// Every candidate's mean validation ROC-AUC per variant, in the
+    /// search's order: (settings, local, federated, centralized).
+    pub candidates: Vec<(String, f64, f64, f64)>,
+}
+
+impl Chosen {
+    /// The settings of `variant` (personalisation fine-tunes the
+    /// federated model with the federated settings).
+    fn for_variant(&self, variant: Variant) -> &ModelSection {
+        match variant {
+            Variant::Local => &self.local,
+            Variant::Centralized => &self.centralized,
+            Variant::Federated | Variant::Personalized => &self.federated,
+        }
+    }
 }
 
 async fn run_seed(
@@ -554,14 +703,23 @@ async fn run_seed(
     place: Workplace<'_>,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<Outcome>, ExperimentError> {
-    let Workplace { out, jobs } = place;
+    let Workplace {
+        out,
+        jobs,
+        choices,
+        score_tests,
+    } = place;
     let rounds = scenario.federation.rounds;
     let cal = &scenario.calibration;
     // The federation's encoder, from secure sums (equal to the pooled fit).
     let encoder = federated_encoder(&data.layout, &split.participants, seed)?;
     let class_weight = federated_class_weight(&split.participants, seed ^ 0xc1a5)?;
-    let tests = encode_tests(&encoder, data)?;
-    let probe = &tests[0];
+    let tests = if score_tests {
+        encode_tests(&encoder, data)?
+    } else {
+        Vec::new()
+    };
+    let probe = tests.first();
     // Every participant's validation rows, for what the federation and the
     // pool choose; the benign ones per participant, for thresholds.
     let pooled_validation = Encoded::pooled(&encoder, &split.validation)?;
@@ -569,12 +727,16 @@ async fn run_seed(
         .map(|p| encoder.encode(&split.benign_validation(p)))
         .collect::<Result<_, _>>()?;
     let mut outcomes = Vec::new();
-    for (m, section) in scenario.models.iter().enumerate() {
-        let model = model_config(section, encoder.dim());
-        let bins = score_bins(section.kind);
+    for (m, base) in scenario.models.iter().enumerate() {
+        let model = model_config(base, encoder.dim());
+        let bins = score_bins(base.kind);
         let salt = m as u64;
-        let trained_loss =
-            (section.kind == ModelKind::Classifier).then(|| variant_loss(section, class_weight));
+        // Each variant trains with the settings its own search chose.
+        let section = base;
+        let settings = |v: Variant| choices.get(m).map_or(base, |c| c.for_variant(v));
+        let trained_loss = |section: &ModelSection| {
+            (section.kind == ModelKind::Classifier).then(|| variant_loss(section, class_weight))
+        };
         let step = |variant: &str| {
             progress(Progress::Step {
                 message: format!("seed {seed} · {} · {variant}", section.name()),
@@ -591,6 +753,7 @@ async fn run_seed(
             alone.push((
                 "centralized".to_string(),
                 Box::new(move || {
+                    let section = settings(Variant::Centralized);
                     let rows = Encoded::pooled(encoder, &split.participants)?
                         .training_rows(section.train_on());
                     let schedule = Schedule {
@@ -614,7 +777,7 @@ async fn run_seed(
                             variant: Variant::Centralized,
                             participant: None,
                             picked,
-                            loss: trained_loss,
+                            loss: trained_loss(section),
                         },
                         Calibrated {
                             threshold,
@@ -631,6 +794,7 @@ async fn run_seed(
                 alone.push((
                     format!("local {name}"),
                     Box::new(move || {
+                        let section = settings(Variant::Local);
                         // Alone, a SOC standardises with its own statistics
                         // and chooses on its own validation rows.
                         let own = EncoderSpec::fit(&split.participants[p], &data.layout)?;
@@ -644,7 +808,7 @@ async fn run_seed(
                             salt: salt + 100 * (p as u64 + 1),
                             class_weight,
                         };
-                        let picker = RoundPicker::new(model, &own_tests[0], &own_validation);
+                        let picker = RoundPicker::new(model, own_tests.first(), &own_validation);
                         let picked = train_alone(model, section, &rows, schedule, picker)?;
                         let val_scores =
                             anomaly_scores(model, &picked.weights, own_validation.benign().view())?;
@@ -657,7 +821,7 @@ async fn run_seed(
                                 variant: Variant::Local,
                                 participant: Some(name.clone()),
                                 picked,
-                                loss: trained_loss,
+                                loss: trained_loss(section),
                             },
                             Calibrated {
                                 threshold,
@@ -678,6 +842,7 @@ async fn run_seed(
         }
 
         if scenario.variants.federated {
+            let section = settings(Variant::Federated);
             let dir = out
                 .join("federations")
                 .join(format!("seed-{seed}-{}", section.name()));
@@ -702,7 +867,7 @@ async fn run_seed(
                     variant: Variant::Federated,
                     participant: None,
                     picked,
-                    loss: trained_loss,
+                    loss: trained_loss(section),
                 },
                 Calibrated {
                     threshold,
@@ -735,7 +900,7 @@ async fn run_seed(
                                     class_weight,
                                 },
                                 (tests, cal.quantile, cal.matched_fpr),
-                                trained_loss,
+                                trained_loss(section),
                             )
                         }) as Task<'_, Outcome>
                     })
@@ -786,7 +951,7 @@ fn personalize(
     } = start;
     let own_validation = Encoded::new(encoder, &split.validation[p])?;
     let rows = Encoded::new(encoder, &split.participants[p])?.training_rows(section.train_on());
-    let mut picker = RoundPicker::from_start(model, &tests[0], &own_validation);
+    let mut picker = RoundPicker::from_start(model, tests.first(), &own_validation);
     picker.record(global)?;
     let mut weights = global.to_vec();
     for round in 1..=schedule.rounds {
@@ -864,9 +1029,13 @@ fn run_jobs<T: Send>(jobs: usize, work: Vec<Task<'_, T>>) -> Vec<Result<T, Exper
         .collect()
 }
 
-/// The first autoencoder combined with each classifier, per variant
-/// (and participant): a row is flagged when either model flags it at its
-/// calibrated threshold. Named "autoencoder+classifier".
+/// The first autoencoder fused with each classifier, per variant (and
+/// participant), on one calibrated scale: each model's score becomes a
+/// p-value against the benign validation scores it was calibrated on
+/// (see [`super::fusion`]), and the p-values are fused by min-p and by
+/// Fisher's method. Named "autoencoder+classifier (min-p)" and
+/// "autoencoder+classifier (fisher)". Thresholds come from the fused
+/// scores of the same benign validation rows, like any model's.
 fn combined_outcomes(
     scenario: &Scenario,
     outcomes: &[Outcome],
@@ -880,6 +1049,7 @@ fn combined_outcomes(
     else {
         return Ok(Vec::new());
     };
+    let cal = &scenario.calibration;
     let mut out = Vec::new();
     for clf in scenario
         .models
@@ -892,47 +1062,69 @@ fn combined_outcomes(
             }) else {
                 continue;
             };
-            // Local models scored their own encoding of the same rows;
-            // labels and families are the same.
-            let mut evaluations = Vec::new();
-            let validation = combine(
-                &a.benign_validation_scores,
-                a.evaluations[0].threshold,
-                &c.benign_validation_scores,
-                c.evaluations[0].threshold,
-            );
-            for (i, test) in tests.iter().enumerate() {
-                let (ea, ec) = (&a.evaluations[i], &c.evaluations[i]);
-                let scores = combine(
-                    &a.test_scores[i],
-                    ea.threshold,
-                    &c.test_scores[i],
-                    ec.threshold,
-                );
-                evaluations.push(evaluate(
-                    test,
-                    &scores,
-                    0.0,
+            // Both models scored the same benign validation rows in the
+            // same order (the variant's own), and the same test rows.
+            let fit_a = TailCalibration::fit(&a.benign_validation_scores, Transform::Log)?;
+            let fit_c = TailCalibration::fit(&c.benign_validation_scores, Transform::Identity)?;
+            let val = [
+                fit_a.p_values(&a.benign_validation_scores),
+                fit_c.p_values(&c.benign_validation_scores),
+            ];
+            let per_test: Vec<[Vec<f64>; 2]> = tests
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    [
+                        fit_a.p_values(&a.test_scores[i]),
+                        fit_c.p_values(&c.test_scores[i]),
+                    ]
+                })
+                .collect();
+            for rule in [FusionRule::MinP, FusionRule::Fisher] {
+                let validation = fuse(rule, &[&val[0], &val[1]])?;
+                let threshold = f64::from(threshold_at_validation_fpr(
                     &validation,
-                    scenario.calibration.matched_fpr,
-                )?);
+                    1.0 - cal.quantile,
+                ));
+                let mut evaluations = Vec::new();
+                let mut test_scores = Vec::new();
+                for (test, p) in tests.iter().zip(&per_test) {
+                    let scores = fuse(rule, &[&p[0], &p[1]])?;
+                    evaluations.push(evaluate(
+                        test,
+                        &scores,
+                        threshold,
+                        &validation,
+                        cal.matched_fpr,
+                    )?);
+                    test_scores.push(scores);
+                }
+                out.push(Outcome {
+                    seed,
+                    model: fused_name(ae.name(), clf.name(), rule),
+                    variant: a.variant,
+                    participant: a.participant.clone(),
+                    auc_per_round: Vec::new(),
+                    validation_auc_per_round: Vec::new(),
+                    selected_round: 0,
+                    evaluations,
+                    loss: None,
+                    test_scores,
+                    benign_validation_scores: validation,
+                });
             }
-            out.push(Outcome {
-                seed,
-                model: format!("{}+{}", ae.name(), clf.name()),
-                variant: a.variant,
-                participant: a.participant.clone(),
-                auc_per_round: Vec::new(),
-                validation_auc_per_round: Vec::new(),
-                selected_round: 0,
-                evaluations,
-                loss: None,
-                test_scores: Vec::new(),
-                benign_validation_scores: validation,
-            });
         }
     }
     Ok(out)
+}
+
+/// The name of a fused detector: "autoencoder+classifier (min-p)".
+pub fn fused_name(autoencoder: &str, classifier: &str, rule: FusionRule) -> String {
+    let rule = match rule {
+        FusionRule::MinP => "min-p",
+        FusionRule::Fisher => "fisher",
+    };
+    format!("{autoencoder}+{classifier} ({rule})")
 }
 
 /// Federated training over a local federation: coordinator and one agent
