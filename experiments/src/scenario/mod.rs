@@ -32,13 +32,18 @@
 //!   threshold from SecAgg+ sums).
 //! - [`run`]: local-only, federated and centralized training per seed.
 //! - [`evaluate`]: metrics of one model on one test set.
+//! - [`stats`]: means over seeds with bootstrap intervals, paired
+//!   differences, operating thresholds at validation false-alarm rates.
+//! - [`fusion`]: models' scores as calibrated p-values, fused into one.
 //! - [`report`]: `summary.json`, CSVs, plots and `report.md`.
 
 pub mod data;
 pub mod evaluate;
+pub mod fusion;
 pub mod report;
 pub mod run;
 pub mod secure_sum;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
