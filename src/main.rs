@@ -737,26 +737,32 @@ async fn experiment(args: ExperimentArgs) -> Result<()> {
     };
     let results = run(&options, &progress).await?;
     bar.finish_and_clear();
-    let summary = write_all(&results, &options.out)?;
+    let jobs = options.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let summary = write_all(&results, &options.out, jobs)?;
     for (model, m) in &summary.models {
-        for test in &summary.tests {
-            let show =
-                |label: &str, t: Option<&fedsoc_experiments::scenario::report::TestSummary>| {
-                    if let Some(t) = t {
-                        outln!(
-                            "{model:<12} {test:<12} {label:<12} ROC-AUC {:.4}  PR-AUC {:.4}  F1 {:.3}  recall@{:.0}%FPR {:.3}",
-                            t.roc_auc.mean,
-                            t.pr_auc.mean,
-                            t.f1.mean,
-                            summary.matched_fpr * 100.0,
-                            t.matched_recall.mean
-                        );
-                    }
-                };
-            show("federated", m.federated.get(test));
-            show("centralized", m.centralized.get(test));
-            for (p, per_test) in &m.local {
-                show(&format!("local {p}"), per_test.get(test));
+        for test in summary.tests.iter().filter(|t| !t.contains('@')) {
+            let show = |label: &str| {
+                if let Some(t) = m.get(label, test) {
+                    let at1 = t.operating_points.get(1);
+                    outln!(
+                        "{model:<40} {test:<12} {label:<20} ROC-AUC {:.4} [{:.4}, {:.4}]  recall@1%FPR {:.3} (test FPR {:.3})",
+                        t.roc_auc.mean,
+                        t.roc_auc.low,
+                        t.roc_auc.high,
+                        at1.map_or(f64::NAN, |p| p.recall.mean),
+                        at1.map_or(f64::NAN, |p| p.fpr.mean)
+                    );
+                }
+            };
+            show("federated");
+            show("centralized");
+            for p in m.local.keys() {
+                show(&format!("local {p}"));
+            }
+            for p in m.personalized.keys() {
+                show(&format!("personalized {p}"));
             }
         }
     }

@@ -58,29 +58,62 @@ fn a_scenario_writes_summary_metrics_plots_and_report() {
 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    for model in ["autoencoder", "classifier", "autoencoder+classifier"] {
+    for model in [
+        "autoencoder",
+        "classifier",
+        "autoencoder+classifier (min-p)",
+        "autoencoder+classifier (fisher)",
+    ] {
         let m = &summary["models"][model];
         for variant in ["federated", "centralized"] {
             let t = &m[variant]["synthetic-test"];
-            let auc = t["roc_auc"]["mean"].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&auc), "{model} {variant}: {auc}");
-            assert!(t["pr_auc"]["mean"].is_number() && t["f1"]["mean"].is_number());
-            assert!(t["recall_by_family"]["scan"]["mean"].is_number(), "{t}");
+            let auc = &t["roc_auc"];
+            let (mean, low, high) = (
+                auc["mean"].as_f64().unwrap(),
+                auc["low"].as_f64().unwrap(),
+                auc["high"].as_f64().unwrap(),
+            );
+            assert!(
+                (0.0..=1.0).contains(&mean) && low <= mean && mean <= high,
+                "{model} {variant}: {auc}"
+            );
+            assert!(t["pr_auc"].is_number(), "{t}");
+            let points = t["operating_points"].as_array().unwrap();
+            assert_eq!(points.len(), 3, "{t}");
+            assert_eq!(points[1]["target_fpr"], 0.01);
+            assert!(
+                points[1]["recall_by_family"]["scan"]["mean"].is_number(),
+                "{t}"
+            );
+            assert!(t["oracle"]["recall"]["mean"].is_number(), "{t}");
         }
         for p in ["soc-1", "soc-2", "soc-3"] {
             assert!(m["local"][p]["synthetic-test"]["roc_auc"]["mean"].is_number());
         }
     }
-    // One CSV row per trained model and test set: 3 models × (3 local + 2).
+    // Federated against centralized, paired, with an interval.
+    let comparisons = summary["comparisons"].as_array().unwrap();
+    assert!(
+        comparisons.iter().any(|c| c["a"] == "federated"
+            && c["b"] == "centralized"
+            && c["roc_auc"]["low"].is_number()),
+        "{comparisons:?}"
+    );
+    // One CSV row per detector and test set: 4 detectors × (3 local + 2).
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 3 * 5, "{csv}");
-    assert!(csv.lines().next().unwrap().contains("matched_recall_scan"));
+    assert_eq!(csv.lines().count(), 1 + 4 * 5, "{csv}");
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.contains("recall_scan_at_1pct") && header.contains("recall_at_0.1pct"),
+        "{header}"
+    );
     let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
     assert_eq!(rounds.lines().count(), 1 + 2 * 5 * 2, "{rounds}");
     for plot in [
         "roc-autoencoder-synthetic-test.svg",
         "recall-classifier-synthetic-test.svg",
         "auc-per-round-autoencoder.svg",
+        "validation-auc-per-round-classifier.svg",
     ] {
         let svg = std::fs::read_to_string(out.join(plot)).unwrap();
         assert!(

@@ -5,10 +5,10 @@
 //! the input order of tied rows; they return `None` (or an empty curve) when the inputs cannot be
 //! ranked meaningfully.
 //!
-//! Threshold metrics ([`confusion_at`], [`recall_by_family`]) flag a row when
-//! `score >= threshold`, so a threshold flags every row that has exactly its score; a NaN score is
-//! never flagged. They pair rows with `zip`: when the slices differ in length the extra entries
-//! are ignored, so callers that cannot rule that out should compare lengths first.
+//! Threshold metrics ([`confusion_at`], [`recall_by_family`]) flag a row by the one flag rule,
+//! [`flags`]: its score is above the threshold, or NaN (a score nobody can rank is reported, not
+//! hidden). They pair rows with `zip`: when the slices differ in length the extra entries are
+//! ignored, so callers that cannot rule that out should compare lengths first.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

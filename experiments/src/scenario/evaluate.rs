@@ -11,6 +11,7 @@ use fedsoc_models::{pr_auc, roc_auc};
 use ndarray::Array2;
 use serde::Serialize;
 
+use super::stats::{OPERATING_FPRS, threshold_at_validation_fpr};
 use crate::error::ExperimentError;
 
 /// Points kept of each ROC curve for the plots.
@@ -26,9 +27,6 @@ pub struct TestData {
     pub labels: Vec<String>,
 }
 
-/// The false-alarm budgets every model is reported at.
-pub const OPERATING_FPRS: [f64; 3] = [0.001, 0.01, 0.05];
-
 /// The detector at a false-alarm budget set on benign validation rows,
 /// as a deployment would set it.
 #[derive(Clone, Debug, Serialize)]
@@ -42,12 +40,6 @@ pub struct OperatingPoint {
     pub recall_by_family: BTreeMap<String, f64>,
     /// Recall per attack label (NSL-KDD: per attack name).
     pub recall_by_label: BTreeMap<String, f64>,
-}
-
-/// The threshold at which at most `fpr` of `benign` validation scores are
-/// flagged (infinite, flagging nothing but NaN, when no threshold is).
-pub fn threshold_at_validation_fpr(benign: &[f32], fpr: f64) -> f32 {
-    threshold_at_fpr(benign, &vec![false; benign.len()], fpr).unwrap_or(f32::INFINITY)
 }
 
 /// Recall where the false-alarm rate on this test set's benign rows is

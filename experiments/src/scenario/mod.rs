@@ -260,13 +260,21 @@ impl SearchSpace {
     /// Every combination of the listed values, over `base`'s settings,
     /// in a fixed order (epochs, then learning rate, then loss).
     pub fn candidates(&self, base: &ModelSection) -> Vec<ModelSection> {
-        let epochs = if self.epochs.is_empty() { vec![base.epochs] } else { self.epochs.clone() };
+        let epochs = if self.epochs.is_empty() {
+            vec![base.epochs]
+        } else {
+            self.epochs.clone()
+        };
         let rates = if self.learning_rate.is_empty() {
             vec![base.learning_rate]
         } else {
             self.learning_rate.clone()
         };
-        let losses = if self.loss.is_empty() { vec![base.loss.clone()] } else { self.loss.clone() };
+        let losses = if self.loss.is_empty() {
+            vec![base.loss.clone()]
+        } else {
+            self.loss.clone()
+        };
         let mut out = Vec::new();
         for &e in &epochs {
             for &lr in &rates {
@@ -312,7 +320,10 @@ impl ModelSection {
 
     /// The searched settings, in words: "epochs 5, learning rate 0.001, loss balanced".
     pub fn settings(&self) -> String {
-        let mut out = format!("epochs {}, learning rate {}", self.epochs, self.learning_rate);
+        let mut out = format!(
+            "epochs {}, learning rate {}",
+            self.epochs, self.learning_rate
+        );
         if self.kind == ModelKind::Classifier {
             out.push_str(&format!(", loss {}", self.loss));
         }
@@ -381,7 +392,9 @@ impl Scenario {
                 "list at least one seed, e.g. seeds = [1, 2, 3]".into(),
             );
         }
-        if self.models.iter().any(|m| m.search.is_some()) && self.seeds.contains(&self.selection_seed) {
+        if self.models.iter().any(|m| m.search.is_some())
+            && self.seeds.contains(&self.selection_seed)
+        {
             return bad(
                 "selection_seed",
                 format!(
@@ -445,7 +458,10 @@ impl Scenario {
             }
             if let Some(search) = &m.search {
                 if search.epochs.contains(&0)
-                    || search.learning_rate.iter().any(|r| !(r.is_finite() && *r > 0.0))
+                    || search
+                        .learning_rate
+                        .iter()
+                        .any(|r| !(r.is_finite() && *r > 0.0))
                 {
                     return bad(
                         &field("search"),

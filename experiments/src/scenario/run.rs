@@ -9,7 +9,7 @@
 //! scored once, at the end; the per-round test curve is kept for a plot
 //! and never consulted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,9 +23,10 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::data::{self, ScenarioData, Split};
-use super::evaluate::{Evaluation, TestData, evaluate, threshold_at_validation_fpr};
-use super::fusion::{FusionRule, Transform, TailCalibration, fuse};
+use super::evaluate::{Evaluation, TestData, evaluate};
+use super::fusion::{FusionRule, TailCalibration, Transform, fuse};
 use super::secure_sum::{federated_class_weight, federated_encoder, federated_threshold};
+use super::stats::threshold_at_validation_fpr;
 use super::{ModelKind, ModelSection, Scenario, TrainOn};
 use crate::error::ExperimentError;
 use crate::local::{FederationData, LocalFederation, LocalFederationSpec};
@@ -132,6 +133,32 @@ pub struct RunResults {
     pub read_reports: Vec<fedsoc_datasets::ReadReport>,
     /// What each searched model's variants chose, and from what.
     pub chosen: Vec<Chosen>,
+    /// Every label in the participants' training rows (any seed): a test
+    /// label outside it is a novel attack.
+    pub train_labels: BTreeSet<String>,
+    /// Each test set's rows, for the report's intervals.
+    #[serde(skip)]
+    pub test_rows: Vec<TestRowsOwned>,
+}
+
+/// A test set's labels, row by row.
+#[derive(Clone, Debug, Default)]
+pub struct TestRowsOwned {
+    pub attacks: Vec<bool>,
+    pub families: Vec<String>,
+    pub labels: Vec<String>,
+}
+
+impl TestRowsOwned {
+    fn of(records: &Records) -> Self {
+        TestRowsOwned {
+            attacks: records.attack_flags(),
+            families: records.families().to_vec(),
+            labels: (0..records.len())
+                .map(|i| records.label(i).to_string())
+                .collect(),
+        }
+    }
 }
 
 /// The participant names of a scenario: soc-1, soc-2, …
@@ -500,6 +527,11 @@ pub async fn run(
             .iter()
             .map(Records::family_counts)
             .collect();
+        let labels: BTreeSet<String> = split
+            .participants
+            .iter()
+            .flat_map(|p| (0..p.len()).map(|i| p.label(i).to_string()))
+            .collect();
         let place = Workplace {
             out: &options.out,
             jobs: inner,
@@ -516,7 +548,7 @@ pub async fn run(
             progress,
         )
         .await?;
-        Ok::<_, ExperimentError>((families, outcomes))
+        Ok::<_, ExperimentError>((families, labels, outcomes))
     };
     let mut done = Vec::new();
     if at_once == 1 {
@@ -548,10 +580,20 @@ pub async fn run(
             done.push(result?);
         }
     }
-    let participant_families = done.first().map(|(f, _)| f.clone()).unwrap_or_default();
-    let outcomes: Vec<Outcome> = done.into_iter().flat_map(|(_, o)| o).collect();
+    let participant_families = done.first().map(|(f, _, _)| f.clone()).unwrap_or_default();
+    let train_labels: BTreeSet<String> = done.iter().flat_map(|(_, l, _)| l.clone()).collect();
+    let outcomes: Vec<Outcome> = done.into_iter().flat_map(|(_, _, o)| o).collect();
     Ok(RunResults {
-        chosen: choices.into_iter().filter(|c| !c.candidates.is_empty()).collect(),
+        chosen: choices
+            .into_iter()
+            .filter(|c| !c.candidates.is_empty())
+            .collect(),
+        train_labels,
+        test_rows: data
+            .tests
+            .iter()
+            .map(|(_, r)| TestRowsOwned::of(r))
+            .collect(),
         tests: data.tests.iter().map(|(n, _)| n.clone()).collect(),
         scenario,
         participants: names,
@@ -587,7 +629,11 @@ async fn search(
         };
         let candidates = space.candidates(model);
         progress(Progress::Phase {
-            label: format!("{}: choosing {} settings on validation", scenario.name, model.name()),
+            label: format!(
+                "{}: choosing {} settings on validation",
+                scenario.name,
+                model.name()
+            ),
             total: candidates.len() as u64,
         });
         let seed = scenario.selection_seed;
@@ -655,8 +701,8 @@ async fn search(
     Ok(out)
 }
 
-/// One seed's participant family counts and outcomes.
-type SeedOutcomes = (Vec<BTreeMap<String, usize>>, Vec<Outcome>);
+/// One seed's participant family counts, training labels and outcomes.
+type SeedOutcomes = (Vec<BTreeMap<String, usize>>, BTreeSet<String>, Vec<Outcome>);
 
 /// Where a run writes its federations, how many trainings it runs at
 /// once, which settings each variant trains with, and whether the test
@@ -986,13 +1032,16 @@ fn personalize(
 }
 
 /// A piece of independent work: one training alone, or one seed.
-type Task<'a, T> = Box<dyn FnOnce() -> Result<T, ExperimentError> + Send + 'a>;
+pub(crate) type Task<'a, T> = Box<dyn FnOnce() -> Result<T, ExperimentError> + Send + 'a>;
 
 /// One training run alone (centralized, or one SOC's local model), named.
 type Job<'a> = (String, Task<'a, Outcome>);
 
 /// Runs `work` on up to `jobs` threads; the results in `work`'s order.
-fn run_jobs<T: Send>(jobs: usize, work: Vec<Task<'_, T>>) -> Vec<Result<T, ExperimentError>> {
+pub(crate) fn run_jobs<T: Send>(
+    jobs: usize,
+    work: Vec<Task<'_, T>>,
+) -> Vec<Result<T, ExperimentError>> {
     if jobs <= 1 || work.len() <= 1 {
         return work.into_iter().map(|job| job()).collect();
     }
@@ -1082,10 +1131,8 @@ fn combined_outcomes(
                 .collect();
             for rule in [FusionRule::MinP, FusionRule::Fisher] {
                 let validation = fuse(rule, &[&val[0], &val[1]])?;
-                let threshold = f64::from(threshold_at_validation_fpr(
-                    &validation,
-                    1.0 - cal.quantile,
-                ));
+                let threshold =
+                    f64::from(threshold_at_validation_fpr(&validation, 1.0 - cal.quantile));
                 let mut evaluations = Vec::new();
                 let mut test_scores = Vec::new();
                 for (test, p) in tests.iter().zip(&per_test) {
