@@ -121,3 +121,100 @@ async fn cross_border_federation_learns_from_every_soc() {
         "test false-alarm rate at the calibrated threshold: {fpr}"
     );
 }
+
+const SERVICES: &str = r#"
+name = "ci-services"
+seeds = [1]
+[data]
+format = "nsl-kdd"
+train = "KDDTrain+_20Percent"
+test = ["KDDTest+"]
+[partition]
+kind = "benign-by-group"
+column = "service"
+alpha = 0.3
+[federation]
+participants = 4
+rounds = 1
+[calibration]
+validation_fraction = 0.2
+[[model]]
+kind = "autoencoder"
+hidden = [8]
+"#;
+
+#[test]
+fn validation_rows_never_overlap_training_rows_and_socs_see_different_normal_traffic() {
+    let Some(root) = nsl_kdd_root() else {
+        eprintln!("skipped: NSL-KDD not found; set FEDSOC_DATA to the folder holding nsl-kdd/");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("services.toml");
+    std::fs::write(&path, SERVICES).unwrap();
+    let scenario = Scenario::load(&path).unwrap();
+    let loaded = data::load(&scenario, &path, Some(&root)).unwrap();
+    let split = data::split(&loaded, &scenario, 3).unwrap();
+
+    // Row numbers of the training file: each used once, by one
+    // participant, either to train or to validate; none left out.
+    let mut seen = vec![0u8; loaded.train.len()];
+    for p in 0..4 {
+        for &r in split.train_rows[p].iter().chain(&split.validation_rows[p]) {
+            seen[r] += 1;
+        }
+        assert_eq!(split.participants[p].len(), split.train_rows[p].len());
+        assert_eq!(split.validation[p].len(), split.validation_rows[p].len());
+        // Validation holds attacks as well as normal rows.
+        assert!(split.validation[p].family_counts().len() > 1);
+    }
+    assert!(seen.iter().all(|&n| n == 1), "a row is used twice or never");
+    // The test file is another file: a scenario testing on its training
+    // file is refused (see scenario::tests).
+    assert_ne!(loaded.tests[0].1.len(), loaded.train.len());
+
+    // Each SOC's normal traffic is its own mix of services: the share of
+    // the commonest service differs widely between SOCs.
+    let service = |records: &fedsoc_datasets::Records, i: usize| {
+        let k = records
+            .categorical_names()
+            .iter()
+            .position(|c| c == "service")
+            .unwrap();
+        records.categorical_row(i)[k].clone()
+    };
+    let http_share: Vec<f64> = split
+        .participants
+        .iter()
+        .map(|r| {
+            let normal: Vec<usize> = (0..r.len()).filter(|&i| r.family(i) == "normal").collect();
+            let http = normal.iter().filter(|&&i| service(r, i) == "http").count();
+            http as f64 / normal.len() as f64
+        })
+        .collect();
+    let spread = http_share.iter().cloned().fold(0.0, f64::max)
+        - http_share.iter().cloned().fold(1.0, f64::min);
+    assert!(spread > 0.2, "http shares {http_share:?}");
+    // The test set comes whole and as one slice per SOC, each with every
+    // attack and that SOC's share of each service's normal rows.
+    let names: Vec<&str> = loaded.tests.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "KDDTest+",
+            "KDDTest+@soc-1",
+            "KDDTest+@soc-2",
+            "KDDTest+@soc-3",
+            "KDDTest+@soc-4"
+        ]
+    );
+    let whole = &loaded.tests[0].1;
+    let attacks = whole.attack_flags().iter().filter(|&&a| a).count();
+    let mut normal_total = 0;
+    for (_, slice) in &loaded.tests[1..] {
+        let flags = slice.attack_flags();
+        assert_eq!(flags.iter().filter(|&&a| a).count(), attacks);
+        normal_total += flags.iter().filter(|&&a| !a).count();
+    }
+    assert_eq!(normal_total, whole.len() - attacks);
+}

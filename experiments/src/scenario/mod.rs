@@ -626,6 +626,27 @@ hidden = [8]
             ),
             (MINIMAL.replace("test = [\"KDDTest+\"]", ""), "data.test"),
             (
+                MINIMAL.replace("test = [\"KDDTest+\"]", "test = [\"KDDTrain+\"]"),
+                "both the training and a test file",
+            ),
+            (
+                MINIMAL
+                    .replace(
+                        "hidden = [8]",
+                        "hidden = [8]\n[model.search]\nepochs = [1, 2]",
+                    )
+                    .replace("name = \"t\"", "name = \"t\"\nseeds = [0, 1]"),
+                "selection_seed",
+            ),
+            (
+                MINIMAL.replace("hidden = [8]", "hidden = [8]\n[model.search]\nepochs = [2]"),
+                "model[0].search",
+            ),
+            (
+                format!("{MINIMAL}\n[variants]\nfederated = false\npersonalized = true\n"),
+                "variants.personalized",
+            ),
+            (
                 MINIMAL.replace("format = \"nsl-kdd\"", "format = \"pcap\""),
                 "data.format",
             ),
