@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! name = "nsl-kdd-cross-border"
-//! seeds = [1, 2, 3]
+//! seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+//! selection_seed = 0            # the run that chooses searched settings
 //!
 //! [data]
 //! format = "nsl-kdd"            # nsl-kdd | csv | zeek | suricata | synthetic
@@ -12,25 +13,33 @@
 //! test = ["KDDTest+", "KDDTest-21"]
 //!
 //! [partition]                   # see fedsoc_datasets::partition::Partitioner
-//! kind = "by-family"
+//! kind = "by-family"            # or "benign-by-group" with column = "service", alpha
 //! families = [["DoS"], ["Probe"], ["R2L"], ["U2R"]]
 //!
 //! [federation]
 //! participants = 4
 //! rounds = 20
 //!
+//! [variants]
+//! personalized = true           # each SOC fine-tunes the federated model
+//!
 //! [[model]]
 //! kind = "autoencoder"          # or "classifier"
 //! hidden = [64, 32, 8]
+//! [model.search]                # chosen per variant on validation rows
+//! epochs = [1, 5]
 //! ```
 //!
 //! Relative paths are relative to the scenario file; `--data` overrides
 //! the data folder.
 //!
-//! - [`data`]: reading the files once and splitting them per seed.
+//! - [`data`]: reading the files once and splitting them per seed into
+//!   training and labelled validation rows.
 //! - [`secure_sum`]: the federated preprocessing (feature statistics and
 //!   threshold from SecAgg+ sums).
-//! - [`run`]: local-only, federated and centralized training per seed.
+//! - [`run`]: the search on the selection seed, then local-only, federated,
+//!   centralized and personalised training per seed, each keeping the
+//!   round its validation rows rank best.
 //! - [`evaluate`]: metrics of one model on one test set.
 //! - [`stats`]: means over seeds with bootstrap intervals, paired
 //!   differences, operating thresholds at validation false-alarm rates.
