@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use fedsoc_audit::{AuditLog, BlobId, BlobStore};
 use fedsoc_coordinator::config::{StrategyName, StrategySection};
+use fedsoc_coordinator::kind::RoundKind;
 use fedsoc_coordinator::optimizer::ServerOptimizer;
 use fedsoc_coordinator::replay::{ReplayError, export_bundle, verify_log};
 use fedsoc_coordinator::trail::{self, RoundModel};
@@ -262,13 +263,69 @@ async fn fedadam_rounds_replay_bit_for_bit_and_a_tampered_optimiser_state_is_cau
     );
     let report = federation.coordinator.run_next_round().await.unwrap();
     assert_eq!(report.round, 4);
-    assert_eq!(report.optimizer.as_ref().unwrap().state.steps, 4);
+    let stepped = report.optimizer.clone().unwrap();
+    assert_eq!(stepped.state.steps, 4);
+
+    // A calibrate round (a secure sum, no update) leaves the state as it
+    // was; the store carries it to the round.
+    federation
+        .coordinator
+        .shared()
+        .queue_kinds(&[RoundKind::Calibrate])
+        .unwrap();
+    let calibrated = federation.coordinator.run_next_round().await.unwrap();
+    assert_eq!(
+        (calibrated.round, calibrated.kind),
+        (5, RoundKind::Calibrate)
+    );
+    assert_eq!(calibrated.optimizer, Some(stepped.clone()));
     federation.shutdown().await;
+    let round4 = std::fs::read(dir.join("models/round-000004.opt")).unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("models/round-000005.opt")).unwrap(),
+        round4
+    );
     let verified = verify_log(&dir, Some(&ca)).unwrap();
-    assert_eq!(verified.rounds, 4);
+    assert_eq!((verified.rounds, verified.secure_rounds), (5, 5));
     assert_eq!(
         verified.optimizer_state_sha256.as_deref(),
-        Some(hex(&std::fs::read(dir.join("models/round-000004.opt")).unwrap()).as_str())
+        Some(hex(&round4).as_str())
+    );
+}
+
+/// FedAvgM over plaintext aggregation (the other round path): the replay
+/// sums the logged updates and reproduces model and velocity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fedavgm_plaintext_rounds_replay_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("federation");
+    let mut spec = spec(&dir);
+    spec.secure = false;
+    spec.strategy = StrategySection {
+        name: StrategyName::FedAvgM,
+        momentum: Some(0.5),
+        ..StrategySection::default()
+    };
+    let federation = LocalFederation::start(&spec).await.unwrap();
+    let mut last = None;
+    for round in 1..=2u64 {
+        let report = federation.coordinator.run_next_round().await.unwrap();
+        assert_eq!(report.included.len(), PARTICIPANTS, "{:?}", report.dropped);
+        let state = report.optimizer.clone().unwrap();
+        assert_eq!((state.name.as_str(), state.state.steps), ("fedavgm", round));
+        last = Some(state);
+    }
+    federation.shutdown().await;
+    let ca = std::fs::read_to_string(dir.join("pki/ca.pem")).unwrap();
+    let verified = verify_log(&dir, Some(&ca)).unwrap();
+    assert_eq!((verified.rounds, verified.plaintext_rounds), (2, 2));
+    assert!(verified.strategy.same_as(&ServerOptimizer::FedAvgM {
+        server_learning_rate: 1.0,
+        momentum: 0.5
+    }));
+    assert_eq!(
+        verified.optimizer_state_sha256,
+        Some(last.unwrap().state.sha256())
     );
 }
 
