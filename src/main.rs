@@ -130,7 +130,7 @@ struct ExperimentArgs {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check every hash, signature and checkpoint, then replay every round
-    /// (unmasking and FedAvg) and compare each model hash.
+    /// (unmasking and the server optimiser's step) and compare each model hash.
     Verify {
         /// The audit log folder, a coordinator storage folder holding
         /// audit/, or an exported bundle.

@@ -81,6 +81,18 @@ pub struct AttemptView {
     pub kind: String,
     /// A sum round's conclusion, in one line, and its entry.
     pub conclusion: Option<(u64, String)>,
+    /// A stateful server optimiser's step: its hyperparameters, steps so
+    /// far and the state's SHA-256 after the round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerView>,
+}
+
+/// A FedAvgM or FedAdam step as `round.model` records it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OptimizerView {
+    pub hyperparameters: crate::optimizer::ServerOptimizer,
+    pub steps: u64,
+    pub state_sha256: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -121,6 +133,7 @@ impl AttemptView {
             metrics: None,
             kind: "train".into(),
             conclusion: None,
+            optimizer: None,
         }
     }
 }
@@ -204,6 +217,11 @@ pub fn timeline(dir: &Path) -> Result<Timeline, ReplayError> {
                 a.outcome = "completed".into();
                 a.mean_loss = Some(b.mean_loss);
                 a.model_sha256 = Some(b.model_sha256);
+                a.optimizer = b.optimizer.map(|o| OptimizerView {
+                    hyperparameters: o.hyperparameters,
+                    steps: o.steps,
+                    state_sha256: o.state_sha256,
+                });
                 a.model_entry = Some(index);
             }
             kind::ROUND_METRICS => {
@@ -408,11 +426,17 @@ fn short(hash: &str) -> &str {
 
 /// The one-line verdict and its details.
 pub fn render_report(r: &ReplayReport) -> String {
+    let step = r.strategy.title();
+    let what = if r.strategy.is_stateful() {
+        "every model hash and optimiser state"
+    } else {
+        "every model hash"
+    };
     let how = match (r.secure_rounds, r.plaintext_rounds) {
-        (_, 0) => "unmasking and FedAvg reproduce every model hash".to_string(),
-        (0, _) => "summing the updates and FedAvg reproduce every model hash".to_string(),
+        (_, 0) => format!("unmasking and {step} reproduce {what}"),
+        (0, _) => format!("summing the updates and {step} reproduce {what}"),
         (s, p) => format!(
-            "{s} secure, {p} plaintext: unmasking or summing, then FedAvg, reproduce every model hash"
+            "{s} secure, {p} plaintext: unmasking or summing, then {step}, reproduce {what}"
         ),
     };
     let mut out = format!(
@@ -442,6 +466,13 @@ pub fn render_report(r: &ReplayReport) -> String {
         }
     );
     let _ = writeln!(out, "  global model now sha256 {}", r.model_sha256);
+    if let Some(state) = &r.optimizer_state_sha256 {
+        let _ = writeln!(
+            out,
+            "  server optimiser {}; its state now sha256 {state}",
+            r.strategy.describe()
+        );
+    }
     match r.cosigned.last() {
         Some(latest) => {
             let _ = writeln!(
@@ -744,6 +775,15 @@ fn render_attempt(out: &mut String, a: &AttemptView) {
             out,
             "  model (entry {entry}): sha256 {sha}, mean training loss {}",
             a.mean_loss.map_or("-".into(), |l| format!("{l:.4}"))
+        );
+    }
+    if let Some(o) = &a.optimizer {
+        let _ = writeln!(
+            out,
+            "  optimiser {}: {} steps, state sha256 {}",
+            o.hyperparameters.describe(),
+            o.steps,
+            o.state_sha256
         );
     }
     if let Some(m) = &a.metrics {

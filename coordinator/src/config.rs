@@ -23,6 +23,10 @@ pub struct CoordinatorConfig {
     pub features: FeaturesSection,
     #[serde(default)]
     pub training: TrainingSection,
+    /// The server optimiser; absent: FedAvg (and left out when written
+    /// back, so the configuration hash of a FedAvg federation is as before).
+    #[serde(default, skip_serializing_if = "StrategySection::is_default")]
+    pub strategy: StrategySection,
     #[serde(default)]
     pub rounds: RoundsSection,
     #[serde(default)]
@@ -250,6 +254,116 @@ impl Default for TrainingSection {
             proximal_mu: 0.0,
             class_weight: None,
         }
+    }
+}
+
+/// `[strategy]`: how the coordinator turns the aggregate into the next
+/// global model. Fixed for the life of a federation: the audit replay
+/// recomputes every round with the optimiser and hyperparameters it logged,
+/// and a coordinator refuses to start on a log that used others.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySection {
+    /// "fedavg" (the default), "fedavgm" (server momentum, Hsu et al.
+    /// 2019) or "fedadam" (Reddi et al. 2021).
+    #[serde(default)]
+    pub name: StrategyName,
+    /// η: FedAvgM default 1.0, FedAdam default 0.01 (Reddi et al. tune it
+    /// per task over powers of ten; it is the first value to tune).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_learning_rate: Option<f64>,
+    /// FedAvgM's β, default 0.9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    /// FedAdam's β₁, default 0.9 (Reddi et al.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f64>,
+    /// FedAdam's β₂, default 0.99 (Reddi et al.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<f64>,
+    /// FedAdam's τ (adaptivity), default 1e-3 (Reddi et al.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+}
+
+/// The server optimisers `[strategy] name` selects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyName {
+    #[default]
+    FedAvg,
+    FedAvgM,
+    FedAdam,
+}
+
+impl StrategySection {
+    fn is_default(&self) -> bool {
+        *self == StrategySection::default()
+    }
+
+    /// The optimiser with every hyperparameter it takes, defaults filled
+    /// in (the values [`Self::check`] vouches for).
+    pub fn optimizer(&self) -> crate::optimizer::ServerOptimizer {
+        use crate::optimizer::ServerOptimizer;
+        match self.name {
+            StrategyName::FedAvg => ServerOptimizer::FedAvg,
+            StrategyName::FedAvgM => ServerOptimizer::FedAvgM {
+                server_learning_rate: self.server_learning_rate.unwrap_or(1.0),
+                momentum: self.momentum.unwrap_or(0.9),
+            },
+            StrategyName::FedAdam => ServerOptimizer::FedAdam {
+                server_learning_rate: self.server_learning_rate.unwrap_or(0.01),
+                beta1: self.beta1.unwrap_or(0.9),
+                beta2: self.beta2.unwrap_or(0.99),
+                tau: self.tau.unwrap_or(1e-3),
+            },
+        }
+    }
+
+    /// Refuses hyperparameters the chosen optimiser does not take (a
+    /// momentum under FedAdam would silently do nothing) and values out of
+    /// range.
+    fn check(&self, path: &Path) -> Result<(), ConfError> {
+        let name = self.optimizer().name();
+        let given: [(&str, Option<f64>, &[&str]); 5] = [
+            (
+                "server_learning_rate",
+                self.server_learning_rate,
+                &["fedavgm", "fedadam"],
+            ),
+            ("momentum", self.momentum, &["fedavgm"]),
+            ("beta1", self.beta1, &["fedadam"]),
+            ("beta2", self.beta2, &["fedadam"]),
+            ("tau", self.tau, &["fedadam"]),
+        ];
+        for (field, value, takes) in given {
+            if value.is_some() && !takes.contains(&name) {
+                let fix = match (self.name, field) {
+                    (StrategyName::FedAvg, _) => format!(
+                        "fedavg moves the model by the mean delta and takes no hyperparameters; \
+                         remove it, or set name = \"{}\"",
+                        if field == "momentum" {
+                            "fedavgm"
+                        } else {
+                            "fedadam"
+                        }
+                    ),
+                    (StrategyName::FedAdam, "momentum") => {
+                        "FedAdam's momentum is beta1; remove momentum, or set name = \"fedavgm\""
+                            .to_string()
+                    }
+                    _ => "remove it, or set name = \"fedadam\"".to_string(),
+                };
+                return Err(invalid(
+                    path,
+                    &format!("strategy.{field}"),
+                    format!("applies to {} only, not {name}: {fix}", takes.join(" and ")),
+                ));
+            }
+        }
+        self.optimizer()
+            .check()
+            .map_err(|(field, problem)| invalid(path, &format!("strategy.{field}"), problem))
     }
 }
 
@@ -510,6 +624,7 @@ impl CoordinatorConfig {
                 "must be >= 0, e.g. 2",
             ));
         }
+        self.strategy.check(path)?;
         let agg = &self.aggregation;
         if agg.ring_bits != 32 && agg.ring_bits != 64 {
             return Err(invalid(path, "aggregation.ring_bits", "must be 32 or 64"));

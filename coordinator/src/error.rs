@@ -68,6 +68,9 @@ pub enum CoordinatorError {
          coordinator --force`) and restart with it"
     )]
     OwnCertificateRevoked(String),
+    /// The configured server optimiser does not continue the log's.
+    #[error("[strategy]: {0}")]
+    Strategy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -20,7 +20,10 @@
 //! - [`stats`]: a round's wall and compute time per stage, and its bytes.
 //! - [`aggregate`]: the "sum of updates" seam: [`aggregate::WeightedSum`]
 //!   and the plaintext reference that secure rounds must equal.
-//! - [`strategy`]: FedAvg on the aggregate.
+//! - [`strategy`]: FedAvg on the aggregate, and the mean training loss.
+//! - [`optimizer`]: server optimisers (FedAvg, FedAvgM, FedAdam): their
+//!   hyperparameters, their state between rounds and the pure step that
+//!   the round and the audit replay both run.
 //! - [`store`]: durable models and round history.
 //! - [`crl`]: the CRL enforced at start and per round (fresh, never older
 //!   than the highest number recorded) and sent with every task.
@@ -44,6 +47,7 @@ pub mod error;
 pub mod federation;
 pub mod kind;
 pub mod live;
+pub mod optimizer;
 pub mod registry;
 pub mod replay;
 pub mod round;

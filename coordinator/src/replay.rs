@@ -8,9 +8,15 @@
 //! the coordinator's key, and then re-runs each round: the SecAgg+ server
 //! state machine is fed the logged messages exactly as the coordinator fed
 //! them (plaintext rounds are summed the same way), and the unmasked sum,
-//! the FedAvg step and the new model's hash must come out as logged. A
-//! coordinator that logged one aggregate and applied another, or changed a
-//! participant's message, is caught at the entry where the story breaks.
+//! the server optimiser's step and the new model's hash must come out as
+//! logged. A stateful optimiser (FedAvgM, FedAdam) is replayed from the log
+//! alone: its state starts at zeros, each training round steps it with the
+//! logged hyperparameters (the same in every round of a log), and the
+//! state each `round.model` names must be the replayed one bit for bit. A
+//! coordinator that logged one aggregate and applied another, changed a
+//! participant's message, or logged another optimiser state or
+//! hyperparameters than it stepped with, is caught at the entry where the
+//! story breaks.
 //!
 //! Certificates are checked at the time of the entry that names them, not
 //! now: an audit of last year's rounds must not fail because a
@@ -43,6 +49,7 @@ use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
 use crate::aggregate::{PlaintextSum, WeightedSum};
 use crate::federation::InForce;
 use crate::kind::{self as round_kind, Conclusion, Query, SumRound, SumState};
+use crate::optimizer::{self, OptimizerState, ServerOptimizer};
 use crate::round::model_sha256;
 use crate::strategy;
 use crate::trail::{
@@ -151,6 +158,13 @@ pub struct ReplayReport {
     pub coordinator_key_id: String,
     /// The global model after the last completed round.
     pub model_sha256: String,
+    /// The server optimiser of the log's training rounds, with its
+    /// hyperparameters (FedAvg for a log with none).
+    pub strategy: ServerOptimizer,
+    /// SHA-256 of the optimiser's state after the last training round,
+    /// reproduced bit for bit (absent for FedAvg).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer_state_sha256: Option<String>,
     /// Per stored checkpoint, oldest first, the participants (certified
     /// by the CA checked against) whose cosignature over it the log holds.
     pub cosigned: Vec<CosignedCheckpoint>,
@@ -255,7 +269,8 @@ pub fn verify_log(dir: &Path, trusted_ca_pem: Option<&str>) -> Result<ReplayRepo
 
     let verified = Verifier::new(anchor.coordinator_key)
         .blob_refs(blob_refs)
-        .verify(&dir)?;
+        .verify(&dir)
+        .map_err(|e| name_blob_round(&log, e))?;
     if verified.entries.first() != Some(&first) {
         return Err(ReplayError::Request(format!(
             "{} changed while it was being verified: stop the coordinator or verify a copy (fedsoc audit export)",
@@ -316,8 +331,56 @@ pub fn verify_log(dir: &Path, trusted_ca_pem: Option<&str>) -> Result<ReplayRepo
         ca_sha256: trail::sha256_hex(&anchor.ca_der),
         coordinator_key_id: fedsoc_audit::KeyId::of(&anchor.coordinator_key).to_string(),
         model_sha256: replay.global_sha,
+        strategy: replay.strategy.map(|(_, s)| s).unwrap_or_default(),
+        optimizer_state_sha256: replay.optimizer.as_ref().map(OptimizerState::sha256),
         cosigned,
     })
+}
+
+/// A missing or damaged blob as the entry that names it: with its round
+/// and, for `round.model`, which of its blobs (the model or the optimiser
+/// state), so the error says where the story breaks.
+fn name_blob_round(log: &AuditLog, e: AuditError) -> ReplayError {
+    let AuditError::EntryBlob {
+        index,
+        kind: entry_kind,
+        source,
+    } = e
+    else {
+        return e.into();
+    };
+    let Ok(entry) = log.entry(index) else {
+        return AuditError::EntryBlob {
+            index,
+            kind: entry_kind,
+            source,
+        }
+        .into();
+    };
+    let round = entry
+        .body_json::<serde_json::Value>()
+        .ok()
+        .and_then(|b| b.get("round").and_then(serde_json::Value::as_u64));
+    let id = match source.as_ref() {
+        AuditError::BlobMissing { id, .. } | AuditError::BlobCorrupt { id, .. } => Some(*id),
+        _ => None,
+    };
+    let what = match (entry.body_json::<RoundModel>().ok(), id) {
+        (Some(m), Some(id)) if entry.kind == kind::ROUND_MODEL && m.model == id => "the model: ",
+        (Some(m), Some(id))
+            if entry.kind == kind::ROUND_MODEL
+                && m.optimizer.as_ref().is_some_and(|o| o.state == id) =>
+        {
+            "the optimiser state (the replay cannot check the step without it): "
+        }
+        _ => "",
+    };
+    ReplayError::Entry {
+        index,
+        kind: entry_kind,
+        round,
+        reason: format!("{what}{source}"),
+    }
 }
 
 /// Cuts a torn tail off the log in `dir` (see [`fedsoc_audit::repair`]);
@@ -354,7 +417,7 @@ fn bundle_readme(ca_sha256: &str) -> String {
          \n\
          \x20   sha256 {ca_sha256}\n\
          \n\
-         Verify the log and replay every round (unmasking and FedAvg):\n\
+         Verify the log and replay every round (unmasking and the server optimiser's step):\n\
          \n\
          \x20   fedsoc audit verify <this folder> --ca ca.pem\n\
          \n\
@@ -464,7 +527,12 @@ pub fn blob_refs(entry: &Entry) -> Result<Vec<BlobId>, String> {
         }
         kind::ROUND_STAGE => vec![body::<StageClosed>(entry)?.messages],
         kind::ROUND_AGGREGATED => vec![body::<RoundAggregated>(entry)?.sum],
-        kind::ROUND_MODEL => vec![body::<RoundModel>(entry)?.model],
+        kind::ROUND_MODEL => {
+            let b: RoundModel = body(entry)?;
+            let mut ids = vec![b.model];
+            ids.extend(b.optimizer.map(|o| o.state));
+            ids
+        }
         kind::COORDINATOR_STARTED => {
             body::<CoordinatorStarted>(entry)?;
             vec![]
@@ -750,6 +818,11 @@ struct Replayer {
     model: fedsoc_models::ModelConfig,
     /// What the replayed sum rounds established.
     sums: SumState,
+    /// The server optimiser of the log's training rounds and the first
+    /// round that used it: every later one must use the same.
+    strategy: Option<(u64, ServerOptimizer)>,
+    /// Its state after the last training round (`None`: zeros, or FedAvg).
+    optimizer: Option<OptimizerState>,
 }
 
 /// Hex prefix for messages.
@@ -808,6 +881,8 @@ impl Replayer {
                 },
                 ..SumState::default()
             },
+            strategy: None,
+            optimizer: None,
         })
     }
 
@@ -926,6 +1001,18 @@ impl Replayer {
             return Err(format!(
                 "the coordinator restarted after round {}, but the log completes round {}",
                 b.completed_round, self.completed
+            ));
+        }
+        let replayed = self.optimizer.as_ref().map(OptimizerState::sha256);
+        if b.optimizer_state_sha256 != replayed {
+            let show = |s: &Option<String>| {
+                s.as_deref()
+                    .map_or("none".to_string(), |h| short(h).to_string())
+            };
+            return Err(format!(
+                "the coordinator restarted from optimiser state {}, but the log's state after its last training round is {}",
+                show(&b.optimizer_state_sha256),
+                show(&replayed)
             ));
         }
         if self.open.take().is_some() {
@@ -1362,10 +1449,15 @@ impl Replayer {
             self.models.insert(b.round, global_sha);
             return Ok(());
         }
-        if !b.strategy.eq_ignore_ascii_case("fedavg") {
+        let optimizer = logged_optimizer(b)?;
+        if let Some((since, used)) = &self.strategy
+            && !used.same_as(&optimizer)
+        {
             return Err(format!(
-                "strategy {:?} cannot be replayed: this build knows fedavg",
-                b.strategy
+                "this round steps with {}, but the log's training rounds used {} since round {since} ({}): a federation keeps its server optimiser and hyperparameters for life, and the state this round continues was computed with the earlier ones. The log was changed, or written by a coordinator whose [strategy] changed mid-federation (which fedsoc refuses at start)",
+                optimizer.describe(),
+                used.describe(),
+                optimizer.differences(used)
             ));
         }
         if b.global_in_sha256 != global_sha {
@@ -1375,14 +1467,27 @@ impl Replayer {
                 short(&global_sha)
             ));
         }
-        let model = strategy::fedavg(&self.global, &sum);
+        let (model, state) =
+            optimizer::step(&optimizer, &self.global, &sum, self.optimizer.as_ref())
+                .map_err(|e| format!("the {} step cannot be replayed: {e}", optimizer.name()))?;
         let replayed = model_sha256(&model);
         if replayed != b.model_sha256 {
             return Err(format!(
-                "the model does not follow from the logged aggregate: replayed sha256 {}…, logged {}…",
+                "the model does not follow from the logged aggregate{}: replayed sha256 {}…, logged {}…",
+                if optimizer.is_stateful() {
+                    format!(
+                        " and the {} step (with the logged hyperparameters, from the replayed state)",
+                        optimizer.name()
+                    )
+                } else {
+                    String::new()
+                },
                 short(&replayed),
                 short(&b.model_sha256)
             ));
+        }
+        if let (Some(state), Some(record)) = (&state, &b.optimizer) {
+            self.check_state(state, record, &optimizer)?;
         }
         if blob != trail::f32_bytes(&model) {
             return Err(format!(
@@ -1410,6 +1515,54 @@ impl Replayer {
         self.models.insert(b.round, replayed.clone());
         self.global = model;
         self.global_sha = replayed;
+        self.strategy.get_or_insert((b.round, optimizer));
+        self.optimizer = state;
+        Ok(())
+    }
+
+    /// The state a `round.model` names must be the replayed one, bit for
+    /// bit, and its step count the replayed count.
+    fn check_state(
+        &self,
+        state: &OptimizerState,
+        record: &trail::OptimizerRecord,
+        optimizer: &ServerOptimizer,
+    ) -> Result<(), String> {
+        let name = optimizer.name();
+        let logged = self
+            .blobs
+            .get(&record.state)
+            .map_err(|e| format!("the {name} optimiser state: {e}"))?;
+        if trail::sha256_hex(&logged) != record.state_sha256 {
+            return Err(format!(
+                "the {name} optimiser state blob {} is not the state whose sha256 ({}…) the entry names",
+                short(&record.state.to_string()),
+                short(&record.state_sha256)
+            ));
+        }
+        let bytes = state.to_bytes();
+        if logged != bytes || record.steps != state.steps {
+            let detail = match OptimizerState::from_bytes(
+                optimizer.state_vectors(),
+                self.global.len(),
+                record.steps,
+                &logged,
+            ) {
+                Ok(logged) => state
+                    .first_difference(&logged)
+                    .map(|d| {
+                        d.replace(" here,", " replayed,")
+                            .replace(" there", " logged")
+                    })
+                    .unwrap_or_default(),
+                Err(e) => format!("the logged state {e}"),
+            };
+            return Err(format!(
+                "the {name} optimiser state does not follow from the previous state and the logged aggregate: replayed sha256 {}…, logged {}…; {detail}. The coordinator logged another state than its step gives: do not trust the models after this round",
+                short(&trail::sha256_hex(&bytes)),
+                short(&record.state_sha256)
+            ));
+        }
         Ok(())
     }
 
@@ -1496,6 +1649,38 @@ impl Replayer {
         self.aborted += 1;
         Ok(())
     }
+}
+
+/// The server optimiser a training round's `round.model` says it stepped
+/// with: a known name, its record present exactly when the optimiser keeps
+/// a state, and hyperparameters a configuration would accept.
+fn logged_optimizer(b: &RoundModel) -> Result<ServerOptimizer, String> {
+    let name = b.strategy.as_str();
+    if !optimizer::NAMES.contains(&name) {
+        return Err(format!(
+            "strategy {name:?} cannot be replayed: this build knows {}; use the fedsoc release that wrote the log",
+            optimizer::NAMES.join(", ")
+        ));
+    }
+    let Some(record) = &b.optimizer else {
+        if name == "fedavg" {
+            return Ok(ServerOptimizer::FedAvg);
+        }
+        return Err(format!(
+            "strategy {name} keeps a state, but the entry records no optimiser (hyperparameters and state): its step cannot be replayed"
+        ));
+    };
+    let logged = record.hyperparameters;
+    if logged.name() != name || !logged.is_stateful() {
+        return Err(format!(
+            "the entry's strategy is {name} but its optimiser record is {}",
+            logged.describe()
+        ));
+    }
+    logged
+        .check()
+        .map_err(|(field, problem)| format!("the logged {name} {field}: {problem}"))?;
+    Ok(logged)
 }
 
 /// The federation's model as `federation.created` describes it.

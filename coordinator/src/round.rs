@@ -22,8 +22,10 @@ use crate::aggregate::WeightedSum;
 use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::live::{RoundWatch, stage};
+use crate::optimizer::{self, ServerOptimizer};
 use crate::registry::{Link, Registry};
 use crate::stats::RoundStats;
+use crate::store::StoredOptimizer;
 use crate::strategy;
 use crate::trail::{self, Opening, RoundLog, Trail};
 
@@ -43,6 +45,8 @@ pub struct RoundPolicy {
     /// The CRL every task carries, checked for freshness and against the
     /// recorded floor at each round (`None` only in tests).
     pub crl: Option<Arc<crate::crl::CrlGate>>,
+    /// The server optimiser (`[strategy]`) that steps training rounds.
+    pub strategy: ServerOptimizer,
 }
 
 impl RoundPolicy {
@@ -107,6 +111,9 @@ pub struct RoundReport {
     pub receipts: Vec<u64>,
     /// A sum round's conclusion (its entry is in the log).
     pub conclusion: Option<(crate::kind::Conclusion, crate::kind::Query)>,
+    /// The server optimiser's state after the round (a sum round carries
+    /// the previous one); `None` for FedAvg, or before the first step.
+    pub optimizer: Option<Arc<StoredOptimizer>>,
 }
 
 /// A participant's update as it arrived.
@@ -136,13 +143,15 @@ pub fn model_sha256(model: &[f32]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Runs round `round` from `global` with the participants connected now.
+/// Runs round `round` from `global` (and the optimiser state after the
+/// previous round) with the participants connected now.
 pub async fn run_round(
     spec: &FederationSpec,
     registry: &Registry,
     policy: &RoundPolicy,
     round: u64,
     global: Arc<Vec<f32>>,
+    optimizer_state: Option<Arc<StoredOptimizer>>,
     trail: &Trail,
 ) -> Result<RoundReport, CoordinatorError> {
     let crl_der = policy.crl_for_round()?;
@@ -295,7 +304,14 @@ pub async fn run_round(
 
     let finishing = std::time::Instant::now();
     let sum = sum.finish();
-    let model = strategy::fedavg(&global, &sum);
+    let stepped = server_step(
+        &log,
+        &policy.strategy,
+        &global,
+        &sum,
+        optimizer_state.as_deref(),
+        &reasons,
+    )?;
     compute += finishing.elapsed();
     let sum_bytes: Vec<u8> = sum
         .weighted_delta
@@ -304,7 +320,15 @@ pub async fn run_round(
         .collect();
     stats.stage("train and upload", started.elapsed(), compute);
     let report = conclude(
-        &log, &global, &sum, &sum_bytes, model, included, dropped, stats,
+        &log,
+        &global,
+        &sum,
+        &sum_bytes,
+        &policy.strategy,
+        stepped,
+        included,
+        dropped,
+        stats,
     )?;
     tracing::info!(
         included = report.included.len(),
@@ -315,23 +339,58 @@ pub async fn run_round(
     Ok(report)
 }
 
-/// The common end of a round: the aggregate and the FedAvg step written to
-/// the audit trail, then the report.
+/// A training round's new model and optimiser state.
+pub(crate) type Stepped = (Vec<f32>, Option<crate::optimizer::OptimizerState>);
+
+/// The server optimiser's step on the round's sum. A state that does not
+/// fit (which the start-up checks rule out) ends the attempt in the log
+/// as aborted, never half-recorded.
+pub(crate) fn server_step(
+    log: &RoundLog<'_>,
+    strategy: &ServerOptimizer,
+    global: &[f32],
+    sum: &WeightedSum,
+    state: Option<&StoredOptimizer>,
+    reasons: &std::collections::BTreeMap<String, String>,
+) -> Result<Stepped, CoordinatorError> {
+    let state = state.map(|s| &s.state);
+    optimizer::step(strategy, global, sum, state).or_else(|reason| {
+        let reason = format!("the {} step: {reason}", strategy.name());
+        log.aborted(stage::MODEL_UPDATE, &reason, reasons)?;
+        Err(CoordinatorError::Internal(reason))
+    })
+}
+
+/// The common end of a training round: the aggregate and the server
+/// optimiser's step written to the audit trail, then the report.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conclude(
     log: &RoundLog<'_>,
     global: &[f32],
     sum: &WeightedSum,
     sum_bytes: &[u8],
-    model: Vec<f32>,
+    strategy: &ServerOptimizer,
+    (model, state): Stepped,
     included: Vec<String>,
     dropped: Vec<Dropout>,
     stats: RoundStats,
 ) -> Result<RoundReport, CoordinatorError> {
     let mean_loss = strategy::mean_loss(sum);
     log.aggregated(&included, sum_bytes, sum.total_samples, sum.weighted_loss)?;
-    log.model("fedavg", global, &model, mean_loss)?;
+    log.model(
+        strategy.name(),
+        global,
+        &model,
+        mean_loss,
+        state.as_ref().map(|s| (strategy, s)),
+    )?;
     Ok(RoundReport {
+        optimizer: state.map(|state| {
+            Arc::new(StoredOptimizer {
+                name: strategy.name().to_string(),
+                state,
+            })
+        }),
         round: log.round,
         kind: crate::kind::RoundKind::Train,
         conclusion: None,

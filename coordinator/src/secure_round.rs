@@ -39,9 +39,8 @@ use crate::federation::FederationSpec;
 use crate::kind::{self, Conclusion, Query, RoundKind, SumRound, SumState};
 use crate::live::{self, RoundWatch};
 use crate::registry::{Link, Outbox, Registry};
-use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id};
+use crate::round::{Dropout, RoundPolicy, RoundReport, conclude, next_task_id, server_step};
 use crate::stats::RoundStats;
-use crate::strategy;
 use crate::trail::SECAGG_PROTOCOL;
 use crate::trail::{Opening, RoundLog, SecAggRecord, Trail};
 
@@ -101,6 +100,9 @@ pub struct RoundWork {
     pub query: Option<Query>,
     /// What earlier sum rounds established (the encoder in force among it).
     pub state: SumState,
+    /// The server optimiser's state after the previous round: a training
+    /// round steps it, a sum round carries it over unchanged.
+    pub optimizer: Option<Arc<crate::store::StoredOptimizer>>,
 }
 
 impl RoundWork {
@@ -391,7 +393,14 @@ pub async fn run_secure_round(
         );
     }
     let stepping = Instant::now();
-    let model = strategy::fedavg(&global, &sum);
+    let stepped = server_step(
+        &driver.log,
+        &policy.strategy,
+        &global,
+        &sum,
+        work.optimizer.as_deref(),
+        &driver.reasons,
+    )?;
     let mut stats = driver.stats;
     stats.stage("model update", stepping.elapsed(), stepping.elapsed());
     let report = conclude(
@@ -399,7 +408,8 @@ pub async fn run_secure_round(
         &global,
         &sum,
         &ring_bytes,
-        model,
+        &policy.strategy,
+        stepped,
         included,
         dropped,
         stats,
@@ -456,7 +466,7 @@ fn conclude_sum(
     log.aggregated(&included, ring_bytes, rows, 0.0)?;
     let (entry_kind, body) = conclusion.entry();
     log.result(entry_kind, &body)?;
-    log.model("unchanged", global, global, 0.0)?;
+    log.model("unchanged", global, global, 0.0, None)?;
     tracing::info!(
         kind = work.kind.name(),
         included = included.len(),
@@ -476,6 +486,7 @@ fn conclude_sum(
         receipt_entry: log.receipt_entry,
         receipts: log.stage_entries.clone(),
         conclusion: Some((conclusion, query.clone())),
+        optimizer: work.optimizer.clone(),
     })
 }
 

@@ -19,11 +19,12 @@ use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::live::{self, LiveRound, RoundWatch};
+use crate::optimizer::{OptimizerState, ServerOptimizer};
 use crate::registry::Registry;
 use crate::round::{Dropout, RoundPolicy, RoundReport, run_round};
 use crate::secure_round::{RoundWork, SecureSettings, run_secure_round};
 use crate::session::FederationService;
-use crate::store::{Queue, RoundRecord, Store};
+use crate::store::{Queue, RoundRecord, Store, StoredHead, StoredOptimizer};
 use crate::trail::{self, Trail};
 
 /// Bytes per bundle message, well below the gRPC message limit.
@@ -64,6 +65,9 @@ pub struct Shared {
 pub struct Progress {
     pub completed_round: u64,
     pub global: Arc<Vec<f32>>,
+    /// The server optimiser's state after `completed_round` (`None`:
+    /// FedAvg, or no training step yet).
+    pub optimizer: Option<Arc<StoredOptimizer>>,
     /// Train until this round is complete (persisted in `queue.json`).
     pub target_round: u64,
     /// Why the queue stopped by itself, if it did.
@@ -216,13 +220,16 @@ impl Shared {
 
 /// Opens the audit log under the storage folder; a new log starts with
 /// `federation.created`, a reopened one records the restart.
-/// `head` is the store's latest round and model; a reopened log that
-/// completed one more round than the store rolls the store forward first.
+/// `head` is the store's latest round, model and optimiser state; a
+/// reopened log that completed one more round than the store rolls the
+/// store forward first. A start whose `[strategy]` or stored optimiser
+/// state does not continue the log is refused before anything is written
+/// to the log (see [`check_optimizer`]).
 fn open_trail(
     config: &CoordinatorConfig,
     spec: &FederationSpec,
     store: &Store,
-    head: &mut (u64, Vec<f32>),
+    head: &mut StoredHead,
 ) -> Result<Trail, CoordinatorError> {
     let key = fedsoc_pki::load_signing_key(&config.tls.key)?;
     let dir = config.storage.dir.join("audit");
@@ -248,7 +255,8 @@ fn open_trail(
         })
     };
     if trail.is_empty() {
-        let model = trail::f32_bytes(&head.1);
+        check_optimizer(&trail, store, &config.strategy.optimizer(), head)?;
+        let model = trail::f32_bytes(&head.model);
         let created = trail::FederationCreated {
             federation: spec.federation.clone(),
             config_sha256,
@@ -268,11 +276,13 @@ fn open_trail(
     } else {
         trail.recall_attempts()?;
         roll_forward(&trail, store, head)?;
+        check_optimizer(&trail, store, &config.strategy.optimizer(), head)?;
         let started = trail::CoordinatorStarted {
             config_sha256,
-            completed_round: head.0,
-            global_model_sha256: trail::sha256_hex(&trail::f32_bytes(&head.1)),
+            completed_round: head.round,
+            global_model_sha256: trail::sha256_hex(&trail::f32_bytes(&head.model)),
             recovered,
+            optimizer_state_sha256: head.optimizer.as_ref().map(|o| o.state.sha256()),
         };
         trail.append(trail::kind::COORDINATOR_STARTED, &started)?;
     }
@@ -286,22 +296,22 @@ fn open_trail(
 fn roll_forward(
     trail: &Trail,
     store: &Store,
-    head: &mut (u64, Vec<f32>),
+    head: &mut StoredHead,
 ) -> Result<(), CoordinatorError> {
     let Some(last) = trail.last_completed()? else {
         return Ok(());
     };
-    if last.model.round <= head.0 {
+    if last.model.round <= head.round {
         return Ok(());
     }
-    let head_sha = crate::round::model_sha256(&head.1);
-    if last.model.round != head.0 + 1 || last.model.global_in_sha256 != head_sha {
+    let head_sha = crate::round::model_sha256(&head.model);
+    if last.model.round != head.round + 1 || last.model.global_in_sha256 != head_sha {
         return Err(CoordinatorError::Storage {
             path: store.dir().to_path_buf(),
             reason: format!(
                 "the audit log completed round {} but the store's latest round is {}; \
                  restore the storage folder from a backup taken with its audit/ folder",
-                last.model.round, head.0
+                last.model.round, head.round
             ),
         });
     }
@@ -314,6 +324,12 @@ fn roll_forward(
             ),
         });
     }
+    // The state the log's step left; a sum round carries the store's.
+    let optimizer = match &last.model.optimizer {
+        Some(record) => Some(Arc::new(logged_state(trail, record, last.values.len())?)),
+        None if last.model.strategy == "unchanged" => head.optimizer.clone().map(Arc::new),
+        None => None,
+    };
     let model = Arc::new(last.values);
     let report = RoundReport {
         round: last.model.round,
@@ -328,14 +344,161 @@ fn roll_forward(
         receipts: Vec::new(),
         kind: Default::default(),
         conclusion: None,
+        optimizer: optimizer.clone(),
     };
     store.save_round(&report)?;
     tracing::warn!(
         round = report.round,
         "store rolled forward from the audit log after an interrupted save"
     );
-    *head = (report.round, model.to_vec());
+    *head = StoredHead {
+        round: report.round,
+        model: model.to_vec(),
+        optimizer: optimizer.map(|o| o.as_ref().clone()),
+    };
     Ok(())
+}
+
+/// The optimiser state a `round.model` entry records, read from its blob
+/// and checked against the entry.
+fn logged_state(
+    trail: &Trail,
+    record: &trail::OptimizerRecord,
+    num_params: usize,
+) -> Result<StoredOptimizer, CoordinatorError> {
+    let bytes = trail.log().blobs().get(&record.state)?;
+    let name = record.hyperparameters.name();
+    let state = OptimizerState::from_bytes(
+        record.hyperparameters.state_vectors(),
+        num_params,
+        record.steps,
+        &bytes,
+    )
+    .map_err(|e| CoordinatorError::Internal(format!("the logged {name} state {e}")))?;
+    if state.sha256() != record.state_sha256 {
+        return Err(CoordinatorError::Internal(format!(
+            "the logged {name} state blob does not match its entry's state_sha256"
+        )));
+    }
+    Ok(StoredOptimizer {
+        name: name.to_string(),
+        state,
+    })
+}
+
+/// A start must continue the log's optimisation: the configured server
+/// optimiser must be the one (with the same hyperparameters, bit for bit)
+/// the log's training rounds used, since the audit replay recomputes every
+/// round with the logged one and the stored state was computed with it;
+/// and the stored state must be, hash for hash, the state the log records
+/// after its last training round. Anything else is refused, naming what
+/// differs and the fix.
+fn check_optimizer(
+    trail: &Trail,
+    store: &Store,
+    configured: &ServerOptimizer,
+    head: &StoredHead,
+) -> Result<(), CoordinatorError> {
+    let refuse = |reason: String| CoordinatorError::Storage {
+        path: store.dir().to_path_buf(),
+        reason: format!(
+            "{reason}; the storage folder was changed outside the coordinator: restore it from \
+             a backup taken with its audit/ folder"
+        ),
+    };
+    let stored_file = || store.optimizer_path(head.round).display().to_string();
+    let Some(last) = trail.last_step()? else {
+        return match &head.optimizer {
+            Some(stored) => Err(refuse(format!(
+                "the store holds a {} optimiser state ({}) but the audit log records no \
+                 training round",
+                stored.name,
+                stored_file()
+            ))),
+            None => Ok(()),
+        };
+    };
+    let logged = match (&last.optimizer, last.strategy.as_str()) {
+        (Some(record), name) if record.hyperparameters.name() == name => record.hyperparameters,
+        (None, "fedavg") => ServerOptimizer::FedAvg,
+        (_, name) => {
+            return Err(CoordinatorError::Strategy(format!(
+                "round {}'s round.model names strategy {name:?} {}; this coordinator cannot \
+                 continue it: run the fedsoc release that wrote the log",
+                last.round,
+                match &last.optimizer {
+                    Some(r) => format!("with {} hyperparameters", r.hyperparameters.name()),
+                    None => "without its optimiser record".to_string(),
+                }
+            )));
+        }
+    };
+    if !configured.same_as(&logged) {
+        return Err(CoordinatorError::Strategy(format!(
+            "this configuration asks for {} but the audit log's training rounds, up to round \
+             {}, used {} ({}). A federation keeps its server optimiser and hyperparameters for \
+             life: the audit replay recomputes every round with the logged ones, and the stored \
+             state was computed with them. Set [strategy] back to {}, or start a new storage \
+             folder for the new strategy",
+            configured.describe(),
+            last.round,
+            logged.describe(),
+            configured.differences(&logged),
+            toml_of(&logged)
+        )));
+    }
+    match (&last.optimizer, &head.optimizer) {
+        (None, None) => Ok(()),
+        (Some(record), Some(stored)) => {
+            let sha = stored.state.sha256();
+            if stored.name == logged.name()
+                && stored.state.steps == record.steps
+                && sha == record.state_sha256
+            {
+                Ok(())
+            } else {
+                Err(refuse(format!(
+                    "the stored {} optimiser state {} (sha256 {}, {} steps) is not the state \
+                     the audit log records after round {} ({}, sha256 {}, {} steps)",
+                    stored.name,
+                    stored_file(),
+                    sha,
+                    stored.state.steps,
+                    last.round,
+                    logged.name(),
+                    record.state_sha256,
+                    record.steps
+                )))
+            }
+        }
+        (Some(record), None) => Err(refuse(format!(
+            "the store holds no optimiser state after round {} but the audit log records a {} \
+             state (sha256 {}) after round {}",
+            head.round,
+            logged.name(),
+            record.state_sha256,
+            last.round
+        ))),
+        (None, Some(stored)) => Err(refuse(format!(
+            "the store holds a {} optimiser state ({}) but the audit log's last training \
+             round ({}) used fedavg, which keeps none",
+            stored.name,
+            stored_file(),
+            last.round
+        ))),
+    }
+}
+
+/// `[strategy]` lines that configure `optimizer`, for error messages.
+fn toml_of(optimizer: &ServerOptimizer) -> String {
+    let mut parts = vec![format!("name = \"{}\"", optimizer.name())];
+    parts.extend(
+        optimizer
+            .hyperparameters()
+            .iter()
+            .map(|(k, v)| format!("{k} = {v:?}")),
+    );
+    parts.join(", ")
 }
 
 /// A coordinator serving on a socket.
@@ -411,8 +574,8 @@ impl Coordinator {
             certificate.clone(),
         )?);
         let mut head = match store.load_head()? {
-            Some((round, model)) if model.len() == spec.model.num_params() => (round, model),
-            Some((_, model)) => {
+            Some(head) if head.model.len() == spec.model.num_params() => head,
+            Some(StoredHead { model, .. }) => {
                 return Err(CoordinatorError::Storage {
                     path: config.storage.dir.clone(),
                     reason: format!(
@@ -426,7 +589,11 @@ impl Coordinator {
             None => {
                 let initial = spec.initial_model()?;
                 store.save_initial(&initial)?;
-                (0, initial)
+                StoredHead {
+                    round: 0,
+                    model: initial,
+                    optimizer: None,
+                }
             }
         };
         let trail = Arc::new(open_trail(config, &spec, &store, &mut head)?);
@@ -435,7 +602,11 @@ impl Coordinator {
         if sums.encoder.round > 0 {
             tracing::info!(round = sums.encoder.round, sha256 = %sums.encoder.sha256, "encoder in force: fitted by a statistics round");
         }
-        let (completed_round, global) = head;
+        let StoredHead {
+            round: completed_round,
+            model: global,
+            optimizer,
+        } = head;
         let recent = store.history()?;
         let recent = recent[recent.len().saturating_sub(RECENT_ROUNDS)..].to_vec();
         let queue = match store.load_queue()? {
@@ -477,6 +648,7 @@ impl Coordinator {
             progress: Mutex::new(Progress {
                 completed_round,
                 global: Arc::new(global),
+                optimizer: optimizer.map(Arc::new),
                 target_round: queue.target_round,
                 halted: queue.halted,
                 kinds: queue.kinds,
@@ -548,6 +720,7 @@ impl Coordinator {
                 watch,
                 revocations: Some(revocations.clone()),
                 crl: Some(crl),
+                strategy: config.strategy.optimizer(),
             },
             max_retries: config.rounds.max_retries,
             retry_pause: Duration::from_secs(config.rounds.retry_pause_s),
@@ -600,9 +773,9 @@ impl Coordinator {
     /// Runs the next round now with whoever is connected, stores its model
     /// and makes it the global one.
     pub async fn run_next_round(&self) -> Result<RoundReport, CoordinatorError> {
-        let (round, global) = {
+        let (round, global, optimizer) = {
             let p = self.shared.progress();
-            (p.completed_round + 1, p.global.clone())
+            (p.completed_round + 1, p.global.clone(), p.optimizer.clone())
         };
         let kind = self.shared.kind_of(round);
         let state = self.shared.sum_state();
@@ -620,7 +793,12 @@ impl Coordinator {
                     kind: kind.name(),
                     reason,
                 })?;
-                let work = RoundWork { kind, query, state };
+                let work = RoundWork {
+                    kind,
+                    query,
+                    state,
+                    optimizer,
+                };
                 run_secure_round(
                     &self.shared.spec,
                     &self.shared.registry,
@@ -645,6 +823,7 @@ impl Coordinator {
                     &self.policy,
                     round,
                     global,
+                    optimizer,
                     &self.trail,
                 )
                 .await
@@ -684,6 +863,7 @@ impl Coordinator {
             let done = report.round;
             p.kinds.retain(|round, _| *round > done);
             p.global = report.model.clone();
+            p.optimizer = report.optimizer.clone();
             p.recent.push(RoundRecord::from(&report));
             if p.recent.len() > RECENT_ROUNDS {
                 p.recent.remove(0);
@@ -1044,6 +1224,7 @@ dir = "state"
             progress: Mutex::new(Progress {
                 completed_round: 0,
                 global: Arc::new(Vec::new()),
+                optimizer: None,
                 target_round: queued,
                 halted: None,
                 kinds: BTreeMap::new(),

@@ -1,5 +1,6 @@
-//! Durable coordinator state: the global model after every round, the
-//! round history and the queue, written through the storage layer
+//! Durable coordinator state: the global model after every round (and a
+//! server optimiser's state beside it), the round history and the queue,
+//! written through the storage layer
 //! ([`Disk`]) so that a crash at any moment leaves either the old or the
 //! new state on disk. The one file that is appended, `history.jsonl`, may
 //! end in a line torn by a crash: it is cut when read and before the next
@@ -12,6 +13,7 @@ use fedsoc_durable::Disk;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoordinatorError;
+use crate::optimizer::{OptimizerState, ServerOptimizer};
 use crate::round::{Dropout, RoundReport, model_sha256};
 
 /// One line of `history.jsonl`.
@@ -56,6 +58,38 @@ struct Head {
     round: u64,
     model_sha256: String,
     num_params: usize,
+    /// The optimiser state after `round` (absent: FedAvg, or no training
+    /// step yet; and in folders from before server optimisers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optimizer: Option<HeadOptimizer>,
+}
+
+/// The optimiser state file a head names.
+#[derive(Debug, Serialize, Deserialize)]
+struct HeadOptimizer {
+    /// "fedavgm" or "fedadam": how many vectors the file holds.
+    name: String,
+    steps: u64,
+    /// SHA-256 of the file's bytes (the same bytes as the log's blob).
+    sha256: String,
+}
+
+/// A server optimiser's state as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredOptimizer {
+    /// "fedavgm" or "fedadam".
+    pub name: String,
+    pub state: OptimizerState,
+}
+
+/// The latest complete round as the store holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredHead {
+    pub round: u64,
+    pub model: Vec<f32>,
+    /// The optimiser state after `round`, if the strategy keeps one and
+    /// has stepped.
+    pub optimizer: Option<StoredOptimizer>,
 }
 
 /// `queue.json`: how far data scientists asked training to go. Rounds
@@ -109,12 +143,26 @@ impl Store {
             .join(format!("round-{round:06}.f32"))
     }
 
-    /// Records a completed round: model first, history second, head last,
-    /// so the head never points at a model that is not fully on disk.
-    /// A round already in the history (a crash after the history line
-    /// but before the head) is not written twice.
+    /// File of the server optimiser's state after `round` (f64 LE, as
+    /// the audit log's state blob).
+    pub fn optimizer_path(&self, round: u64) -> PathBuf {
+        self.dir
+            .join("models")
+            .join(format!("round-{round:06}.opt"))
+    }
+
+    /// Records a completed round: model and optimiser state first, history
+    /// second, head last, so the head never points at a file that is not
+    /// fully on disk; the head is the one write that moves the store to
+    /// the new round, model and state together. A round already in the
+    /// history (a crash after the history line but before the head) is not
+    /// written twice.
     pub fn save_round(&self, report: &RoundReport) -> Result<(), CoordinatorError> {
         self.save_model(report.round, &report.model)?;
+        let optimizer = report.optimizer.as_deref();
+        if let Some(stored) = optimizer {
+            self.write_atomic(&self.optimizer_path(report.round), &stored.state.to_bytes())?;
+        }
         let bytes = self.history_bytes()?;
         let whole = whole_lines(&bytes);
         if self
@@ -122,7 +170,7 @@ impl Store {
             .last()
             .is_some_and(|r| r.round >= report.round)
         {
-            return self.write_head(report.round, &report.model);
+            return self.write_head(report.round, &report.model, optimizer);
         }
         let mut line = serde_json::to_string(&RoundRecord::from(report))
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
@@ -142,13 +190,14 @@ impl Store {
         self.disk
             .append(&mut file, &history, line.as_bytes())
             .map_err(|e| storage(&history, e))?;
-        self.write_head(report.round, &report.model)
+        self.write_head(report.round, &report.model, optimizer)
     }
 
-    /// Saves the model of `round` (atomically) and makes it the head.
+    /// Saves the initial model (atomically) and makes it the head. No
+    /// optimiser state: it starts at zeros with the first training round.
     pub fn save_initial(&self, model: &[f32]) -> Result<(), CoordinatorError> {
         self.save_model(0, model)?;
-        self.write_head(0, model)
+        self.write_head(0, model, None)
     }
 
     fn save_model(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
@@ -156,20 +205,30 @@ impl Store {
         self.write_atomic(&self.model_path(round), &bytes)
     }
 
-    fn write_head(&self, round: u64, model: &[f32]) -> Result<(), CoordinatorError> {
+    fn write_head(
+        &self,
+        round: u64,
+        model: &[f32],
+        optimizer: Option<&StoredOptimizer>,
+    ) -> Result<(), CoordinatorError> {
         let head = Head {
             round,
             model_sha256: model_sha256(model),
             num_params: model.len(),
+            optimizer: optimizer.map(|o| HeadOptimizer {
+                name: o.name.clone(),
+                steps: o.state.steps,
+                sha256: o.state.sha256(),
+            }),
         };
         let json = serde_json::to_vec_pretty(&head)
             .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
         self.write_atomic(&self.dir.join("state.json"), &json)
     }
 
-    /// The latest complete round and its model, checked against its hash;
-    /// `None` for a fresh folder.
-    pub fn load_head(&self) -> Result<Option<(u64, Vec<f32>)>, CoordinatorError> {
+    /// The latest complete round, its model and optimiser state, each
+    /// checked against its hash in the head; `None` for a fresh folder.
+    pub fn load_head(&self) -> Result<Option<StoredHead>, CoordinatorError> {
         let path = self.dir.join("state.json");
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -204,7 +263,52 @@ impl Store {
                 reason: "does not match the hash recorded in state.json".into(),
             });
         }
-        Ok(Some((head.round, model)))
+        let optimizer = match &head.optimizer {
+            Some(o) => Some(self.load_optimizer(head.round, head.num_params, o)?),
+            None => None,
+        };
+        Ok(Some(StoredHead {
+            round: head.round,
+            model,
+            optimizer,
+        }))
+    }
+
+    /// The optimiser state file of `round`, checked against the head.
+    fn load_optimizer(
+        &self,
+        round: u64,
+        num_params: usize,
+        head: &HeadOptimizer,
+    ) -> Result<StoredOptimizer, CoordinatorError> {
+        let path = self.optimizer_path(round);
+        let fail = |reason: String| CoordinatorError::Storage {
+            path: path.clone(),
+            reason: format!(
+                "{reason}; the server optimiser's state cannot be trusted: restore the storage \
+                 folder from a backup taken with its audit/ folder"
+            ),
+        };
+        let vectors = ServerOptimizer::state_vectors_of(&head.name)
+            .filter(|k| *k > 0)
+            .ok_or_else(|| {
+                fail(format!(
+                    "state.json names optimiser {:?}, which keeps no state this build knows",
+                    head.name
+                ))
+            })?;
+        let raw = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+        let state = OptimizerState::from_bytes(vectors, num_params, head.steps, &raw)
+            .map_err(|e| fail(format!("{} state {e}", head.name)))?;
+        if state.sha256() != head.sha256 {
+            return Err(fail(
+                "does not match the hash recorded in state.json".to_string(),
+            ));
+        }
+        Ok(StoredOptimizer {
+            name: head.name.clone(),
+            state,
+        })
     }
 
     /// The round queue, or `None` in a folder that never had one.
@@ -308,6 +412,7 @@ mod tests {
             receipts: Vec::new(),
             kind: Default::default(),
             conclusion: None,
+            optimizer: None,
         }
     }
 
@@ -318,8 +423,9 @@ mod tests {
         assert!(store.load_head().unwrap().is_none());
         store.save_initial(&[0.0, 1.0]).unwrap();
         store.save_round(&report(1, vec![0.5, 1.5])).unwrap();
-        let (round, model) = store.load_head().unwrap().unwrap();
-        assert_eq!((round, model), (1, vec![0.5, 1.5]));
+        let head = store.load_head().unwrap().unwrap();
+        assert_eq!((head.round, head.model), (1, vec![0.5, 1.5]));
+        assert_eq!(head.optimizer, None);
         let history = store.history().unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(
@@ -339,5 +445,54 @@ mod tests {
             err.contains("round-000001.f32") && err.contains("hash"),
             "{err}"
         );
+    }
+
+    fn adam_state(steps: u64) -> Arc<StoredOptimizer> {
+        Arc::new(StoredOptimizer {
+            name: "fedadam".into(),
+            state: OptimizerState {
+                steps,
+                vectors: vec![vec![0.25, -0.5], vec![0.0625, 0.25]],
+            },
+        })
+    }
+
+    #[test]
+    fn the_optimiser_state_is_saved_and_reloaded_with_its_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save_initial(&[0.0, 1.0]).unwrap();
+        let mut r1 = report(1, vec![0.5, 1.5]);
+        r1.optimizer = Some(adam_state(1));
+        store.save_round(&r1).unwrap();
+        let head = store.load_head().unwrap().unwrap();
+        assert_eq!(head.optimizer.as_ref(), r1.optimizer.as_deref());
+        assert_eq!(
+            std::fs::read(store.optimizer_path(1)).unwrap(),
+            adam_state(1).state.to_bytes()
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_missing_optimiser_state_is_reported_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut r1 = report(1, vec![0.5, 1.5]);
+        r1.optimizer = Some(adam_state(1));
+        store.save_round(&r1).unwrap();
+        let path = store.optimizer_path(1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = store.load_head().unwrap_err().to_string();
+        assert!(
+            err.contains("round-000001.opt") && err.contains("hash") && err.contains("backup"),
+            "{err}"
+        );
+        std::fs::write(&path, &bytes[..8]).unwrap();
+        let err = store.load_head().unwrap_err().to_string();
+        assert!(err.contains("holds 8 bytes"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(store.load_head().is_err());
     }
 }

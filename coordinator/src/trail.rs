@@ -96,6 +96,10 @@ pub struct CoordinatorStarted {
     /// acknowledged (absent in logs from before this field).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<RecoveredTail>,
+    /// SHA-256 of the server optimiser's state the coordinator continues
+    /// from (absent: FedAvg, or no training step yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer_state_sha256: Option<String>,
 }
 
 /// A torn tail cut from one of the log's files at a restart.
@@ -246,11 +250,35 @@ pub struct RoundAggregated {
 pub struct RoundModel {
     pub round: u64,
     pub attempt: u32,
+    /// "fedavg", "fedavgm" or "fedadam" (see [`crate::optimizer`]);
+    /// "unchanged" for a round that computes no update (sum rounds).
     pub strategy: String,
     pub global_in_sha256: String,
     pub model: BlobId,
     pub model_sha256: String,
     pub mean_loss: f32,
+    /// A stateful optimiser's hyperparameters and its state after this
+    /// step; absent for FedAvg and sum rounds (and in logs from before
+    /// server optimisers), which therefore read and hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimizerRecord>,
+}
+
+/// A stateful server optimiser's step as `round.model` records it: what
+/// an auditor needs to recompute the step and the state it leaves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerRecord {
+    /// The optimiser and the hyperparameters the step was computed with,
+    /// e.g. `{"name": "fedadam", "server_learning_rate": 0.01, "beta1":
+    /// 0.9, "beta2": 0.99, "tau": 0.001}`: the same in every training
+    /// round of a log.
+    pub hyperparameters: crate::optimizer::ServerOptimizer,
+    /// Training rounds that stepped the state, this one included.
+    pub steps: u64,
+    /// The state after the step: its vectors in order (FedAvgM: v;
+    /// FedAdam: m, then v), one f64 little-endian value per parameter.
+    pub state: BlobId,
+    pub state_sha256: String,
 }
 
 /// The newest round a log completed (see [`Trail::last_completed`]).
@@ -635,6 +663,25 @@ impl Trail {
         }))
     }
 
+    /// The newest training round's `round.model` (a strategy step, not a
+    /// sum round's "unchanged"): which server optimiser the log uses and,
+    /// for a stateful one, its state now. `None` before the first.
+    pub fn last_step(&self) -> Result<Option<RoundModel>, CoordinatorError> {
+        let log = self.log();
+        let mut last = None;
+        for entry in log.entries() {
+            let entry = entry?;
+            if entry.kind == kind::ROUND_MODEL {
+                let model: RoundModel =
+                    entry.body_json().map_err(fedsoc_audit::AuditError::from)?;
+                if model.strategy != "unchanged" {
+                    last = Some(model);
+                }
+            }
+        }
+        Ok(last)
+    }
+
     /// What the log's completed sum rounds established, starting from the
     /// configuration's encoder `initial`: a conclusion counts once its
     /// round's `round.model` is written (a crash before that reruns it).
@@ -890,16 +937,34 @@ impl RoundLog<'_> {
         self.trail.append(kind, body)
     }
 
-    /// Writes `round.model`: the `strategy` step ("fedavg", or "unchanged"
-    /// after a round that computed no update) from `global_in` to `model`.
+    /// Writes `round.model`: the `strategy` step ("fedavg", "fedavgm",
+    /// "fedadam", or "unchanged" after a round that computed no update)
+    /// from `global_in` to `model`. A stateful optimiser's state after the
+    /// step is stored as a blob, durably before the entry that names it.
     pub fn model(
         &self,
         strategy: &str,
         global_in: &[f32],
         model: &[f32],
         mean_loss: f32,
+        optimizer: Option<(
+            &crate::optimizer::ServerOptimizer,
+            &crate::optimizer::OptimizerState,
+        )>,
     ) -> Result<u64, CoordinatorError> {
         let bytes = f32_bytes(model);
+        let optimizer = match optimizer {
+            Some((hyperparameters, state)) => {
+                let state_bytes = state.to_bytes();
+                Some(OptimizerRecord {
+                    hyperparameters: *hyperparameters,
+                    steps: state.steps,
+                    state: self.trail.blob(&state_bytes)?,
+                    state_sha256: sha256_hex(&state_bytes),
+                })
+            }
+            None => None,
+        };
         let body = RoundModel {
             round: self.round,
             attempt: self.attempt,
@@ -908,6 +973,7 @@ impl RoundLog<'_> {
             model: self.trail.blob(&bytes)?,
             model_sha256: sha256_hex(&bytes),
             mean_loss,
+            optimizer,
         };
         self.trail.append(kind::ROUND_MODEL, &body)
     }
@@ -976,6 +1042,45 @@ mod tests {
         trail.recall_attempts().unwrap();
         assert_eq!(trail.next_attempt(4), 3);
         assert_eq!(trail.next_attempt(5), 1);
+    }
+
+    /// FedAvg and sum rounds write `round.model` as before server
+    /// optimisers: same fields, so old readers and hashes are unaffected;
+    /// and an old entry reads with no optimiser.
+    #[test]
+    fn a_fedavg_round_model_has_the_fields_it_always_had() {
+        let body = RoundModel {
+            round: 1,
+            attempt: 1,
+            strategy: "fedavg".into(),
+            global_in_sha256: "a".into(),
+            model: BlobId::of(b"m"),
+            model_sha256: "b".into(),
+            mean_loss: 0.5,
+            optimizer: None,
+        };
+        let json: serde_json::Value = serde_json::to_value(&body).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "attempt",
+                "global_in_sha256",
+                "mean_loss",
+                "model",
+                "model_sha256",
+                "round",
+                "strategy"
+            ]
+        );
+        let back: RoundModel = serde_json::from_value(json).unwrap();
+        assert_eq!(back, body);
     }
 
     #[test]

@@ -93,3 +93,105 @@ fn shipped_control_example_loads_and_needs_https() {
         "{err}"
     );
 }
+
+/// The example with `extra` appended (a `[strategy]` section).
+fn load_with(extra: &str) -> Result<CoordinatorConfig, String> {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
+    CoordinatorConfig::load(&path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn strategy_defaults_to_fedavg_and_fills_each_optimisers_defaults() {
+    use fedsoc_coordinator::optimizer::ServerOptimizer;
+    let config = CoordinatorConfig::load(&example()).unwrap();
+    assert_eq!(config.strategy.optimizer(), ServerOptimizer::FedAvg);
+    // Written back without the section: a FedAvg federation's
+    // configuration hash is what it was before server optimisers.
+    let text = toml::to_string(&config).unwrap();
+    assert!(!text.contains("strategy"), "{text}");
+
+    let adam = load_with("[strategy]\nname = \"fedadam\"").unwrap();
+    assert_eq!(
+        adam.strategy.optimizer(),
+        ServerOptimizer::FedAdam {
+            server_learning_rate: 0.01,
+            beta1: 0.9,
+            beta2: 0.99,
+            tau: 1e-3
+        }
+    );
+    let momentum = load_with("[strategy]\nname = \"fedavgm\"\nserver_learning_rate = 0.5").unwrap();
+    assert_eq!(
+        momentum.strategy.optimizer(),
+        ServerOptimizer::FedAvgM {
+            server_learning_rate: 0.5,
+            momentum: 0.9
+        }
+    );
+    let text = toml::to_string(&momentum).unwrap();
+    assert!(
+        text.contains("[strategy]") && text.contains("name = \"fedavgm\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn strategy_values_out_of_range_or_for_another_optimiser_are_refused_naming_the_field() {
+    let cases: [(&str, &str, &str); 9] = [
+        (
+            "name = \"fedyogi\"",
+            "field `strategy.name`",
+            "unknown variant",
+        ),
+        (
+            "name = \"fedadam\"\nbetta1 = 0.9",
+            "unknown field `betta1`",
+            "beta1",
+        ),
+        (
+            "name = \"fedadam\"\nmomentum = 0.9",
+            "field `strategy.momentum`",
+            "FedAdam's momentum is beta1",
+        ),
+        (
+            "beta1 = 0.9",
+            "field `strategy.beta1`",
+            "fedavg moves the model by the mean delta",
+        ),
+        (
+            "name = \"fedavgm\"\ntau = 0.001",
+            "field `strategy.tau`",
+            "applies to fedadam only",
+        ),
+        (
+            "name = \"fedadam\"\nbeta2 = 1.0",
+            "field `strategy.beta2`",
+            "not in [0, 1)",
+        ),
+        (
+            "name = \"fedadam\"\ntau = 0.0",
+            "field `strategy.tau`",
+            "keeps m / (sqrt(v) + tau) finite",
+        ),
+        (
+            "name = \"fedadam\"\nserver_learning_rate = nan",
+            "field `strategy.server_learning_rate`",
+            "(0, 10]",
+        ),
+        (
+            "name = \"fedavgm\"\nmomentum = -0.5",
+            "field `strategy.momentum`",
+            "e.g. 0.9",
+        ),
+    ];
+    for (section, field, words) in cases {
+        let err = load_with(&format!("[strategy]\n{section}")).unwrap_err();
+        assert!(
+            err.contains("coordinator.toml") && err.contains(field) && err.contains(words),
+            "{section:?}: {err}"
+        );
+    }
+}

@@ -176,6 +176,7 @@ fn build(plan: &LogPlan) -> Fixture {
                         completed_round: round,
                         global_model_sha256: model_sha256(&global),
                         recovered: Vec::new(),
+                        optimizer_state_sha256: None,
                     },
                 )
                 .unwrap();
@@ -343,6 +344,7 @@ fn log_outcome(
                 model: trail.blob(&f32_bytes(&model)).unwrap(),
                 model_sha256: model_sha256(&model),
                 mean_loss: strategy::mean_loss(sum),
+                optimizer: None,
             },
         )
         .unwrap();
@@ -971,6 +973,7 @@ fn a_torn_tail_is_reported_and_repair_restores_the_prefix() {
             completed_round: 2,
             global_model_sha256: "y".into(),
             recovered: Vec::new(),
+            optimizer_state_sha256: None,
         },
     )
     .unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use fedsoc_coordinator::config::StrategySection;
 use fedsoc_coordinator::{Coordinator, CoordinatorConfig};
 use fedsoc_datasets::{EncoderSpec, Records};
 use fedsoc_participant::{Agent, ParticipantConfig, ParticipantError, RandomUpdates};
@@ -56,6 +57,9 @@ pub struct LocalFederationSpec {
     /// The federation's first encoder when `data` is `None` (e.g. a layout
     /// a statistics round fits); `None` is the synthetic preset.
     pub encoder: Option<EncoderSpec>,
+    /// The coordinator's `[strategy]`: its server optimiser (default
+    /// FedAvg, written as no section at all).
+    pub strategy: StrategySection,
 }
 
 /// Real data for a local federation: what each participant holds and
@@ -107,6 +111,7 @@ impl LocalFederationSpec {
             disk: fedsoc_durable::Disk::real(),
             encoder: None,
             keep_bundles: false,
+            strategy: StrategySection::default(),
         }
     }
 }
@@ -197,7 +202,7 @@ impl LocalFederation {
             )));
         }
         let coordinator_toml = spec.dir.join("coordinator.toml");
-        write(&coordinator_toml, &coordinator_config_text(spec, &ids))?;
+        write(&coordinator_toml, &coordinator_config_text(spec, &ids)?)?;
         let config = CoordinatorConfig::load(&coordinator_toml)?;
         let coordinator = Coordinator::start_on(&config, spec.disk.clone()).await?;
         let port = coordinator.local_addr().port();
@@ -441,8 +446,18 @@ fn write(path: &Path, text: &str) -> Result<(), ExperimentError> {
     std::fs::write(path, text).map_err(|e| ExperimentError::io(path, e))
 }
 
-fn coordinator_config_text(spec: &LocalFederationSpec, ids: &[String]) -> String {
-    format!(
+fn coordinator_config_text(
+    spec: &LocalFederationSpec,
+    ids: &[String],
+) -> Result<String, ExperimentError> {
+    let strategy = if spec.strategy == StrategySection::default() {
+        String::new()
+    } else {
+        let body = toml::to_string(&spec.strategy)
+            .map_err(|e| ExperimentError::Setup(format!("[strategy] to TOML: {e}")))?;
+        format!("\n[strategy]\n{body}")
+    };
+    Ok(format!(
         r#"# Written by fedsoc for a federation on this machine.
 federation = "local"
 listen = "127.0.0.1:0"
@@ -468,7 +483,7 @@ learning_rate = {lr:?}
 loss = "{loss}"
 focal_gamma = {gamma:?}
 proximal_mu = {mu:?}
-{class_weight}
+{class_weight}{strategy}
 [rounds]
 count = 0
 min_participants = {min}
@@ -518,7 +533,7 @@ dir = "."
         },
         stage_timeout = spec.stage_timeout_s.max(1),
         neighbors = spec.neighbors,
-    )
+    ))
 }
 
 fn participant_config_text(spec: &LocalFederationSpec, id: &str, site: usize, port: u16) -> String {

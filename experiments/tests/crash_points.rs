@@ -15,7 +15,15 @@
 //! - participants, which keep the checkpoints they accepted, accept the
 //!   restarted coordinator's log as an extension of what they hold;
 //! - the next round completes and every aggregate in the log equals, bit
-//!   for bit, the sum of the survivors' own copies of their inputs.
+//!   for bit, the sum of the survivors' own copies of their inputs;
+//! - the server optimiser continues from exactly the state the log
+//!   records (the coordinator refuses to start otherwise, and the replay
+//!   reproduces every state bit for bit).
+//!
+//! The federation runs FedAdam: its round writes everything a FedAvg
+//! round writes, in the same order, plus the optimiser state (its blob
+//! before `round.model`, its file in the store before the head), so the
+//! FedAvg persistence points are a subset of those crashed here.
 //!
 //! The number of points covered is printed (run with `--nocapture`).
 
@@ -25,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedsoc_audit::{AuditLog, SignedCheckpoint};
+use fedsoc_coordinator::config::{StrategyName, StrategySection};
 use fedsoc_coordinator::trail::{self, RoundAggregated, RoundOpened};
 use fedsoc_durable::{Disk, Faults, Op, Point};
 use fedsoc_experiments::local::{LocalFederation, LocalFederationSpec, RandomUpdatePlan};
@@ -44,6 +53,10 @@ fn spec(dir: &Path) -> LocalFederationSpec {
         vanishing: 0,
     });
     spec.keep_contributions = true;
+    spec.strategy = StrategySection {
+        name: StrategyName::FedAdam,
+        ..StrategySection::default()
+    };
     spec
 }
 
@@ -186,6 +199,14 @@ async fn assert_recovers(
     if acked.queued {
         assert_eq!(before.target_round, 1, "{what}: the queued round was lost");
     }
+    // The optimiser state goes with the round: stepped once if round 1
+    // is complete, not at all before.
+    let steps = before.optimizer.as_ref().map(|o| o.state.steps);
+    assert_eq!(
+        steps,
+        (before.completed_round == 1).then_some(1),
+        "{what}: the optimiser state does not match the completed round"
+    );
     assert!(before.target_round <= 1 && before.completed_round <= before.target_round.max(1));
     assert!(
         coordinator
@@ -199,6 +220,8 @@ async fn assert_recovers(
         .unwrap_or_else(|e| panic!("{what}: the next round failed: {e}"));
     assert_eq!(report.round, before.completed_round + 1, "{what}");
     assert_eq!(report.included.len(), PARTICIPANTS, "{what}");
+    let state = report.optimizer.clone().expect("FedAdam keeps a state");
+    assert_eq!(state.state.steps, report.round, "{what}");
     let size = coordinator.audit_size();
     let ids = federation.participant_ids();
     wait_participants_hold(&dir, &ids, size, what).await;
@@ -208,6 +231,11 @@ async fn assert_recovers(
     let verified = fedsoc_coordinator::replay::verify_log(&dir.join("audit"), Some(&ca))
         .unwrap_or_else(|e| panic!("{what}: audit verify failed: {e}"));
     assert!(verified.rounds >= 1, "{what}");
+    assert_eq!(
+        verified.optimizer_state_sha256,
+        Some(state.state.sha256()),
+        "{what}: the replayed optimiser state is not the coordinator's"
+    );
     assert!(assert_aggregates_exact(&dir, 0) >= 1, "{what}");
 }
 
