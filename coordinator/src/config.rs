@@ -323,7 +323,7 @@ impl StrategySection {
     /// Refuses hyperparameters the chosen optimiser does not take (a
     /// momentum under FedAdam would silently do nothing) and values out of
     /// range.
-    fn check(&self, path: &Path) -> Result<(), ConfError> {
+    pub fn check(&self, path: &Path) -> Result<(), ConfError> {
         let name = self.optimizer().name();
         let given: [(&str, Option<f64>, &[&str]); 5] = [
             (

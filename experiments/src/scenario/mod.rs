@@ -149,6 +149,10 @@ pub struct FederationSection {
     /// Secure aggregation (default) or plaintext FedAvg, for comparison.
     #[serde(default = "yes")]
     pub secure: bool,
+    /// The coordinator's server optimiser (`[federation.strategy]`, as the
+    /// coordinator's `[strategy]`): FedAvg by default, or FedAvgM/FedAdam.
+    #[serde(default)]
+    pub strategy: fedsoc_coordinator::config::StrategySection,
 }
 
 fn yes() -> bool {
@@ -421,6 +425,7 @@ impl Scenario {
                 ),
             );
         }
+        self.federation.strategy.check(path)?;
         if self.federation.rounds == 0 {
             return bad("federation.rounds", "0 rounds; run at least 1".into());
         }

@@ -1211,6 +1211,7 @@ async fn train_federated(
     spec.hidden = section.hidden.clone();
     spec.min_participants = n;
     spec.secure = scenario.federation.secure;
+    spec.strategy = scenario.federation.strategy.clone();
     spec.stage_timeout_s = 600;
     spec.data = Some(FederationData {
         encoder: encoder.clone(),
