@@ -4,6 +4,9 @@
 //! auditor's replay re-derives every conclusion, and a coordinator that
 //! logs another one is caught.
 
+mod support;
+use support::rewrite_log;
+
 use std::sync::Arc;
 
 use fedsoc_audit::AuditLog;
@@ -269,46 +272,5 @@ fn assert_entry(e: &ReplayError, kind: &str, round: u64, words: &str) {
             "{e}"
         ),
         other => panic!("expected a replay failure at {kind}, got {other}"),
-    }
-}
-
-/// Writes `from`'s entries into a new log at `to`, signed with the
-/// coordinator's own key, after `edit` changed their bodies: what a
-/// coordinator that lies in its log would write.
-fn rewrite_log(
-    from: &std::path::Path,
-    to: &std::path::Path,
-    federation_dir: &std::path::Path,
-    mut edit: impl FnMut(&str, &mut serde_json::Value),
-) {
-    let source = AuditLog::open_read_only(from).unwrap();
-    std::fs::create_dir_all(forged_blobs(to)).unwrap();
-    copy_dir(&from.join("blobs"), &forged_blobs(to));
-    let key = fedsoc_pki::load_signing_key(&federation_dir.join("pki/coordinator.key")).unwrap();
-    let mut log = AuditLog::open_or_create(to, source.origin(), key).unwrap();
-    let entries: Vec<_> = source.entries().map(Result::unwrap).collect();
-    for entry in entries {
-        let mut body: serde_json::Value = entry.body_json().unwrap();
-        edit(&entry.kind, &mut body);
-        log.append_at(
-            &entry.kind,
-            serde_json::to_vec(&body).unwrap(),
-            entry.timestamp_ms,
-        )
-        .unwrap();
-    }
-    log.checkpoint(fedsoc_audit::now_ms()).unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }

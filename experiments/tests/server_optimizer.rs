@@ -6,7 +6,10 @@
 //! coordinator continues from exactly the state the log records, refusing
 //! a stored state or a `[strategy]` that does not continue it.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::{copy_dir, rewrite_log};
+
+use std::path::Path;
 use std::time::Duration;
 
 use fedsoc_audit::{AuditLog, BlobId, BlobStore};
@@ -368,49 +371,5 @@ fn assert_entry(e: &ReplayError, round: u64, words: &[&str]) {
             "expected round.model of round {round} with {words:?}: {e}"
         ),
         other => panic!("expected a replay failure at round {round}, got {other}"),
-    }
-}
-
-/// Writes `from`'s entries into a new log at `to`, signed with the
-/// coordinator's own key, after `edit` changed their bodies: what a
-/// coordinator that lies in its log would write. Cosignatures are left
-/// out: they name the original log's checkpoints.
-fn rewrite_log(
-    from: &Path,
-    to: &PathBuf,
-    federation_dir: &Path,
-    mut edit: impl FnMut(&str, &mut serde_json::Value),
-) {
-    let source = AuditLog::open_read_only(from).unwrap();
-    copy_dir(&from.join("blobs"), &to.join("blobs"));
-    let key = fedsoc_pki::load_signing_key(&federation_dir.join("pki/coordinator.key")).unwrap();
-    let mut log = AuditLog::open_or_create(to, source.origin(), key).unwrap();
-    let entries: Vec<_> = source.entries().map(Result::unwrap).collect();
-    for entry in entries {
-        if entry.kind == trail::kind::CHECKPOINT_COSIGNED {
-            continue;
-        }
-        let mut body: serde_json::Value = entry.body_json().unwrap();
-        edit(&entry.kind, &mut body);
-        log.append_at(
-            &entry.kind,
-            serde_json::to_vec(&body).unwrap(),
-            entry.timestamp_ms,
-        )
-        .unwrap();
-    }
-    log.checkpoint(fedsoc_audit::now_ms()).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }

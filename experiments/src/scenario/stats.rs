@@ -555,33 +555,33 @@ pub fn novel_labels<S: AsRef<str>, T: AsRef<str>>(
     novel
 }
 
+/// Φ, for the tests' synthetic checks (known AUCs of Gaussian scores).
+#[cfg(test)]
+pub(crate) fn phi(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * (-z * z + poly).exp();
+    if x >= 0.0 {
+        1.0 - 0.5 * erfc
+    } else {
+        0.5 * erfc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use fedsoc_models::metrics::{confusion_at, recall_by_family};
     use fedsoc_models::roc_auc;
     use rand_distr::StandardNormal;
-
-    /// Φ, the standard normal CDF, through erfc (fractional error < 1.2e-7).
-    fn phi(x: f64) -> f64 {
-        let z = x.abs() / std::f64::consts::SQRT_2;
-        let t = 1.0 / (1.0 + 0.5 * z);
-        let poly = -1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-        let erfc = t * (-z * z + poly).exp();
-        if x >= 0.0 {
-            1.0 - 0.5 * erfc
-        } else {
-            0.5 * erfc
-        }
-    }
 
     fn gauss(rng: &mut ChaCha8Rng) -> f64 {
         rng.sample(StandardNormal)
