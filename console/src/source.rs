@@ -362,22 +362,19 @@ impl LogSource {
         };
         let result = replay::verify_log(&dir, self.ca_pem.as_deref());
         let raw = frames::scan_entries(&dir).unwrap_or_default();
-        let (fault, report) = match &result {
-            Ok(r) => (None, Some(r)),
-            Err(e) => (Some(locate(e)), None),
-        };
+        let fault = result.as_ref().err().map(locate);
         let entries = raw
             .iter()
             .map(|r| VerifyRow {
                 index: r.index,
                 kind: r.kind.clone().unwrap_or_else(|| "(undecodable)".into()),
                 hash_ok: r.hash_ok,
-                state: match (&fault, report) {
-                    (None, _) => RowState::Verified,
-                    (Some(Fault::Entry(i)), _) if r.index < *i => RowState::Passed,
-                    (Some(Fault::Entry(i)), _) if r.index == *i => RowState::Failed,
-                    (Some(Fault::Entry(_)), _) => RowState::NotReached,
-                    (Some(_), _) => RowState::Unknown,
+                state: match &fault {
+                    None => RowState::Verified,
+                    Some(Fault::Entry(i)) if r.index < *i => RowState::Passed,
+                    Some(Fault::Entry(i)) if r.index == *i => RowState::Failed,
+                    Some(Fault::Entry(_)) => RowState::NotReached,
+                    Some(_) => RowState::Unknown,
                 },
             })
             .collect();
