@@ -30,6 +30,7 @@ macro_rules! outln {
 }
 
 mod bundle_cmd;
+mod console_cmd;
 mod model_cmd;
 mod out;
 mod round_cmd;
@@ -96,6 +97,10 @@ enum Command {
     /// Score Zeek or Suricata logs as the sensor writes them with the
     /// federation's verified bundle, and write ECS alerts (NDJSON) for the SIEM.
     Watch(watch_cmd::WatchArgs),
+    /// A read-only web console on this machine: the federation now, its
+    /// rounds with plots, each round's audit entries with checked proofs,
+    /// and the log's verification.
+    Console(console_cmd::ConsoleArgs),
 }
 
 #[derive(Subcommand)]
@@ -478,6 +483,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Model(command) => model_cmd::run(command),
         Command::Score(args) => model_cmd::score(args),
         Command::Watch(args) => watch_cmd::watch(args, shutdown_signal()).await,
+        Command::Console(args) => console_cmd::run(args, shutdown_signal()).await,
         Command::Coordinator(CoordinatorCommand::Serve { config }) => {
             let config = CoordinatorConfig::load(&config)?;
             let coordinator = Coordinator::start(&config).await?;

@@ -184,3 +184,24 @@ fn bench_secagg_refuses_a_dropout_share_out_of_range() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--dropout 1.5"), "{stderr}");
 }
+
+#[test]
+fn console_refuses_plain_http_off_loopback_and_a_missing_source() {
+    let output = fedsoc()
+        .args(["console", "--audit-log", ".", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("--tls-cert"),
+        "{stderr}"
+    );
+    let output = fedsoc()
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--audit-log DIR"), "{stderr}");
+}

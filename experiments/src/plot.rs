@@ -137,6 +137,19 @@ fn render_svg(
             path: path.to_path_buf(),
         });
     }
+    let buf = svg_string(path, size, draw)?;
+    std::fs::write(path, buf).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The drawing as SVG text; `path` only names the figure in errors.
+fn svg_string(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), PlotError>,
+) -> Result<String, PlotError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
@@ -144,10 +157,7 @@ fn render_svg(
         draw(&root)?;
         root.present().map_err(|e| PlotError::render(path, e))?;
     }
-    std::fs::write(path, buf).map_err(|source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(buf)
 }
 
 /// A "nice" step (1, 2 or 5 times a power of ten) for about `target`
@@ -380,6 +390,40 @@ pub fn lines(
     unit_y: bool,
     series: &[Series],
 ) -> Result<(), PlotError> {
+    draw_lines(path, Some(path), title, x_label, y_label, unit_y, series).map(|_| ())
+}
+
+/// [`lines`] as SVG text instead of a file, for pages that inline the
+/// figure (the console); errors name the figure `name`.
+pub fn lines_svg(
+    name: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    unit_y: bool,
+    series: &[Series],
+) -> Result<String, PlotError> {
+    draw_lines(
+        Path::new(name),
+        None,
+        title,
+        x_label,
+        y_label,
+        unit_y,
+        series,
+    )
+}
+
+/// Draws [`lines`]: into `file` when given, else returned as SVG text.
+fn draw_lines(
+    path: &Path,
+    file: Option<&Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    unit_y: bool,
+    series: &[Series],
+) -> Result<String, PlotError> {
     // Each series as runs of finite points.
     let runs: Vec<Vec<Vec<(f64, f64)>>> = series
         .iter()
@@ -459,7 +503,7 @@ pub fn lines(
     let legend_h = series.len().min(10_000) as u32 * 24 + 12;
     let size = ((720 + legend_box) as u32, 480u32.max(legend_h + 100));
 
-    render_svg(path, size, |root| {
+    let draw = |root: &DrawingArea<SVGBackend, Shift>| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, TITLE_SIZE))
             .margin(20)
@@ -530,7 +574,11 @@ pub fn lines(
             no_data_note(&chart.plotting_area().strip_coord_spec(), path)?;
         }
         Ok(())
-    })
+    };
+    match file {
+        Some(file) => render_svg(file, size, draw).map(|()| String::new()),
+        None => svg_string(path, size, draw),
+    }
 }
 
 /// A legend box with a coloured line and a label per entry, its top-left
