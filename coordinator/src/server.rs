@@ -538,6 +538,19 @@ impl Coordinator {
         config: &CoordinatorConfig,
         disk: fedsoc_durable::Disk,
     ) -> Result<Self, CoordinatorError> {
+        // Bound first: a metrics address in use stops the start before
+        // anything is written, naming the address.
+        let metrics = Metrics::new();
+        let metrics_server = match &config.metrics {
+            Some(section) => {
+                let server = metrics
+                    .serve(section.listen)
+                    .map_err(CoordinatorError::Metrics)?;
+                tracing::info!("metrics on http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         let spec = Arc::new(FederationSpec::from_config(config)?);
         let secure = match config.aggregation.mode {
             AggregationMode::Secure => Some(SecureSettings {
@@ -643,7 +656,6 @@ impl Coordinator {
             }
         };
         let registry = Registry::default();
-        let metrics = Metrics::new();
         metrics.observe(registry.clone(), trail.clone(), revocations.clone());
         let watch = RoundWatch::with_metrics(metrics.clone());
         let shared = Arc::new(Shared {
@@ -699,18 +711,6 @@ impl Coordinator {
             roster: Arc::new(config.roster.clone()),
             min_participants: config.rounds.min_participants,
             revocations: Some(revocations.clone()),
-        };
-        // Bound before the gRPC server starts: a metrics address in use
-        // stops the start here, naming it.
-        let metrics_server = match &config.metrics {
-            Some(section) => {
-                let server = metrics
-                    .serve(section.listen)
-                    .map_err(CoordinatorError::Metrics)?;
-                tracing::info!("metrics on http://{}/metrics", server.local_addr());
-                Some(server)
-            }
-            None => None,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()

@@ -451,3 +451,22 @@ async fn the_grafana_dashboard_queries_only_metrics_a_real_scrape_exposes() {
     }
     federation.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_address_in_use_stops_the_coordinator_before_it_writes_anything() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path());
+    spec.metrics = Some(addr);
+    let err = match LocalFederation::start(&spec).await {
+        Ok(_) => panic!("started with its metrics address taken"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("[metrics] listen"), "{err}");
+    assert!(err.contains(&addr.to_string()), "{err}");
+    assert!(
+        !dir.path().join("audit").exists(),
+        "the audit log was opened for a coordinator that did not start"
+    );
+}
