@@ -158,16 +158,19 @@ impl Metrics {
     }
 
     /// Where the scrape-time gauges come from; the first call wins (a
-    /// coordinator has one registry, trail and CRL for life).
+    /// coordinator has one registry, trail and CRL for life). The trail
+    /// is held weakly: a handle that outlives its coordinator (in a
+    /// connection task still winding down) must not keep the audit log
+    /// open, or a restart in the same process finds it locked.
     pub fn observe(
         &self,
         registry: crate::registry::Registry,
-        trail: Arc<Trail>,
+        trail: &Arc<Trail>,
         revocations: Arc<fedsoc_pki::Revocations>,
     ) {
         let _ = self.0.state.set(Sources {
             registry,
-            trail,
+            trail: Arc::downgrade(trail),
             revocations,
         });
     }
@@ -282,7 +285,7 @@ pub fn dropout_reason(reason: &str) -> &'static str {
 /// What the scrape-time gauges read.
 struct Sources {
     registry: crate::registry::Registry,
-    trail: Arc<Trail>,
+    trail: std::sync::Weak<Trail>,
     revocations: Arc<fedsoc_pki::Revocations>,
 }
 
@@ -319,29 +322,32 @@ impl Collector for StateCollector {
             None,
             sources.registry.connected().len() as i64,
         )?;
-        let (entries, last_checkpoint_ms) = {
-            let log = sources.trail.log();
-            (
-                log.len(),
-                log.latest_checkpoint().map(|c| c.checkpoint.timestamp_ms),
-            )
-        };
-        gauge(
-            &mut encoder,
-            "audit_log_entries",
-            "Entries in the audit log",
-            None,
-            entries as i64,
-        )?;
-        if let Some(ms) = last_checkpoint_ms {
-            let age = (fedsoc_audit::now_ms().saturating_sub(ms)) as f64 / 1000.0;
+        // Gone only once the coordinator has shut down.
+        if let Some(trail) = sources.trail.upgrade() {
+            let (entries, last_checkpoint_ms) = {
+                let log = trail.log();
+                (
+                    log.len(),
+                    log.latest_checkpoint().map(|c| c.checkpoint.timestamp_ms),
+                )
+            };
             gauge(
                 &mut encoder,
-                "last_checkpoint_age",
-                "Time since the audit log's last signed checkpoint, at this scrape",
-                Some(&Unit::Seconds),
-                age,
+                "audit_log_entries",
+                "Entries in the audit log",
+                None,
+                entries as i64,
             )?;
+            if let Some(ms) = last_checkpoint_ms {
+                let age = (fedsoc_audit::now_ms().saturating_sub(ms)) as f64 / 1000.0;
+                gauge(
+                    &mut encoder,
+                    "last_checkpoint_age",
+                    "Time since the audit log's last signed checkpoint, at this scrape",
+                    Some(&Unit::Seconds),
+                    age,
+                )?;
+            }
         }
         gauge(
             &mut encoder,

@@ -656,7 +656,7 @@ impl Coordinator {
             }
         };
         let registry = Registry::default();
-        metrics.observe(registry.clone(), trail.clone(), revocations.clone());
+        metrics.observe(registry.clone(), &trail, revocations.clone());
         let watch = RoundWatch::with_metrics(metrics.clone());
         let shared = Arc::new(Shared {
             spec: spec.clone(),
