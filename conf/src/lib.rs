@@ -6,11 +6,16 @@
 //!
 //! - this file: [`load`], [`ConfError`], [`invalid`] for checks serde cannot
 //!   express, and [`resolve`] for paths relative to the file.
+//! - [`metrics`]: the `[metrics]` section the coordinator and the
+//!   participant share, and its loopback rule.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+
+pub mod metrics;
+pub use metrics::MetricsSection;
 
 /// A configuration file that could not be used.
 #[derive(Debug, thiserror::Error)]

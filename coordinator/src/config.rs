@@ -42,6 +42,10 @@ pub struct CoordinatorConfig {
     pub statistics: StatisticsSection,
     #[serde(default)]
     pub calibration: CalibrationSection,
+    /// Where Prometheus metrics are served; absent: not served (and left
+    /// out when written back, so the configuration hash is as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<fedsoc_conf::MetricsSection>,
 }
 
 /// A federation's life as its first queue: fit the encoder, train, then
@@ -625,6 +629,9 @@ impl CoordinatorConfig {
             ));
         }
         self.strategy.check(path)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.check(path)?;
+        }
         let agg = &self.aggregation;
         if agg.ring_bits != 32 && agg.ring_bits != 64 {
             return Err(invalid(path, "aggregation.ring_bits", "must be 32 or 64"));

@@ -18,6 +18,10 @@ pub enum CoordinatorError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// `[metrics] listen` cannot be bound (the error names the address
+    /// and the fix).
+    #[error("[metrics] listen: {0}")]
+    Metrics(std::io::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("round {round}: only {got} participants connected, the round needs {need}")]

@@ -18,6 +18,9 @@
 //! - [`secure_round`]: one round through SecAgg+: the fedsoc-secagg server
 //!   state machine driven stage by stage, dropouts recorded per stage.
 //! - [`stats`]: a round's wall and compute time per stage, and its bytes.
+//! - [`metrics`]: the Prometheus metrics (rounds, stages, dropouts,
+//!   traffic, refusals; members online, audit log and CRL at scrape time)
+//!   served at `[metrics] listen`.
 //! - [`aggregate`]: the "sum of updates" seam: [`aggregate::WeightedSum`]
 //!   and the plaintext reference that secure rounds must equal.
 //! - [`strategy`]: FedAvg on the aggregate, and the mean training loss.
@@ -47,6 +50,7 @@ pub mod error;
 pub mod federation;
 pub mod kind;
 pub mod live;
+pub mod metrics;
 pub mod optimizer;
 pub mod registry;
 pub mod replay;

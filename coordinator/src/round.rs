@@ -181,6 +181,7 @@ pub async fn run_round(
     policy.watch.begin(
         round,
         log.attempt,
+        crate::kind::RoundKind::Train,
         links.iter().map(|l| l.id.clone()).collect(),
     );
     let span = tracing::info_span!("round", round, attempt = log.attempt);
@@ -230,6 +231,8 @@ pub async fn run_round(
             joined.map_err(|e| CoordinatorError::Internal(format!("round task: {e}")))?;
         stats.bytes_down += traffic.0;
         stats.bytes_up += traffic.1;
+        policy.watch.metrics().bytes_sent(traffic.0);
+        policy.watch.metrics().bytes_received(traffic.1);
         let adding = std::time::Instant::now();
         let outcome = result.and_then(|u| {
             sum.add(u.samples, u.mean_loss, &u.delta)

@@ -245,6 +245,7 @@ pub async fn run_secure_round(
     policy.watch.begin(
         round,
         log.attempt,
+        work.kind,
         links.iter().map(|l| l.id.clone()).collect(),
     );
     let span = tracing::info_span!("round", round, secure = true, attempt = log.attempt);
@@ -781,7 +782,9 @@ impl Driver<'_> {
     async fn deliver(&mut self, outbox: &Outbox, bodies: Vec<coordinator_message::Body>) -> bool {
         for body in bodies {
             let message = CoordinatorMessage { body: Some(body) };
-            self.stats.bytes_down += message.encoded_len() as u64;
+            let len = message.encoded_len() as u64;
+            self.stats.bytes_down += len;
+            self.watch.metrics().bytes_sent(len);
             let sent = tokio::time::timeout(SEND_TIMEOUT, outbox.send(Ok(message))).await;
             if !matches!(sent, Ok(Ok(()))) {
                 return false;
@@ -871,7 +874,9 @@ impl Driver<'_> {
                 }
                 Event::Message(m) => m,
             };
-            self.stats.bytes_up += message.encoded_len() as u64;
+            let len = message.encoded_len() as u64;
+            self.stats.bytes_up += len;
+            self.watch.metrics().bytes_received(len);
             let Some(task_id) = self.members.get(index).map(|m| m.task_id) else {
                 continue;
             };

@@ -19,6 +19,7 @@ use crate::error::CoordinatorError;
 use crate::federation::FederationSpec;
 use crate::kind::{Conclusion, Query, RoundKind, SumState};
 use crate::live::{self, LiveRound, RoundWatch};
+use crate::metrics::Metrics;
 use crate::optimizer::{OptimizerState, ServerOptimizer};
 use crate::registry::Registry;
 use crate::round::{Dropout, RoundPolicy, RoundReport, run_round};
@@ -519,6 +520,9 @@ pub struct Coordinator {
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: Metrics,
+    /// The `/metrics` endpoint when `[metrics]` is set; stops when dropped.
+    metrics_server: Option<fedsoc_scrape::MetricsServer>,
 }
 
 impl Coordinator {
@@ -534,6 +538,19 @@ impl Coordinator {
         config: &CoordinatorConfig,
         disk: fedsoc_durable::Disk,
     ) -> Result<Self, CoordinatorError> {
+        // Bound first: a metrics address in use stops the start before
+        // anything is written, naming the address.
+        let metrics = Metrics::new();
+        let metrics_server = match &config.metrics {
+            Some(section) => {
+                let server = metrics
+                    .serve(section.listen)
+                    .map_err(CoordinatorError::Metrics)?;
+                tracing::info!("metrics on http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         let spec = Arc::new(FederationSpec::from_config(config)?);
         let secure = match config.aggregation.mode {
             AggregationMode::Secure => Some(SecureSettings {
@@ -639,7 +656,8 @@ impl Coordinator {
             }
         };
         let registry = Registry::default();
-        let watch = RoundWatch::default();
+        metrics.observe(registry.clone(), &trail, revocations.clone());
+        let watch = RoundWatch::with_metrics(metrics.clone());
         let shared = Arc::new(Shared {
             spec: spec.clone(),
             registry: registry.clone(),
@@ -679,6 +697,7 @@ impl Coordinator {
         );
         federation.revocations = Some(revocations.clone());
         federation.crl = Some(crl.clone());
+        federation.metrics = metrics.clone();
         federation.witnesses = Some(Arc::new(crate::witness::Witnesses::new(
             &trail,
             fedsoc_pki::MemberVerifier::new(&ca_pem)?,
@@ -733,11 +752,24 @@ impl Coordinator {
             local_addr,
             shutdown: Some(shutdown),
             server,
+            metrics,
+            metrics_server,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` endpoint (with the port the system
+    /// chose for port 0); `None` without `[metrics]`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.local_addr())
+    }
+
+    /// This coordinator's metrics (served or not).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -847,7 +879,10 @@ impl Coordinator {
         // save is rolled forward at the next start.
         self.shared.watch.enter(live::stage::MODEL_UPDATE).await;
         let saved = self.store.save_round(&report);
-        self.shared.watch.finish();
+        match &saved {
+            Ok(()) => self.shared.watch.complete(),
+            Err(_) => self.shared.watch.finish(),
+        }
         saved?;
         if let Some((conclusion, query)) = &report.conclusion {
             let mut sums = self.shared.sums.lock().unwrap_or_else(|p| p.into_inner());
@@ -1301,7 +1336,7 @@ dir = "state"
         // It opens and runs; a failed attempt would be retried as round 1.
         shared
             .watch
-            .begin(1, 1, vec!["soc-a".into(), "soc-b".into()]);
+            .begin(1, 1, RoundKind::Train, vec!["soc-a".into(), "soc-b".into()]);
         complete(&shared, 1);
         assert_eq!(shared.status().queued(), 0);
         assert_eq!(shared.claim_next_round(), None, "rounds 2 and 3 never run");
@@ -1325,7 +1360,7 @@ dir = "state"
         // The round opens after the abort and sees it at its first wait.
         shared
             .watch
-            .begin(1, 1, vec!["soc-a".into(), "soc-b".into()]);
+            .begin(1, 1, RoundKind::Train, vec!["soc-a".into(), "soc-b".into()]);
         tokio::time::timeout(Duration::from_secs(5), shared.watch.aborted())
             .await
             .expect("the abort requested before the round opened stands");
@@ -1335,7 +1370,7 @@ dir = "state"
         // The next claimed round starts without the old abort.
         shared.queue_rounds(1).unwrap();
         assert_eq!(shared.claim_next_round(), Some(1));
-        shared.watch.begin(1, 2, vec![]);
+        shared.watch.begin(1, 2, RoundKind::Train, vec![]);
         let pending = tokio::time::timeout(Duration::from_millis(50), shared.watch.aborted()).await;
         assert!(pending.is_err(), "a new claim clears the old abort");
     }
@@ -1346,7 +1381,7 @@ dir = "state"
         let shared = shared(dir.path(), 0);
         shared.queue_rounds(3).unwrap();
         assert_eq!(shared.claim_next_round(), Some(1));
-        shared.watch.begin(1, 1, vec![]);
+        shared.watch.begin(1, 1, RoundKind::Train, vec![]);
         shared.watch.finish();
         shared.progress().completed_round = 1;
         // The loop has not released its claim yet.

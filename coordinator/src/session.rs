@@ -96,6 +96,8 @@ pub struct FederationService {
     pub rate_limit: RateLimit,
     /// Takes participants' checkpoint cosignatures (ignored without).
     pub witnesses: Option<Arc<crate::witness::Witnesses>>,
+    /// Counts refused sessions by reason.
+    pub metrics: crate::metrics::Metrics,
     next_session: AtomicU64,
 }
 
@@ -115,6 +117,7 @@ impl FederationService {
             certificate,
             rate_limit: RateLimit::default(),
             witnesses: None,
+            metrics: crate::metrics::Metrics::default(),
             next_session: AtomicU64::new(1),
         }
     }
@@ -314,9 +317,23 @@ impl Federation for FederationService {
         &self,
         request: Request<Streaming<ParticipantMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let identity = peer_identity(&request, self.revocations.as_deref())?;
-        let certificate = peer_certificate(&request)?;
+        // Each refusal is counted by its reason, a fixed word.
+        let refused = |reason: &'static str| {
+            move |status: Status| {
+                self.metrics.refused(reason);
+                status
+            }
+        };
+        let identity = peer_identity(&request, self.revocations.as_deref()).map_err(|status| {
+            let reason = match status.code() {
+                tonic::Code::PermissionDenied => "revoked",
+                _ => "certificate",
+            };
+            refused(reason)(status)
+        })?;
+        let certificate = peer_certificate(&request).map_err(refused("certificate"))?;
         if identity.role != Role::Participant {
+            self.metrics.refused("role");
             return Err(Status::permission_denied(format!(
                 "a {} certificate cannot join rounds; participants need a participant certificate",
                 identity.role
@@ -324,6 +341,7 @@ impl Federation for FederationService {
         }
         if !self.roster.contains(&identity.id) {
             tracing::warn!(participant = %identity.id, "refused: not on the roster");
+            self.metrics.refused("not_on_roster");
             return Err(Status::permission_denied(format!(
                 "participant {:?} is not on the roster of federation {:?}; \
                  ask the coordinator operator to add it",
@@ -336,12 +354,13 @@ impl Federation for FederationService {
             Ok(Ok(first)) => first,
             Ok(Err(status)) => return Err(status),
             Err(_) => {
-                return Err(Status::deadline_exceeded(
+                return Err(refused("no_hello")(Status::deadline_exceeded(
                     "no Hello within 10 seconds of opening the session",
-                ));
+                )));
             }
         };
-        let (audit_size, wants_bundles) = check_hello(first, &identity)?;
+        let (audit_size, wants_bundles) =
+            check_hello(first, &identity).map_err(refused("bad_hello"))?;
 
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_DEPTH);
         let welcome = CoordinatorMessage {

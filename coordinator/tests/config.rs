@@ -195,3 +195,52 @@ fn strategy_values_out_of_range_or_for_another_optimiser_are_refused_naming_the_
         );
     }
 }
+
+/// The example with its `[metrics]` block uncommented and `listen` set.
+fn with_metrics(listen: &str, public: bool) -> Result<CoordinatorConfig, String> {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let commented = "# [metrics]\n# listen = \"127.0.0.1:9464\"\n# public = false\n";
+    assert!(
+        text.contains(commented),
+        "the example's [metrics] block moved"
+    );
+    let block = format!("[metrics]\nlisten = \"{listen}\"\npublic = {public}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(&path, text.replace(commented, &block)).unwrap();
+    CoordinatorConfig::load(&path).map_err(|e| e.to_string())
+}
+
+#[test]
+fn metrics_are_off_by_default_and_stay_on_loopback_unless_public() {
+    assert!(
+        CoordinatorConfig::load(&example())
+            .unwrap()
+            .metrics
+            .is_none()
+    );
+    let config = with_metrics("127.0.0.1:9464", false).unwrap();
+    assert_eq!(config.metrics.unwrap().listen.port(), 9464);
+    let err = with_metrics("0.0.0.0:9464", false).unwrap_err();
+    assert!(err.contains("coordinator.toml"), "{err}");
+    assert!(err.contains("field `metrics.listen`"), "{err}");
+    assert!(err.contains("reveal federation activity"), "{err}");
+    assert!(err.contains("public = true"), "{err}");
+    assert!(
+        with_metrics("0.0.0.0:9464", true)
+            .unwrap()
+            .metrics
+            .unwrap()
+            .public
+    );
+}
+
+#[test]
+fn a_coordinator_without_metrics_writes_its_configuration_as_before() {
+    // The configuration hash in the audit log covers the TOML written
+    // back: an absent [metrics] must leave no trace in it.
+    let config = CoordinatorConfig::load(&example()).unwrap();
+    let text = toml::to_string(&config).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    assert!(!table.contains_key("metrics"), "{text}");
+}

@@ -60,6 +60,10 @@ pub struct LocalFederationSpec {
     /// The coordinator's `[strategy]`: its server optimiser (default
     /// FedAvg, written as no section at all).
     pub strategy: StrategySection,
+    /// `[metrics] listen` of the coordinator and every participant (port
+    /// 0: the system picks one; see [`LocalFederation::metrics_addrs`]);
+    /// `None`: no metrics served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Real data for a local federation: what each participant holds and
@@ -112,6 +116,7 @@ impl LocalFederationSpec {
             encoder: None,
             keep_bundles: false,
             strategy: StrategySection::default(),
+            metrics: None,
         }
     }
 }
@@ -129,6 +134,8 @@ pub fn participant_id(site: usize) -> String {
 
 struct RunningAgent {
     id: String,
+    /// Where its `/metrics` endpoint listens, when served.
+    metrics: Option<std::net::SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ParticipantError>>,
 }
@@ -296,6 +303,7 @@ impl LocalFederation {
             )?,
         };
         let agent = agent.on_disk(disk)?;
+        let metrics = agent.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             agent
@@ -307,6 +315,7 @@ impl LocalFederation {
         let abort = task.abort_handle();
         self.parts.agents.push(RunningAgent {
             id,
+            metrics,
             stop: Some(stop),
             task,
         });
@@ -354,6 +363,22 @@ impl LocalFederation {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The `/metrics` addresses of the coordinator and of participant
+    /// `id`'s running agent (its latest start), when `metrics` was set.
+    pub fn metrics_addrs(
+        &self,
+        id: &str,
+    ) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        let participant = self
+            .parts
+            .agents
+            .iter()
+            .rev()
+            .find(|a| a.id == id)
+            .and_then(|a| a.metrics);
+        (self.coordinator.metrics_addr(), participant)
     }
 
     /// Whether participant `id`'s agent is running.
@@ -501,7 +526,7 @@ stage_timeout_s = {stage_timeout}
 
 [storage]
 dir = "."
-"#,
+{metrics}"#,
         participants = ids,
         kind = spec
             .data
@@ -533,7 +558,16 @@ dir = "."
         },
         stage_timeout = spec.stage_timeout_s.max(1),
         neighbors = spec.neighbors,
+        metrics = metrics_section(spec),
     ))
+}
+
+/// `[metrics]` for a configuration file, or nothing.
+fn metrics_section(spec: &LocalFederationSpec) -> String {
+    match spec.metrics {
+        Some(addr) => format!("\n[metrics]\nlisten = \"{addr}\"\n"),
+        None => String::new(),
+    }
 }
 
 fn participant_config_text(spec: &LocalFederationSpec, id: &str, site: usize, port: u16) -> String {
@@ -556,7 +590,8 @@ rows = {rows}
 [reconnect]
 initial_backoff_ms = 200
 max_backoff_ms = 5000
-"#,
+{metrics}"#,
+        metrics = metrics_section(spec),
         seed = spec.seed,
         rows = spec.rows,
         contributions = [

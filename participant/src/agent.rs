@@ -27,6 +27,7 @@ use tonic::{Code, Status};
 use crate::audit::{CheckpointKeeper, Expected, PLAINTEXT_UPDATES_STAGE};
 use crate::config::ParticipantConfig;
 use crate::error::{ParticipantError, chain};
+use crate::metrics::Metrics;
 use crate::prepared::Prepared;
 use crate::releases::{Release, ReleaseLedger, base_model_sha256};
 use crate::revocation::{CrlKeeper, CrlRefusal};
@@ -56,6 +57,10 @@ pub struct Agent {
     ca_pem: String,
     /// Where our durable writes go (the state folder, contributions).
     disk: fedsoc_durable::Disk,
+    /// Counted where things happen; served when `[metrics]` is set.
+    metrics: Metrics,
+    /// The `/metrics` endpoint; stops when the agent is dropped.
+    metrics_server: Option<fedsoc_scrape::MetricsServer>,
 }
 
 /// The secure-aggregation attempt in progress and its incoming message.
@@ -184,7 +189,20 @@ impl Agent {
         let members = fedsoc_pki::MemberVerifier::new(&ca_pem)?;
         let signing_key = fedsoc_pki::load_signing_key(&config.tls.key)?;
         let disk = fedsoc_durable::Disk::real();
+        let metrics = Metrics::new();
+        let metrics_server = match &config.metrics {
+            Some(section) => {
+                let server = metrics
+                    .serve(section.listen)
+                    .map_err(ParticipantError::Metrics)?;
+                tracing::info!(participant = %config.id, "metrics on http://{}/metrics", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         Ok(Agent {
+            metrics,
+            metrics_server,
             audit: std::sync::Mutex::new(open_keeper(&config, &disk)?),
             releases: std::sync::Mutex::new(open_releases(&config, &disk)?),
             crl: std::sync::Mutex::new(open_crl_keeper(&config, &ca_pem, &disk)?),
@@ -211,6 +229,17 @@ impl Agent {
         &self.config.id
     }
 
+    /// The address of the `/metrics` endpoint (with the port the system
+    /// chose for port 0); `None` without `[metrics]`.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.local_addr())
+    }
+
+    /// This agent's metrics (served or not).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Takes part until `stop` resolves or the coordinator refuses us.
     pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<(), ParticipantError> {
         tokio::pin!(stop);
@@ -223,6 +252,16 @@ impl Agent {
             match outcome {
                 Ok(()) => attempt = 0,
                 Err(e) if e.is_permanent() => {
+                    let refusal = match &e {
+                        ParticipantError::Refused(_) => Some("coordinator_refused"),
+                        ParticipantError::UntrustedCoordinator(_) => Some("untrusted_coordinator"),
+                        ParticipantError::Replaced(_) => Some("replaced"),
+                        ParticipantError::Audit(_) => Some("audit"),
+                        _ => None,
+                    };
+                    if let Some(reason) = refusal {
+                        self.metrics.refusal(reason);
+                    }
                     tracing::error!(participant = %self.config.id, error = %e, "giving up");
                     return Err(e);
                 }
@@ -240,6 +279,7 @@ impl Agent {
                 _ = &mut stop => return Ok(()),
                 _ = tokio::time::sleep(pause) => {}
             }
+            self.metrics.reconnect();
         }
     }
 
@@ -422,6 +462,8 @@ impl Agent {
                             .accept(&checkpoint, receipt.take().as_ref())
                             .map_err(|e| ParticipantError::Audit(e.to_string()))?;
                         tracing::debug!(participant = %self.config.id, size = keeper.size(), "audit checkpoint verified");
+                        self.metrics
+                            .checkpoint_verified(keeper.size(), unix_seconds());
                         // Verified: we witness it, so a split view needs us.
                         keeper.cosign_last(&self.config.id, &self.signing_key, unix_seconds())
                     };
@@ -463,11 +505,13 @@ impl Agent {
                         tracing::info!(participant = %self.config.id, round, bundle = %path.display(), "model bundle verified and kept")
                     }
                     Err(e) => {
+                        self.metrics.refusal("bundle");
                         tracing::warn!(participant = %self.config.id, round, error = %e, "model bundle refused; the last good one stays")
                     }
                 }
             }
             Err(e) => {
+                self.metrics.refusal("bundle");
                 tracing::warn!(participant = %self.config.id, error = %e, "model bundle piece refused")
             }
         }
@@ -667,6 +711,8 @@ impl Agent {
             loss: task_loss(task)?,
         };
         let model = federation.model.clone();
+        let epochs = train.epochs as u64;
+        let training = std::time::Instant::now();
         let trained = tokio::task::spawn_blocking(move || {
             let labels = model.needs_labels().then_some(data.attacks.as_slice());
             fedsoc_models::train_local(&model, &global, data.features.view(), labels, &train)
@@ -675,6 +721,10 @@ impl Agent {
         .await
         .map_err(|e| ParticipantError::Protocol(format!("training task failed: {e}")))?;
         let (outcome, global) = trained?;
+        self.metrics.trained(
+            training.elapsed().as_secs_f64(),
+            (outcome.samples as u64).saturating_mul(epochs),
+        );
         Ok(LocalUpdate {
             delta: outcome
                 .weights
@@ -695,11 +745,13 @@ impl Agent {
         outbox: &mpsc::Sender<ParticipantMessage>,
     ) -> Result<Option<SecureInFlight>, ParticipantError> {
         let ReadyTask { task, global } = ready;
+        self.metrics.round_joined(&task.kind);
         // The task's CRL before any work: a refusal is the task's reason to
         // fail; a revoked coordinator ends our part in the federation.
         let revoked = match self.admit_crl(&task.crl_der, &federation.coordinator_certificate) {
             Ok(Ok(list)) => list,
             Ok(Err(refusal)) => {
+                self.metrics.refusal("task_crl");
                 tracing::warn!(participant = %self.config.id, round = task.round, error = %refusal, "task refused");
                 let failed = participant_message::Body::TaskFailed(TaskFailed {
                     task_id: task.task_id,
@@ -736,6 +788,7 @@ impl Agent {
         let pinned = match checked {
             Ok(pinned) => pinned,
             Err(refused) => {
+                self.metrics.refusal("task_release");
                 tracing::warn!(participant = %self.config.id, round = task.round, error = %refused, "secure task refused");
                 let failed = participant_message::Body::TaskFailed(TaskFailed {
                     task_id: task.task_id,

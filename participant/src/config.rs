@@ -52,6 +52,9 @@ pub struct ParticipantConfig {
     /// trained on would be too low).
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
+    /// Where Prometheus metrics are served; absent: not served.
+    #[serde(default)]
+    pub metrics: Option<fedsoc_conf::MetricsSection>,
 }
 
 fn default_validation_fraction() -> f64 {
@@ -341,6 +344,9 @@ impl ParticipantConfig {
     }
 
     pub fn validate(&self, path: &Path) -> Result<(), ConfError> {
+        if let Some(metrics) = &self.metrics {
+            metrics.check(path)?;
+        }
         if !(0.0..0.9).contains(&self.validation_fraction) {
             return Err(invalid(
                 path,
@@ -467,6 +473,7 @@ mod tests {
             state_dir: None,
             secure_aggregation: SecureFloor::default(),
             validation_fraction: 0.1,
+            metrics: None,
         };
         assert_eq!(c.server_name(), "coord.example.eu");
         c.coordinator = "https://[::1]:7443/".into();

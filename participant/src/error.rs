@@ -17,6 +17,10 @@ pub enum ParticipantError {
     /// The telemetry cannot answer a round's query: which data, and why.
     #[error("telemetry {source_name}: {reason}")]
     Unanswerable { source_name: String, reason: String },
+    /// `[metrics] listen` cannot be bound (the error names the address
+    /// and the fix).
+    #[error("[metrics] listen: {0}")]
+    Metrics(std::io::Error),
     #[error("cannot reach the coordinator at {url}: {detail}")]
     Connect { url: String, detail: String },
     #[error("the coordinator refused this participant: {0}")]
@@ -45,6 +49,7 @@ impl ParticipantError {
         matches!(
             self,
             ParticipantError::Config(_)
+                | ParticipantError::Metrics(_)
                 | ParticipantError::DataConfig(_)
                 | ParticipantError::Pki(_)
                 | ParticipantError::Data(_)

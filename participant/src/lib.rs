@@ -23,6 +23,9 @@
 //!   its nextUpdate and the highest CRL number we accepted (kept on disk).
 //! - [`bundles`]: the model bundle of each completed round, verified
 //!   against the CA and kept in `bundles = "DIR"`.
+//! - [`metrics`]: the Prometheus metrics (rounds joined, training time
+//!   and rows, last verified checkpoint, reconnects, refusals) served at
+//!   `[metrics] listen`.
 //! - [`agent`]: the async shell: connection, stream, training, replies.
 //! - [`error`](mod@error): [`ParticipantError`].
 #![forbid(unsafe_code)]
@@ -32,6 +35,7 @@ pub mod audit;
 pub mod bundles;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod prepared;
 pub mod releases;
 pub mod revocation;

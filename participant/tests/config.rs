@@ -39,3 +39,41 @@ fn a_secure_floor_below_three_members_is_refused_by_name() {
         (4, 1)
     );
 }
+
+#[test]
+fn metrics_are_off_by_default_and_stay_on_loopback_unless_public() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/participant.toml");
+    assert!(ParticipantConfig::load(&example).unwrap().metrics.is_none());
+    let text = std::fs::read_to_string(&example).unwrap();
+    let commented = "# [metrics]\n# listen = \"127.0.0.1:9465\"\n# public = false\n";
+    assert!(
+        text.contains(commented),
+        "the example's [metrics] block moved"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("participant.toml");
+    let load = |listen: &str, public: bool| {
+        let block = format!("[metrics]\nlisten = \"{listen}\"\npublic = {public}\n");
+        std::fs::write(&path, text.replace(commented, &block)).unwrap();
+        ParticipantConfig::load(&path).map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        load("127.0.0.1:0", false)
+            .unwrap()
+            .metrics
+            .unwrap()
+            .listen
+            .port(),
+        0
+    );
+    let err = load("192.0.2.7:9465", false).unwrap_err();
+    assert!(err.contains("field `metrics.listen`"), "{err}");
+    assert!(err.contains("reveal federation activity"), "{err}");
+    assert!(
+        load("192.0.2.7:9465", true)
+            .unwrap()
+            .metrics
+            .unwrap()
+            .public
+    );
+}

@@ -4,37 +4,23 @@
 //! are how it learns that the watch fell behind the log, that the sensor
 //! writes lines the watch cannot read, or that a new model bundle was
 //! refused. They are exposed in the OpenMetrics text format, encoded by
-//! `prometheus-client`, and served over HTTP by hyper on a thread of its
-//! own so the watch loop stays synchronous.
+//! `prometheus-client`, and served by [`fedsoc_scrape`] (hyper on a thread
+//! of its own, so the watch loop stays synchronous).
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use fedsoc_scrape::Exposition;
+pub use fedsoc_scrape::{MetricsServer, OPENMETRICS_CONTENT_TYPE};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use tokio::sync::oneshot;
-
-/// The content type of an OpenMetrics 1.0 text exposition.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The counters and gauges of one watch. Every method takes `&self` and is
 /// lock-free except [`WatchMetrics::set_model`], so the watch loop can share
@@ -169,14 +155,7 @@ impl WatchMetrics {
 
     /// The OpenMetrics text exposition, ending in `# EOF`.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Encoding into a String cannot fail; should a collector fail, the
-        // exposition lacks its `# EOF` and scrapers reject it as
-        // incomplete, which is the right signal.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::warn!("could not encode the watch's metrics: {e}");
-        }
-        out
+        fedsoc_scrape::encode(&self.registry)
     }
 }
 
@@ -219,146 +198,16 @@ impl Collector for CurrentModel {
     }
 }
 
-/// The running metrics endpoint; it stops, and frees its port, when
-/// dropped.
-#[derive(Debug)]
-pub struct MetricsServer {
-    local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    /// The address bound, with the port the system chose for port 0.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::warn!("the metrics server's thread panicked");
-        }
-    }
-}
-
-/// Serves `GET /metrics` on `addr` until the returned server is dropped.
-///
-/// The address is bound before this returns, so a port in use is an error
-/// here rather than a silent failure later. Other paths answer 404, other
-/// methods 405.
+/// Serves `GET /metrics` on `addr` until the returned server is dropped
+/// (see [`fedsoc_scrape::serve`]).
 pub fn serve(addr: SocketAddr, metrics: Arc<WatchMetrics>) -> std::io::Result<MetricsServer> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot serve metrics on {addr}: {e}; choose another metrics address \
-                 (port 0 lets the system pick one) or stop the process that holds it"
-            ),
-        )
-    })?;
-    std_listener.set_nonblocking(true)?;
-    let local_addr = std_listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(std_listener)?
-    };
-    let (stop, stopped) = oneshot::channel();
-    let thread = std::thread::Builder::new()
-        .name("fedsoc-metrics".into())
-        .spawn(move || runtime.block_on(accept_loop(listener, metrics, stopped)))?;
-    Ok(MetricsServer {
-        local_addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+    fedsoc_scrape::serve(addr, metrics)
 }
 
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<WatchMetrics>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            // A send or a dropped sender both mean stop.
-            _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let metrics = Arc::clone(&metrics);
-                    tokio::spawn(serve_connection(stream, metrics));
-                }
-                Err(e) => {
-                    // Out of file descriptors, typically: back off rather
-                    // than spin.
-                    tracing::warn!("metrics endpoint cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
+impl Exposition for WatchMetrics {
+    fn exposition(&self) -> String {
+        self.encode()
     }
-    // Returning drops the runtime's connection tasks with it.
-}
-
-async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<WatchMetrics>) {
-    let service = service_fn(move |request: Request<Incoming>| {
-        let response = respond(&request, &metrics);
-        async move { Ok::<_, Infallible>(response) }
-    });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        // A client that never finishes its request does not hold a task
-        // forever.
-        .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = connection.await {
-        tracing::debug!("metrics connection ended: {e}");
-    }
-}
-
-fn respond<B>(request: &Request<B>, metrics: &WatchMetrics) -> Response<Full<Bytes>> {
-    if request.uri().path() != "/metrics" {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "not found: the metrics are at /metrics\n",
-        );
-    }
-    if request.method() != Method::GET {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: use GET /metrics\n",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET"));
-        return response;
-    }
-    let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
-    );
-    response
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]
@@ -366,6 +215,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::{Ipv4Addr, TcpStream};
+    use std::time::Duration;
 
     /// One HTTP/1.1 exchange over a plain socket: (status line, headers in
     /// lower case, body).
