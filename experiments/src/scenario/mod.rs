@@ -610,6 +610,24 @@ hidden = [8]
 "#;
 
     #[test]
+    fn every_published_scenario_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(
+                    !s.seeds.contains(&s.selection_seed)
+                        || s.models.iter().all(|m| m.search.is_none())
+                );
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 6, "{loaded} scenarios in {}", dir.display());
+    }
+
+    #[test]
     fn minimal_scenario_gets_defaults() {
         let s = parse(MINIMAL).unwrap();
         assert_eq!(s.seeds, [1]);
